@@ -1,0 +1,67 @@
+"""The AWS API emulator: moto's server, run in this process on loopback.
+
+Running it in-process (rather than as a child process) lets the local cloud
+extend moto where it stores configuration but does not act on it, by hooking
+the same backends the HTTP API serves.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import urllib.request
+from dataclasses import dataclass
+
+from moto.server import ThreadedMotoServer
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 4566
+DEFAULT_REGION = "ap-southeast-2"
+
+# Credentials the emulator accepts; real AWS never sees them.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """Return a TCP port on `host` that nothing is listening on right now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Emulator:
+    """A running moto server; `endpoint_url` is what boto3 clients point at."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    _server: ThreadedMotoServer | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """The HTTP endpoint of the emulator."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> Emulator:
+        """Start serving and block until the emulator answers HTTP."""
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"AWS emulator did not start on {self.endpoint_url}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop serving; state held by the emulator is discarded."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None

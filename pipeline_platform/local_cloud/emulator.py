@@ -57,7 +57,9 @@ class Emulator:
                     return self
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"AWS emulator did not start on {self.endpoint_url}")
+                    raise RuntimeError(
+                        f"AWS emulator did not start on {self.endpoint_url}"
+                    ) from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -1,0 +1,107 @@
+"""The naming convention: `{service}-{env}-{region code}-{purpose}-{nn}`.
+
+Every resource name in the project is made here, so the templates, the local
+cloud and the pipeline always agree (for example `dynamodb-dev-apse2-iotdata-01`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_ENV = "dev"
+DEFAULT_REGION = "ap-southeast-2"
+
+_DIRECTIONS = {
+    "north": "n",
+    "south": "s",
+    "east": "e",
+    "west": "w",
+    "central": "c",
+    "northeast": "ne",
+    "northwest": "nw",
+    "southeast": "se",
+    "southwest": "sw",
+}
+_REGION = re.compile(r"^(?P<area>[a-z]{2}(?:-gov)?)-(?P<direction>[a-z]+)-(?P<number>\d+)$")
+_TOKEN = re.compile(r"^[a-z0-9]+$")
+
+
+def region_code(region: str) -> str:
+    """Short code of an AWS region: `ap-southeast-2` -> `apse2`, `us-east-1` -> `use1`."""
+    match = _REGION.match(region)
+    if not match or match["direction"] not in _DIRECTIONS:
+        raise ValueError(f"not an AWS region name: {region!r}")
+    area = match["area"].replace("-gov", "gov")
+    return f"{area}{_DIRECTIONS[match['direction']]}{match['number']}"
+
+
+@dataclass(frozen=True)
+class Naming:
+    """Names for one deployment (an environment in a region)."""
+
+    env: str = DEFAULT_ENV
+    region: str = DEFAULT_REGION
+
+    def __post_init__(self) -> None:
+        if not _TOKEN.match(self.env):
+            raise ValueError(f"env must be lowercase letters and digits, got {self.env!r}")
+        region_code(self.region)  # validates
+
+    def name(self, service: str, purpose: str, nn: int = 1) -> str:
+        """A resource name such as `kinesis-dev-apse2-iotdata-01`."""
+        for label, token in (("service", service), ("purpose", purpose)):
+            if not _TOKEN.match(token):
+                raise ValueError(f"{label} must be lowercase letters and digits, got {token!r}")
+        if not 1 <= nn <= 99:
+            raise ValueError(f"nn must be between 1 and 99, got {nn}")
+        return f"{service}-{self.env}-{region_code(self.region)}-{purpose}-{nn:02d}"
+
+    def bucket(self, purpose: str, account_id: str, nn: int = 1) -> str:
+        """An S3 bucket name, made globally unique by the account id."""
+        if not re.fullmatch(r"\d{12}", account_id):
+            raise ValueError(f"account id must be 12 digits, got {account_id!r}")
+        return f"{self.name('s3', purpose, nn)}-{account_id}"
+
+    def stack(self, purpose: str) -> str:
+        """A CloudFormation stack name, e.g. `stack-dev-apse2-streaming-01`."""
+        return self.name("stack", purpose)
+
+    # The project's resources, so callers never spell a purpose twice.
+    @property
+    def table(self) -> str:
+        """The DynamoDB table of readings."""
+        return self.name("dynamodb", "iotdata")
+
+    @property
+    def stream(self) -> str:
+        """The Kinesis data stream the topic rule feeds."""
+        return self.name("kinesis", "iotdata")
+
+    @property
+    def function(self) -> str:
+        """The stream processor Lambda function."""
+        return self.name("lambda", "streamprocessor")
+
+    @property
+    def topic_rule(self) -> str:
+        """The IoT topic rule; rule names allow only letters, digits and underscores."""
+        return self.name("iotrule", "sensors").replace("-", "_")
+
+    @property
+    def glue_database(self) -> str:
+        """The Glue Data Catalog database."""
+        return self.name("database", "iot")
+
+    @property
+    def crawler(self) -> str:
+        """The Glue crawler over the lake."""
+        return self.name("crawler", "iot")
+
+    def quarantine_bucket(self, account_id: str) -> str:
+        """Bucket for records the stream processor quarantined and rule errors."""
+        return self.bucket("quarantine", account_id)
+
+    def lake_bucket(self, account_id: str) -> str:
+        """Bucket for table exports and the Parquet lake."""
+        return self.bucket("lake", account_id)

@@ -95,6 +95,7 @@ QUARANTINE_REASONS = (
 QUARANTINE_FIELDS = (
     "reason",
     "detail",
+    "device_id",  # when it could be read from the payload, else null
     "data",  # base64 of the raw bytes, exactly as they arrived
     "sequence_number",
     "partition_key",

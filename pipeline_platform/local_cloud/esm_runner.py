@@ -1,0 +1,571 @@
+"""The Kinesis -> Lambda event source mapping runner of the local cloud.
+
+moto stores event source mappings but does not act on them (it tries to run the
+function in Docker on every `PutRecord`, which we switch off). This runner does
+what Lambda's pollers do: for every Kinesis mapping in the emulator it polls each
+shard and invokes the function's handler in this process, one batch per shard in
+flight, records of a shard in order, honouring the mapping's settings:
+`BatchSize`, `MaximumBatchingWindowInSeconds`, the 6 MB payload limit,
+`StartingPosition`, `FunctionResponseTypes: [ReportBatchItemFailures]`,
+`MaximumRetryAttempts`, `MaximumRecordAgeInSeconds`,
+`BisectBatchOnFunctionError`, `DestinationConfig.OnFailure` and `Enabled`.
+
+Limitations, because functions run in this process: they share `os.environ`
+(each function's variables are applied at its cold start, so two functions
+setting the same variable differently will see the last one), a timeout is
+reported through the context but not enforced, and a function updated after its
+cold start keeps its first configuration until the runner restarts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from pipeline_platform.local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS
+from pipeline_platform.local_cloud.esm_checkpoints import CheckpointStore
+from pipeline_platform.local_cloud.kinesis_reader import (
+    BackendShardReader,
+    HttpShardReader,
+    ShardReader,
+    StreamRecord,
+    moto_stream,
+)
+from pipeline_platform.local_cloud.lambda_runtime import FunctionConfig, LocalFunction
+
+log = logging.getLogger(__name__)
+
+#: Lambda sends a batch when its payload reaches 6 MB.
+MAX_BATCH_BYTES = 6 * 1024 * 1024
+_MAX_BACKOFF_S = 1.0
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    """A Kinesis event source mapping's settings, with Lambda's defaults filled in."""
+
+    uuid: str
+    function_arn: str
+    stream_arn: str
+    enabled: bool = True
+    batch_size: int = 100
+    batching_window_s: float = 0.0
+    starting_position: str = "TRIM_HORIZON"
+    starting_timestamp: float | None = None
+    report_item_failures: bool = False
+    bisect_on_error: bool = False
+    max_retry_attempts: int = -1
+    max_record_age_s: int = -1
+    on_failure_arn: str | None = None
+
+    @classmethod
+    def from_api(cls, m: dict[str, Any]) -> MappingSettings:
+        """Build from one `ListEventSourceMappings` entry."""
+        timestamp = m.get("StartingPositionTimestamp")
+        if isinstance(timestamp, dt.datetime):
+            timestamp = timestamp.timestamp()
+        retries = m.get("MaximumRetryAttempts")
+        age = m.get("MaximumRecordAgeInSeconds")
+        return cls(
+            uuid=m["UUID"],
+            function_arn=m["FunctionArn"],
+            stream_arn=m["EventSourceArn"],
+            enabled=m.get("State", "Enabled") in ("Enabled", "Enabling", "Updating"),
+            batch_size=int(m.get("BatchSize") or 100),
+            batching_window_s=float(m.get("MaximumBatchingWindowInSeconds") or 0),
+            starting_position=m.get("StartingPosition") or "TRIM_HORIZON",
+            starting_timestamp=timestamp,
+            report_item_failures="ReportBatchItemFailures"
+            in (m.get("FunctionResponseTypes") or []),
+            bisect_on_error=bool(m.get("BisectBatchOnFunctionError")),
+            max_retry_attempts=-1 if retries is None else int(retries),
+            max_record_age_s=-1 if age is None else int(age),
+            on_failure_arn=((m.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+                "Destination"
+            )
+            or None,
+        )
+
+
+@dataclass
+class EsmCounters:
+    """What the runner has done since it started."""
+
+    batches_invoked: int = 0
+    records_delivered: int = 0
+    function_errors: int = 0
+    records_discarded: int = 0
+    records_sent_to_on_failure: int = 0
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = EsmCounters()
+
+    def add(self, **deltas: int) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self._values, name, getattr(self._values, name) + delta)
+
+    def snapshot(self) -> EsmCounters:
+        with self._lock:
+            return replace(self._values)
+
+
+class _InvalidBatchResponse(Exception):
+    """A ReportBatchItemFailures response Lambda would reject: the whole batch failed."""
+
+
+@dataclass
+class _Batch:
+    records: list[StreamRecord]
+    retries: int = 0  # failed attempts so far (bisecting does not add to it)
+    invokes: int = 0
+    last_error: str | None = None
+
+
+def lowest_failure_index(response: Any, records: list[StreamRecord]) -> int | None:
+    """Index of the lowest reported failure, or None when the batch succeeded.
+
+    Raises `_InvalidBatchResponse` for identifiers Lambda cannot use: empty, null,
+    not a string, or not a sequence number of this batch.
+    """
+    if not isinstance(response, dict):
+        return None  # Lambda ignores a response that is not a partial-batch response
+    failures = response.get("batchItemFailures")
+    if not failures:
+        return None
+    if not isinstance(failures, list):
+        raise _InvalidBatchResponse(f"batchItemFailures is not a list: {failures!r}")
+    positions = {r.sequence_number: i for i, r in enumerate(records)}
+    lowest: int | None = None
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not isinstance(identifier, str) or identifier not in positions:
+            raise _InvalidBatchResponse(f"invalid itemIdentifier: {failure!r}")
+        index = positions[identifier]
+        lowest = index if lowest is None else min(lowest, index)
+    return lowest
+
+
+def kinesis_event(
+    records: list[StreamRecord], shard_id: str, stream_arn: str, region: str, role: str
+) -> dict[str, Any]:
+    """The event Lambda passes to a function for a batch of Kinesis records."""
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number,
+                    "data": r.data_b64,
+                    "approximateArrivalTimestamp": r.arrival,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"{shard_id}:{r.sequence_number}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": role,
+                "awsRegion": region,
+                "eventSourceARN": stream_arn,
+            }
+            for r in records
+        ]
+    }
+
+
+def _iso(epoch: float) -> str:
+    stamp = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def on_failure_record(
+    batch: _Batch, condition: str, function_arn: str, shard_id: str, stream_arn: str
+) -> dict[str, Any]:
+    """The invocation record Lambda sends to a mapping's on-failure destination."""
+    response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+    if batch.last_error is not None:
+        response["functionError"] = "Unhandled"
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": function_arn,
+            "condition": condition,
+            "approximateInvokeCount": batch.invokes,
+        },
+        "responseContext": response,
+        "version": "1.0",
+        "timestamp": _iso(time.time()),
+        "KinesisBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": batch.records[0].sequence_number,
+            "endSequenceNumber": batch.records[-1].sequence_number,
+            "approximateArrivalOfFirstRecord": _iso(batch.records[0].arrival),
+            "approximateArrivalOfLastRecord": _iso(batch.records[-1].arrival),
+            "batchSize": len(batch.records),
+            "streamArn": stream_arn,
+        },
+    }
+
+
+class _ShardPoller(threading.Thread):
+    """Polls one shard for one mapping; one batch in flight at a time."""
+
+    def __init__(
+        self,
+        runner: EventSourceMappingRunner,
+        settings: MappingSettings,
+        function: LocalFunction,
+        shard_id: str,
+        reader: ShardReader,
+    ) -> None:
+        super().__init__(name=f"esm-{settings.uuid[:8]}-{shard_id}", daemon=True)
+        self.settings = settings  # replaced by the runner when the mapping changes
+        self._runner = runner
+        self._function = function
+        self._shard_id = shard_id
+        self._reader = reader
+        self._pending: deque[_Batch] = deque()
+        self._halt = threading.Event()
+        self._position = self._initial_position()
+
+    def _initial_position(self) -> int:
+        stored = self._runner.checkpoints.get(self.settings.uuid, self._shard_id)
+        if stored is not None:
+            return stored
+        s = self.settings
+        if s.starting_position == "LATEST":
+            position = self._reader.latest_sequence()
+        elif s.starting_position == "AT_TIMESTAMP" and s.starting_timestamp is not None:
+            position = self._reader.sequence_at(s.starting_timestamp)
+        else:
+            position = 0
+        # Remember where LATEST pointed, so a restart does not skip what came since.
+        self._runner.checkpoints.put(s.uuid, self._shard_id, position)
+        return position
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def caught_up(self) -> bool:
+        """True when every record in the shard has been handled (or the mapping is off)."""
+        if not self.settings.enabled:
+            return True
+        return not self._pending and self._position >= self._reader.latest_sequence()
+
+    def run(self) -> None:
+        poll = self._runner.poll_interval
+        while not self._halt.is_set():
+            try:
+                if not self.settings.enabled:
+                    self._halt.wait(poll)
+                    continue
+                if not self._pending:
+                    records = self._collect()
+                    if not records:
+                        self._halt.wait(poll)
+                        continue
+                    self._pending.append(_Batch(records))
+                self._process(self._pending[0])
+            except Exception:  # keep polling: the pending batch is retried, nothing is lost
+                log.exception("event source mapping %s, %s", self.settings.uuid, self._shard_id)
+                self._halt.wait(_MAX_BACKOFF_S)
+
+    def _collect(self) -> list[StreamRecord]:
+        s = self.settings
+        records = self._reader.read_after(self._position, s.batch_size)
+        if records and len(records) < s.batch_size and s.batching_window_s > 0:
+            deadline = time.monotonic() + s.batching_window_s
+            while len(records) < s.batch_size and not self._halt.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._halt.wait(min(self._runner.poll_interval, remaining))
+                last = int(records[-1].sequence_number)
+                records += self._reader.read_after(last, s.batch_size - len(records))
+        size = 0
+        for i, record in enumerate(records):
+            size += record.size
+            if size > MAX_BATCH_BYTES and i > 0:
+                return records[:i]
+        return records
+
+    def _checkpoint(self, record: StreamRecord) -> None:
+        self._position = int(record.sequence_number)
+        self._runner.checkpoints.put(self.settings.uuid, self._shard_id, self._position)
+
+    def _discard(self, batch: _Batch, condition: str) -> None:
+        """Skip a batch Lambda gave up on, telling the on-failure destination first."""
+        s = self.settings
+        if s.on_failure_arn:
+            record = on_failure_record(
+                batch, condition, s.function_arn, self._shard_id, s.stream_arn
+            )
+            self._runner.send_on_failure(s.on_failure_arn, record)
+            self._runner.counters_.add(records_sent_to_on_failure=len(batch.records))
+        self._runner.counters_.add(records_discarded=len(batch.records))
+        self._checkpoint(batch.records[-1])
+
+    def _process(self, batch: _Batch) -> None:
+        s = self.settings
+        if s.max_record_age_s >= 0:
+            now = time.time()
+            fresh = [r for r in batch.records if now - r.arrival <= s.max_record_age_s]
+            if len(fresh) < len(batch.records):
+                old = _Batch(batch.records[: len(batch.records) - len(fresh)], batch.retries)
+                old.invokes, old.last_error = batch.invokes, batch.last_error
+                self._discard(old, "RecordAgeExceeded")
+                batch.records = fresh
+                if not fresh:
+                    self._pending.popleft()
+                return
+
+        event = kinesis_event(
+            batch.records, self._shard_id, s.stream_arn, self._runner.region, self._function_role
+        )
+        batch.invokes += 1
+        self._runner.counters_.add(batches_invoked=1, records_delivered=len(batch.records))
+        failed_at: int | None = None
+        try:
+            response = self._function.invoke(event)
+            if s.report_item_failures:
+                failed_at = lowest_failure_index(response, batch.records)
+        except Exception as exc:  # the function's error, or a response Lambda rejects
+            self._on_function_error(batch, f"{type(exc).__name__}: {exc}")
+            return
+
+        if failed_at is None:
+            self._pending.popleft()
+            self._checkpoint(batch.records[-1])
+            return
+        # Partial failure: checkpoint before the lowest failure, redeliver from it on.
+        if failed_at > 0:
+            self._checkpoint(batch.records[failed_at - 1])
+        batch.records = batch.records[failed_at:]
+        batch.retries += 1
+        batch.last_error = None
+        self._retry_or_discard(batch)
+
+    @property
+    def _function_role(self) -> str:
+        return self._function.config.role
+
+    def _on_function_error(self, batch: _Batch, error: str) -> None:
+        self._runner.counters_.add(function_errors=1)
+        batch.last_error = error
+        if self.settings.bisect_on_error and len(batch.records) > 1:
+            # Splitting does not use up retries: both halves keep the batch's count.
+            half = len(batch.records) // 2
+            first = _Batch(batch.records[:half], batch.retries, batch.invokes, error)
+            second = _Batch(batch.records[half:], batch.retries, batch.invokes, error)
+            self._pending.popleft()
+            self._pending.extendleft([second, first])
+            return
+        batch.retries += 1
+        self._retry_or_discard(batch)
+
+    def _retry_or_discard(self, batch: _Batch) -> None:
+        limit = self.settings.max_retry_attempts
+        if limit >= 0 and batch.retries > limit:
+            self._discard(batch, "RetryAttemptsExhausted")
+            self._pending.popleft()
+            return
+        self._halt.wait(min(0.02 * 2 ** (batch.retries - 1), _MAX_BACKOFF_S))
+
+
+def _silence_moto_kinesis_invoke() -> Any:
+    """Stop moto running mapped functions (in Docker) synchronously on every PutRecord."""
+    from moto.awslambda.models import LambdaBackend
+
+    original = LambdaBackend.send_kinesis_message
+    LambdaBackend.send_kinesis_message = lambda self, *args, **kwargs: None
+    return original
+
+
+class EventSourceMappingRunner:
+    """Acts on the emulator's Kinesis event source mappings, invoking handlers in-process.
+
+    `endpoint_url` is the emulator's; `state_dir` keeps the shard checkpoints.
+    `record_source` is "auto" (moto's in-process objects when the stream is in
+    this process, else the Kinesis API), "backend" or "http". `mapping_filter`,
+    when given, picks the mappings this runner acts on (all Kinesis ones by default).
+    """
+
+    _moto_hook_users = 0
+    _moto_hook_original: Any = None
+    _moto_hook_lock = threading.Lock()
+
+    def __init__(
+        self,
+        endpoint_url: str,
+        region: str = DEFAULT_REGION,
+        state_dir: str | Path = ".platform/esm",
+        *,
+        poll_interval: float = 0.02,
+        refresh_interval: float = 1.0,
+        record_source: str = "auto",
+        mapping_filter: Callable[[MappingSettings], bool] | None = None,
+    ) -> None:
+        if record_source not in ("auto", "backend", "http"):
+            raise ValueError(f"record_source must be auto, backend or http: {record_source!r}")
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.state_dir = Path(state_dir)
+        self.poll_interval = poll_interval
+        self.refresh_interval = refresh_interval
+        self.record_source = record_source
+        self.mapping_filter = mapping_filter
+        session = boto3.session.Session(
+            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+            region_name=region,
+        )
+        self._clients = {
+            name: session.client(name, endpoint_url=endpoint_url)
+            for name in ("lambda", "kinesis", "sqs", "sns")
+        }
+        self.checkpoints: CheckpointStore | Any = None
+        self.counters_ = _Counters()
+        self._functions: dict[str, LocalFunction] = {}
+        self._pollers: dict[tuple[str, str], _ShardPoller] = {}
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    @property
+    def counters(self) -> EsmCounters:
+        """A snapshot of batches invoked, records delivered, errors and discards."""
+        return self.counters_.snapshot()
+
+    def start(self) -> EventSourceMappingRunner:
+        """Start polling every Kinesis mapping; new mappings are picked up within a second."""
+        cls = type(self)
+        with cls._moto_hook_lock:
+            if cls._moto_hook_users == 0:
+                cls._moto_hook_original = _silence_moto_kinesis_invoke()
+            cls._moto_hook_users += 1
+        self.checkpoints = CheckpointStore(self.state_dir)
+        self._stop.clear()
+        self.refresh()
+        self._supervisor = threading.Thread(target=self._supervise, name="esm-runner", daemon=True)
+        self._supervisor.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop polling; checkpoints stay in the state dir for the next start."""
+        self._stop.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+            self._supervisor = None
+        with self._refresh_lock:
+            for poller in self._pollers.values():
+                poller.stop()
+            for poller in self._pollers.values():
+                poller.join()
+            self._pollers.clear()
+        if self.checkpoints is not None:
+            self.checkpoints.close()
+            self.checkpoints = None
+        cls = type(self)
+        with cls._moto_hook_lock:
+            cls._moto_hook_users -= 1
+            if cls._moto_hook_users == 0:
+                from moto.awslambda.models import LambdaBackend
+
+                LambdaBackend.send_kinesis_message = cls._moto_hook_original
+
+    def wait_until_drained(self, timeout: float = 10.0) -> None:
+        """Block until every enabled mapping has handled every record now in its stream.
+
+        Raises TimeoutError naming the shards still behind.
+        """
+        self.refresh()
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._refresh_lock:
+                behind = [name for name, p in self._pollers.items() if not p.caught_up()]
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"event source mappings still behind after {timeout}s: {behind}")
+            time.sleep(self.poll_interval)
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(self.refresh_interval):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("could not refresh event source mappings")
+
+    def refresh(self) -> None:
+        """Bring the pollers in line with the mappings deployed in the emulator now."""
+        mappings = []
+        for page in self._clients["lambda"].get_paginator("list_event_source_mappings").paginate():
+            for m in page["EventSourceMappings"]:
+                if ":kinesis:" in m["EventSourceArn"]:
+                    settings = MappingSettings.from_api(m)
+                    if self.mapping_filter is None or self.mapping_filter(settings):
+                        mappings.append(settings)
+        with self._refresh_lock:
+            if self._stop.is_set():
+                return
+            live = set()
+            for settings in mappings:
+                for shard_id, reader in self._shards(settings.stream_arn):
+                    key = (settings.uuid, shard_id)
+                    live.add(key)
+                    poller = self._pollers.get(key)
+                    if poller is not None:
+                        poller.settings = settings
+                        continue
+                    function = self._function(settings.function_arn)
+                    poller = _ShardPoller(self, settings, function, shard_id, reader)
+                    self._pollers[key] = poller
+                    poller.start()
+            for key in set(self._pollers) - live:
+                poller = self._pollers.pop(key)
+                poller.stop()
+
+    def _function(self, arn: str) -> LocalFunction:
+        if arn not in self._functions:
+            config = self._clients["lambda"].get_function_configuration(FunctionName=arn)
+            self._functions[arn] = LocalFunction(FunctionConfig.from_api(config))
+        return self._functions[arn]
+
+    def _shards(self, stream_arn: str) -> list[tuple[str, ShardReader]]:
+        stream = moto_stream(stream_arn) if self.record_source != "http" else None
+        if stream is not None:
+            return [(sid, BackendShardReader(shard)) for sid, shard in stream.shards.items()]
+        if self.record_source == "backend":
+            raise RuntimeError(f"stream {stream_arn} is not in this process's emulator")
+        kinesis = self._clients["kinesis"]
+        shards = kinesis.list_shards(StreamARN=stream_arn)["Shards"]
+        # Readers hold no connection until used; those of existing pollers are kept.
+        return [(s["ShardId"], HttpShardReader(kinesis, stream_arn, s["ShardId"])) for s in shards]
+
+    def send_on_failure(self, destination_arn: str, record: dict[str, Any]) -> None:
+        """Deliver an invocation record to an SQS queue or SNS topic destination."""
+        service, _region, account, resource = destination_arn.split(":")[2:6]
+        body = json.dumps(record)
+        if service == "sqs":
+            sqs = self._clients["sqs"]
+            url = sqs.get_queue_url(QueueName=resource, QueueOwnerAWSAccountId=account)
+            sqs.send_message(QueueUrl=url["QueueUrl"], MessageBody=body)
+        elif service == "sns":
+            self._clients["sns"].publish(TopicArn=destination_arn, Message=body)
+        else:
+            log.warning("on-failure destination %s is not supported locally", destination_arn)

@@ -1,0 +1,111 @@
+"""Run a deployed Lambda function's handler in this process.
+
+The local cloud never starts containers: it imports the module named by the
+function's `Handler` and calls it with a Lambda-shaped context. Functions share
+this process, so their environment variables land in the one `os.environ`
+(applied before the handler module's first import, the function's cold start)
+and a timeout is reported through the context but not enforced.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
+
+# One import at a time: two functions cold-starting together must not
+# interleave their environment updates with each other's imports.
+_COLD_START_LOCK = threading.Lock()
+
+
+@dataclass
+class LambdaContext:
+    """The context object a Python Lambda handler receives (the attributes handlers read)."""
+
+    function_name: str
+    function_version: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str
+    log_group_name: str
+    log_stream_name: str
+    _deadline: float = field(repr=False)
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the function's configured timeout."""
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """The parts of a deployed function's configuration the runtime needs."""
+
+    name: str
+    arn: str
+    handler: str
+    role: str
+    timeout_s: int = 3
+    memory_mb: int = 128
+    version: str = "$LATEST"
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, config: dict[str, Any]) -> FunctionConfig:
+        """Build from a `GetFunctionConfiguration` response."""
+        return cls(
+            name=config["FunctionName"],
+            arn=config["FunctionArn"],
+            handler=config["Handler"],
+            role=config.get("Role", ""),
+            timeout_s=int(config.get("Timeout") or 3),
+            memory_mb=int(config.get("MemorySize") or 128),
+            version=config.get("Version") or "$LATEST",
+            environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+        )
+
+
+class LocalFunction:
+    """A deployed function whose handler is imported on first use and called in-process."""
+
+    def __init__(self, config: FunctionConfig) -> None:
+        self.config = config
+        self._handler: Handler | None = None
+
+    def _load(self) -> Handler:
+        module_name, _, attribute = self.config.handler.rpartition(".")
+        if not module_name:
+            raise ValueError(f"handler must be 'module.function', got {self.config.handler!r}")
+        with _COLD_START_LOCK:
+            if self._handler is None:
+                # Cold start: the function's settings are in the environment before
+                # its module runs, as they are in a fresh Lambda sandbox.
+                os.environ.update(self.config.environment)
+                module = importlib.import_module(module_name)
+                self._handler = getattr(module, attribute)
+        return self._handler
+
+    def new_context(self) -> LambdaContext:
+        """A fresh context for one invocation, its clock starting now."""
+        name = self.config.name
+        return LambdaContext(
+            function_name=name,
+            function_version=self.config.version,
+            invoked_function_arn=self.config.arn,
+            memory_limit_in_mb=self.config.memory_mb,
+            aws_request_id=str(uuid.uuid4()),
+            log_group_name=f"/aws/lambda/{name}",
+            log_stream_name=f"{time.strftime('%Y/%m/%d')}/[{self.config.version}]local",
+            _deadline=time.monotonic() + self.config.timeout_s,
+        )
+
+    def invoke(self, event: dict[str, Any], context: LambdaContext | None = None) -> Any:
+        """Call the handler; an import failure or exception propagates as the function error."""
+        handler = self._handler or self._load()
+        return handler(event, context or self.new_context())

@@ -1,0 +1,79 @@
+"""Small Lambda handlers for the event source mapping tests, driven by their payloads.
+
+Each payload is JSON `{"id": ..., "action": ...}`; every invocation is recorded in
+`INVOCATIONS` (function name -> list of events) so a test can see exactly what
+Lambda would have delivered. Actions: "ok", "fail" (reported in
+batchItemFailures), "raise" (the whole invocation errors).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from collections import defaultdict
+from typing import Any
+
+INVOCATIONS: dict[str, list[dict[str, Any]]] = defaultdict(list)
+CONTEXTS: dict[str, list[dict[str, Any]]] = defaultdict(list)
+_LOCK = threading.Lock()
+
+
+def payload(record: dict[str, Any]) -> dict[str, Any]:
+    """The JSON payload of one Kinesis event record."""
+    return json.loads(base64.b64decode(record["kinesis"]["data"]))
+
+
+def _record(event: dict[str, Any], context: Any) -> None:
+    with _LOCK:
+        INVOCATIONS[context.function_name].append(event)
+        CONTEXTS[context.function_name].append(
+            {
+                "function_name": context.function_name,
+                "invoked_function_arn": context.invoked_function_arn,
+                "memory_limit_in_mb": context.memory_limit_in_mb,
+                "aws_request_id": context.aws_request_id,
+                "remaining_ms": context.get_remaining_time_in_millis(),
+                "env_greeting": os.environ.get("TEST_HANDLER_GREETING"),
+            }
+        )
+
+
+def partial(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Report records whose action is "fail" in batchItemFailures; raise on "raise"."""
+    _record(event, context)
+    failures = []
+    for record in event["Records"]:
+        action = payload(record)["action"]
+        if action == "raise":
+            raise RuntimeError("poison record")
+        if action == "fail":
+            failures.append({"itemIdentifier": record["kinesis"]["sequenceNumber"]})
+    return {"batchItemFailures": failures}
+
+
+def fail_once_partial(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Report "fail" records as failed only the first time each is seen."""
+    _record(event, context)
+    seen = [payload(r)["id"] for e in INVOCATIONS[context.function_name][:-1] for r in e["Records"]]
+    failures = [
+        {"itemIdentifier": r["kinesis"]["sequenceNumber"]}
+        for r in event["Records"]
+        if payload(r)["action"] == "fail" and payload(r)["id"] not in seen
+    ]
+    return {"batchItemFailures": failures}
+
+
+def malformed(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Report an item identifier that is not a sequence number of the batch, once."""
+    _record(event, context)
+    if len(INVOCATIONS[context.function_name]) == 1:
+        return {"batchItemFailures": [{"itemIdentifier": ""}]}
+    return {"batchItemFailures": []}
+
+
+def always_raise(event: dict[str, Any], context: Any) -> None:
+    """Fail every invocation."""
+    _record(event, context)
+    raise ValueError("downstream unavailable")

@@ -1,0 +1,49 @@
+"""boto3 clients tuned for a short-lived, latency-bound function.
+
+No endpoint is passed anywhere: boto3 reads `AWS_ENDPOINT_URL` itself, which
+is how the same code reaches the local cloud.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import boto3
+from botocore.config import Config
+
+_session_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+
+
+def client_config(pool_size: int) -> Config:
+    """Settings shared by our clients.
+
+    - parameter validation off: we build the requests and validate the data ourselves;
+    - botocore retries off: our retries know the Lambda deadline and resend only
+      what DynamoDB did not process;
+    - a connection pool as large as the write concurrency, so threads never queue for one;
+    - checksums only where an API requires them (PutObject does not).
+    """
+    return Config(
+        parameter_validation=False,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=pool_size,
+        connect_timeout=2,
+        read_timeout=5,
+        tcp_keepalive=True,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+
+
+def make_client(service: str, pool_size: int) -> object:
+    """A low-level client for `service` from one process-wide session.
+
+    Creating clients from a shared session is not thread-safe, hence the lock;
+    the clients themselves are safe to share between threads.
+    """
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(service, config=client_config(pool_size))

@@ -1,0 +1,99 @@
+"""Concurrent, retried BatchWriteItem of readings that are already DynamoDB JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from stream_processor.contract import DEVICE_ID, TIMESTAMP
+from stream_processor.prebuilt_body import BODY_PARAM, accept_prebuilt_body
+from stream_processor.readings import Accepted
+from stream_processor.retry import Deadline, is_transient, wait_for_retry
+
+#: BatchWriteItem takes at most 25 put requests.
+BATCH_LIMIT = 25
+_PUT_OPEN = b'{"PutRequest":{"Item":'
+_PUT_CLOSE = b"}}"
+
+
+@dataclass
+class WriteResult:
+    """What a write left undone: readings not stored, requests sent, a sample error."""
+
+    failed: list[Accepted]
+    requests: int
+    error: str | None = None
+
+
+class DynamoDbWriter:
+    """Writes readings to one table in 25-item requests spread over a thread pool.
+
+    Each request retries its throttled or unprocessed items with backoff until
+    the deadline; whatever is still unwritten comes back in `WriteResult.failed`.
+    """
+
+    def __init__(self, client: object, table_name: str, executor: Executor) -> None:
+        self._client = client
+        self._table_name = table_name
+        self._executor = executor
+        self._body_open = b'{"RequestItems":{' + json.dumps(table_name).encode() + b":["
+        accept_prebuilt_body(client, "BatchWriteItem")
+
+    def write(self, readings: Sequence[Accepted], deadline: Deadline) -> WriteResult:
+        """Store `readings` (distinct keys); returns those that could not be stored."""
+        chunks = [readings[i : i + BATCH_LIMIT] for i in range(0, len(readings), BATCH_LIMIT)]
+        if len(chunks) == 1:
+            results = [self._write_chunk(chunks[0], deadline)]
+        else:
+            futures = [self._executor.submit(self._write_chunk, c, deadline) for c in chunks]
+            results = [f.result() for f in futures]
+        failed = [reading for result in results for reading in result.failed]
+        error = next((r.error for r in results if r.error), None)
+        return WriteResult(failed, sum(r.requests for r in results), error)
+
+    def _body(self, readings: Sequence[Accepted]) -> bytes:
+        items = b",".join([_PUT_OPEN + r.item_json + _PUT_CLOSE for r in readings])
+        return self._body_open + items + b"]}}"
+
+    def _write_chunk(self, chunk: Sequence[Accepted], deadline: Deadline) -> WriteResult:
+        pending = {(r.device_id, r.timestamp): r for r in chunk}
+        attempt = requests = 0
+        error = None
+        while True:
+            requests += 1
+            try:
+                response = self._client.batch_write_item(
+                    RequestItems={self._table_name: []},
+                    **{BODY_PARAM: self._body(list(pending.values()))},
+                )
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                if not is_transient(exc):
+                    # A request DynamoDB refuses outright will not get better by retrying;
+                    # report its records so Lambda redelivers them rather than lose them.
+                    return WriteResult(list(pending.values()), requests, error)
+            else:
+                unprocessed = (response.get("UnprocessedItems") or {}).get(self._table_name)
+                if not unprocessed:
+                    return WriteResult([], requests, error)
+                error = f"{len(unprocessed)} unprocessed items"
+                pending = _still_pending(pending, unprocessed)
+            if not wait_for_retry(attempt, deadline):
+                return WriteResult(list(pending.values()), requests, error)
+            attempt += 1
+
+
+def _still_pending(pending: dict, unprocessed: list[dict]) -> dict:
+    """The readings DynamoDB handed back; all of them if any key cannot be matched."""
+    keys = []
+    for request in unprocessed:
+        item = request.get("PutRequest", {}).get("Item", {})
+        key = (item.get(DEVICE_ID, {}).get("S"), item.get(TIMESTAMP, {}).get("N"))
+        if key not in pending:
+            # Unknown spelling of a key: resending the whole chunk is safe (puts are
+            # idempotent), dropping a reading is not.
+            return pending
+        keys.append(key)
+    return {key: pending[key] for key in keys}

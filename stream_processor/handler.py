@@ -1,0 +1,160 @@
+"""The Lambda entry point: a Kinesis batch in, a partial batch response out.
+
+Every record ends as exactly one of: stored in DynamoDB, quarantined in S3, or
+reported in `batchItemFailures` so Lambda delivers it again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from stream_processor import contract
+from stream_processor.attribute_values import format_number
+from stream_processor.aws_clients import make_client
+from stream_processor.config import Config, load_config
+from stream_processor.dynamodb_writer import DynamoDbWriter
+from stream_processor.kinesis import StreamRecord, read_records
+from stream_processor.quarantine import QuarantineWriter
+from stream_processor.readings import Accepted, Rejected, classify
+from stream_processor.retry import Deadline
+from stream_processor.telemetry import batch_log_line, emit
+
+__all__ = ["StreamProcessor", "handler", "load_config"]
+
+_SECONDS_PER_DAY = 86400
+
+
+def _sequence_order(sequence_number: str) -> tuple[int, str]:
+    # Kinesis sequence numbers are decimal strings: longer means larger.
+    return len(sequence_number), sequence_number
+
+
+class StreamProcessor:
+    """Validates, classifies and stores Kinesis batches for one configuration.
+
+    Holds its clients and thread pool for the life of the execution environment;
+    `process` is safe to call from several threads at once.
+    """
+
+    def __init__(self, config: Config, dynamodb: object = None, s3: object = None) -> None:
+        self.config = config
+        pool = config.write_concurrency + 1  # one spare connection for the quarantine upload
+        self._executor = ThreadPoolExecutor(
+            max_workers=config.write_concurrency, thread_name_prefix="stream-processor"
+        )
+        self._writer = DynamoDbWriter(
+            dynamodb or make_client("dynamodb", pool), config.table_name, self._executor
+        )
+        self._quarantine = QuarantineWriter(
+            s3 or make_client("s3", pool), config.quarantine_bucket, config.quarantine_prefix
+        )
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> StreamProcessor:
+        """A processor configured from an environment mapping (a function's settings)."""
+        return cls(load_config(environ))
+
+    def process(self, event: dict, context: object = None) -> dict:
+        """Handle one Kinesis event; returns the partial batch response."""
+        started = time.perf_counter()
+        deadline = Deadline(context)
+        records = read_records(event)
+        now = time.time()
+        ingested_at = format_number(round(now, 3))
+        expires_at = str(int(now) + self.config.ttl_days * _SECONDS_PER_DAY)
+
+        latest: dict[tuple[str, str], tuple[StreamRecord, Accepted]] = {}
+        superseded: dict[tuple[str, str], list[str]] = {}
+        rejected: list[tuple[StreamRecord, Rejected]] = []
+        for record in records:
+            if record.decoded:
+                outcome = classify(
+                    record.data, record.sequence_number, ingested_at, expires_at, self.config
+                )
+            else:
+                outcome = Rejected(contract.INVALID_JSON, "the record's data is not base64")
+            if type(outcome) is Rejected:
+                rejected.append((record, outcome))
+                continue
+            key = (outcome.device_id, outcome.timestamp)
+            previous = latest.get(key)
+            if previous is not None:
+                # One key, one write per request (BatchWriteItem refuses duplicates):
+                # the latest record wins, the others share its fate.
+                older, newer = sorted(
+                    (previous, (record, outcome)),
+                    key=lambda pair: _sequence_order(pair[0].sequence_number),
+                )
+                superseded.setdefault(key, []).append(older[0].sequence_number)
+                latest[key] = newer
+            else:
+                latest[key] = (record, outcome)
+
+        quarantine_job = (
+            self._executor.submit(self._quarantine.write, rejected, deadline) if rejected else None
+        )
+        written = self._writer.write([accepted for _, accepted in latest.values()], deadline)
+        quarantined = quarantine_job.result() if quarantine_job else None
+
+        failed_writes: list[str] = []
+        for reading in written.failed:
+            key = (reading.device_id, reading.timestamp)
+            failed_writes.append(latest[key][0].sequence_number)
+            failed_writes.extend(superseded.get(key, ()))
+        failed_quarantine = [r.sequence_number for r in quarantined.failed] if quarantined else []
+        failed = sorted(failed_writes + failed_quarantine, key=_sequence_order)
+
+        duplicates = sum(len(seqs) for seqs in superseded.values())
+        counts = {
+            "records": len(records),
+            "stored": len(latest) + duplicates - len(failed_writes),
+            "quarantined": len(rejected) - len(failed_quarantine),
+            "failed": len(failed),
+            "duplicates": duplicates,
+        }
+        extra = {
+            "write_requests": written.requests,
+            "quarantine_objects": quarantined.objects if quarantined else 0,
+        }
+        errors = [e for e in (written.error, quarantined and quarantined.error) if e]
+        if errors:
+            extra["errors"] = errors
+        emit(
+            batch_log_line(
+                counts,
+                (time.perf_counter() - started) * 1000,
+                records[0].shard_id if records else None,
+                getattr(context, "function_name", None)
+                or os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+                extra,
+            )
+        )
+        return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failed]}
+
+
+_processor: StreamProcessor | None = None
+_processor_lock = threading.Lock()
+
+
+def _cold_start() -> StreamProcessor:
+    """Build the processor on first use, then reuse it for every invocation.
+
+    Built on the first call rather than at import so importing the module (tools,
+    packaging checks) does not need the function's settings; a missing setting
+    still fails the first invocation loudly, naming the variable.
+    """
+    global _processor
+    if _processor is None:
+        with _processor_lock:
+            if _processor is None:
+                _processor = StreamProcessor.from_environ(os.environ)
+    return _processor
+
+
+def handler(event: dict, context: object) -> dict:
+    """Lambda entry point for the Kinesis event source mapping (ReportBatchItemFailures)."""
+    return _cold_start().process(event, context)

@@ -1,0 +1,227 @@
+"""One record's payload in, a DynamoDB item or a quarantine reason out.
+
+This is the reading contract of ARCHITECTURE.md in code: what a valid reading
+is, how it is normalised, which alerts and quality flags it raises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from stream_processor import contract as c
+from stream_processor.attribute_values import (
+    UnstorableValue,
+    format_number,
+    item_size,
+    to_attribute_value,
+)
+from stream_processor.config import Config
+
+#: DynamoDB's item size limit (400 KB).
+MAX_ITEM_BYTES = 400 * 1024
+#: A timestamp above this is in epoch milliseconds (1e11 s is the year 5138).
+MILLISECONDS_THRESHOLD = 1e11
+
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+_NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*")
+_INTEGER_TEXT = re.compile(r"\s*[+-]?\d+\s*")
+_KNOWN_FIELDS = frozenset({c.DEVICE_ID, c.TIMESTAMP, c.TEMPERATURE, c.HUMIDITY})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A reading ready to store: its key and its item already encoded as DynamoDB JSON."""
+
+    device_id: str
+    timestamp: str
+    item_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A payload that cannot be stored, with a reason code from the contract."""
+
+    reason: str
+    detail: str
+    device_id: str | None = None
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_timestamp(raw: object) -> tuple[str, float]:
+    """Normalise a reading's time to epoch seconds: (DynamoDB number text, value).
+
+    Accepts epoch seconds, epoch milliseconds (recognised by size) and ISO-8601
+    strings (naive means UTC). Fractional seconds are kept.
+    """
+    kind = type(raw)
+    if kind is int or kind is float:
+        if not math.isfinite(raw):
+            raise _Reject(c.INVALID_TIMESTAMP, f"timestamp {raw} is not a finite number")
+        value = raw / 1000 if raw > MILLISECONDS_THRESHOLD else raw
+        if not 0 <= value < MILLISECONDS_THRESHOLD:
+            raise _Reject(c.INVALID_TIMESTAMP, f"timestamp {raw!r} is out of range")
+        return format_number(value), value
+    if kind is str:
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            raise _Reject(
+                c.INVALID_TIMESTAMP, f"timestamp {raw[:64]!r} is not an ISO-8601 time"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        delta = moment - _EPOCH
+        whole = delta.days * 86400 + delta.seconds
+        if whole < 0:
+            raise _Reject(c.INVALID_TIMESTAMP, f"timestamp {raw!r} is before 1970")
+        micros = delta.microseconds
+        # Exact decimal text rather than float arithmetic: microseconds survive.
+        text = f"{whole}.{micros:06d}".rstrip("0") if micros else str(whole)
+        return text, whole + micros / 1e6
+    raise _Reject(c.INVALID_TIMESTAMP, f"timestamp has unsupported type {kind.__name__}")
+
+
+def _measurement(
+    payload: dict, field: str, low: float, high: float, flags: list[str], invalid: str
+) -> tuple[str | None, float | None]:
+    """Read a measurement: (its DynamoDB number text, its value if within the sensor's range)."""
+    raw = payload.get(field)
+    if raw is None:
+        flags.append(f"MISSING_{field.upper()}")
+        return None, None
+    kind = type(raw)
+    if kind is str:
+        if not _NUMERIC_TEXT.fullmatch(raw):
+            raise _Reject(invalid, f"{field} {raw[:64]!r} is not a number")
+        raw = int(raw) if _INTEGER_TEXT.fullmatch(raw) else float(raw)
+        flags.append(f"COERCED_{field.upper()}")
+    elif kind is not int and kind is not float:
+        raise _Reject(invalid, f"{field} has type {kind.__name__}, expected a number")
+    try:
+        text = format_number(raw)
+    except UnstorableValue as error:
+        raise _Reject(invalid, f"{field}: {error}") from None
+    if low <= raw <= high:
+        return text, raw
+    flags.append(f"{field.upper()}_OUT_OF_RANGE")
+    return text, None
+
+
+def classify(
+    data: bytes, sequence_number: str, ingested_at: str, expires_at: str, config: Config
+) -> Accepted | Rejected:
+    """Validate and normalise one payload. Never raises for any input bytes."""
+    payload = None
+    try:
+        payload = _decode(data)
+        return _accept(payload, sequence_number, ingested_at, expires_at, config)
+    except _Reject as reject:
+        device_id = payload.get(c.DEVICE_ID) if type(payload) is dict else None
+        return Rejected(reject.reason, reject.detail, device_id if type(device_id) is str else None)
+
+
+def _decode(data: bytes) -> object:
+    if not data.strip():
+        raise _Reject(c.EMPTY_PAYLOAD, "the record's data is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _Reject(c.INVALID_JSON, f"payload is not UTF-8 text ({error.reason})") from None
+    try:
+        payload = json.loads(text)
+    except ValueError as error:
+        raise _Reject(c.INVALID_JSON, f"payload is not JSON: {error}") from None
+    except RecursionError:
+        raise _Reject(c.INVALID_JSON, "payload nests too deeply to parse") from None
+    if type(payload) is not dict:
+        raise _Reject(c.NOT_AN_OBJECT, f"payload is a JSON {type(payload).__name__}, not an object")
+    return payload
+
+
+def _accept(
+    payload: dict, sequence_number: str, ingested_at: str, expires_at: str, config: Config
+) -> Accepted:
+    device_id = payload.get(c.DEVICE_ID)
+    if device_id is None:
+        raise _Reject(c.MISSING_DEVICE_ID, "payload has no device_id")
+    if type(device_id) is not str or not _DEVICE_ID.fullmatch(device_id):
+        raise _Reject(
+            c.INVALID_DEVICE_ID,
+            f"device_id {str(device_id)[:64]!r} is not 1-128 characters of [A-Za-z0-9_.:-]",
+        )
+    raw_timestamp = payload.get(c.TIMESTAMP)
+    if raw_timestamp is None:
+        raise _Reject(c.MISSING_TIMESTAMP, "payload has no timestamp")
+    timestamp, seconds = parse_timestamp(raw_timestamp)
+    reserved = c.RESERVED_ATTRIBUTES.intersection(payload)
+    if reserved:
+        raise _Reject(
+            c.RESERVED_FIELD, f"payload sets attributes the processor owns: {sorted(reserved)}"
+        )
+
+    flags: list[str] = []
+    alerts: list[str] = []
+    temperature_text, temperature = _measurement(
+        payload,
+        c.TEMPERATURE,
+        config.temperature_min_c,
+        config.temperature_max_c,
+        flags,
+        c.INVALID_TEMPERATURE,
+    )
+    humidity_text, humidity = _measurement(
+        payload,
+        c.HUMIDITY,
+        config.humidity_min_pct,
+        config.humidity_max_pct,
+        flags,
+        c.INVALID_HUMIDITY,
+    )
+    if temperature is not None and temperature > config.high_temperature_c:
+        alerts.append(c.HIGH_TEMPERATURE)
+    if humidity is not None and humidity < config.low_humidity_pct:
+        alerts.append(c.LOW_HUMIDITY)
+
+    item = {c.DEVICE_ID: {"S": device_id}, c.TIMESTAMP: {"N": timestamp}}
+    if temperature_text is not None:
+        item[c.TEMPERATURE] = {"N": temperature_text}
+    if humidity_text is not None:
+        item[c.HUMIDITY] = {"N": humidity_text}
+    for name, value in payload.items():
+        if name in _KNOWN_FIELDS:
+            continue
+        if not name:
+            raise _Reject(c.INVALID_FIELD, "payload has an empty attribute name")
+        try:
+            item[name] = to_attribute_value(value, name)
+        except UnstorableValue as error:
+            raise _Reject(c.INVALID_FIELD, str(error)) from None
+    item[c.ALERTS] = {"L": [{"S": code} for code in alerts]}
+    item[c.QUALITY_FLAGS] = {"L": [{"S": code} for code in flags]}
+    item[c.SEQUENCE_NUMBER] = {"S": sequence_number}
+    item[c.INGESTED_AT] = {"N": ingested_at}
+    item[c.EXPIRES_AT] = {"N": expires_at}
+    if alerts:
+        item[c.ALERT_DATE] = {"S": time.strftime("%Y-%m-%d", time.gmtime(seconds))}
+
+    try:
+        encoded = _ENCODE(item).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Reject(c.INVALID_FIELD, "payload holds text that is not valid Unicode") from None
+    # JSON text is never smaller than DynamoDB's size, so the exact count is rarely needed.
+    if len(encoded) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
+        raise _Reject(c.ITEM_TOO_LARGE, f"item is larger than DynamoDB's {MAX_ITEM_BYTES} bytes")
+    return Accepted(device_id, timestamp, encoded)

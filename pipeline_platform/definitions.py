@@ -1,0 +1,47 @@
+"""The Dagster code location: assembles each stage's definitions for the configured environment."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipeline_platform.environment import load_settings
+
+
+def build_definitions() -> dg.Definitions:
+    """Definitions of every stage, wired to the resources of the current environment."""
+    from pipeline_platform.defs import jobs
+    from pipeline_platform.defs.catalog.assets import glue_tables
+    from pipeline_platform.defs.dbt.assets import build_dbt_assets
+    from pipeline_platform.defs.lake.assets import (
+        dynamodb_export,
+        lake_quarantined_records,
+        lake_sensor_readings,
+    )
+    from pipeline_platform.defs.streaming.assets import external_specs, readings_table
+    from pipeline_platform.defs.warehouse.assets import raw_quarantined_records, raw_sensor_readings
+    from pipeline_platform.resources import build_resources
+
+    settings = load_settings()
+    dbt_models = build_dbt_assets(settings.dbt_target)
+    return dg.Definitions(
+        assets=[
+            *external_specs,
+            readings_table,
+            dynamodb_export,
+            lake_sensor_readings,
+            lake_quarantined_records,
+            glue_tables,
+            raw_sensor_readings,
+            raw_quarantined_records,
+            dbt_models,
+        ],
+        jobs=[jobs.batch_etl, jobs.observe_table],
+        schedules=[jobs.batch_etl_hourly, jobs.observe_schedule],
+        resources=build_resources(settings),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location `dagster dev` and `workspace.yaml` load."""
+    return build_definitions()

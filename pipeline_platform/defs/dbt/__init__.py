@@ -1,0 +1,1 @@
+"""dbt stage: the dbt project's models and tests as assets and asset checks."""

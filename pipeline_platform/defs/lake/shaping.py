@@ -1,0 +1,213 @@
+"""Shape a DynamoDB export (gzipped DynamoDB-JSON lines) into typed, date-partitioned Parquet.
+
+DuckDB parses the gzipped lines and does the typing in SQL; Python only names
+the columns. Both export line shapes are read: full exports' `{"Item": ...}`
+and incremental exports' `{"Keys", "NewImage", "OldImage"}` (a line without
+`NewImage` is a deletion and yields no row).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from pipeline_platform import warehouse_schema as ws
+from stream_processor import contract
+
+# Item attributes that are not lake columns of their own: the TTL and the
+# alerts-index key are operational, the sort key becomes `reading_epoch`.
+_NOT_COLUMNS = {contract.EXPIRES_AT, contract.ALERT_DATE, contract.TIMESTAMP}
+_KNOWN = {c.name for c in ws.READINGS_COLUMNS} | _NOT_COLUMNS
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,126}$")
+
+_SOURCE = """
+    select coalesce(Item, NewImage) as item
+    from read_json(
+        ?, format = 'newline_delimited', compression = 'gzip',
+        columns = {'Item': 'JSON', 'Keys': 'JSON', 'NewImage': 'JSON', 'OldImage': 'JSON'},
+        maximum_object_size = 16777216
+    )
+"""
+
+
+@dataclass(frozen=True)
+class ShapeResult:
+    """What a shaping run wrote: rows per day and the extra payload columns found."""
+
+    rows_by_day: dict[str, int]
+    extra_columns: dict[str, str]  # name -> logical type (`double` or `string`)
+    export_items: int
+    skipped_fields: tuple[str, ...]
+    #: Export items (images) dated in each day, before one row per natural key is kept.
+    exported_by_day: dict[str, int]
+
+
+def _number(attr: str) -> str:
+    return f"try_cast(item -> '{attr}' ->> 'N' as double)"
+
+
+def _epoch_to_timestamp(expr: str) -> str:
+    # make_timestamp(microseconds) yields a naive UTC timestamp regardless of the session zone.
+    return f"make_timestamp(cast(round({expr} * 1000000) as bigint))"
+
+
+def _codes(attr: str) -> str:
+    # Codes are stored as a list of strings; a string set is read the same way.
+    return (
+        "array_to_string(coalesce("
+        f"json_extract_string(item, '$.{attr}.L[*].S'), "
+        f"json_extract_string(item, '$.{attr}.SS[*]'), []), '{ws.CODE_SEPARATOR}')"
+    )
+
+
+def _extra(name: str, logical: str) -> str:
+    if logical == "double":
+        return f'{_number(name)} as "{name}"'
+    # Strings as they are; anything else (bool, list, map) as its DynamoDB JSON.
+    return f"coalesce(item -> '{name}' ->> 'S', cast(item -> '{name}' as varchar)) as \"{name}\""
+
+
+def discover_extra_fields(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], list[str]]:
+    """Payload fields beyond the contract's, typed `double` when every value is a number."""
+    rows = con.execute(
+        """
+        with keyed as (select unnest(json_keys(item)) as name, item from export_items)
+        select name, list_distinct(list(json_keys(item -> name)[1])) as kinds
+        from keyed group by name order by name
+        """
+    ).fetchall()
+    extras: dict[str, str] = {}
+    skipped: list[str] = []
+    for name, kinds in rows:
+        if name in _KNOWN:
+            continue
+        if not _IDENTIFIER.match(name):
+            skipped.append(name)  # not a portable column name; kept in DynamoDB only
+            continue
+        extras[name] = "double" if set(kinds) <= {"N", "NULL"} else "string"
+    return extras, skipped
+
+
+def shape_readings(
+    export_files: list[str], out_dir: Path, first_day: date, last_day: date
+) -> ShapeResult:
+    """Write readings dated `first_day`..`last_day` as Parquet under `out_dir/dt=YYYY-MM-DD/`.
+
+    One row per natural key (the latest ingested image wins if an export holds
+    several). The `dt` column is the Hive folder, not a column in the files.
+    """
+    con = duckdb.connect()
+    try:
+        con.execute("set preserve_insertion_order = false")
+        con.execute(
+            f"create temp table export_items as select * from ({_SOURCE}) where item is not null",
+            [export_files],
+        )
+        export_items = con.execute("select count(*) from export_items").fetchone()[0]
+        extras, skipped = discover_extra_fields(con)
+        reading_epoch = _number(contract.TIMESTAMP)
+        columns = [
+            f"item -> '{contract.DEVICE_ID}' ->> 'S' as {contract.DEVICE_ID}",
+            f"{reading_epoch} as reading_epoch",
+            f"{_epoch_to_timestamp(reading_epoch)} as reading_at",
+            f"{_number(contract.TEMPERATURE)} as {contract.TEMPERATURE}",
+            f"{_number(contract.HUMIDITY)} as {contract.HUMIDITY}",
+            f"{_codes(contract.ALERTS)} as {contract.ALERTS}",
+            f"{_codes(contract.QUALITY_FLAGS)} as {contract.QUALITY_FLAGS}",
+            f"item -> '{contract.SEQUENCE_NUMBER}' ->> 'S' as {contract.SEQUENCE_NUMBER}",
+            f"{_epoch_to_timestamp(_number(contract.INGESTED_AT))} as ingested_at",
+            *(_extra(name, logical) for name, logical in extras.items()),
+        ]
+        con.execute(
+            f"""
+            create temp table typed as
+            select *, cast(reading_at as date) as dt from (
+                select {", ".join(columns)} from export_items
+            )
+            where cast(reading_at as date) between ? and ?
+            """,
+            [first_day, last_day],
+        )
+        exported = dict(
+            con.execute("select cast(dt as varchar), count(*) from typed group by dt").fetchall()
+        )
+        con.execute(
+            f"""
+            create temp table readings as
+            select * from typed
+            qualify row_number() over (
+                partition by {", ".join(ws.READINGS_KEY)} order by ingested_at desc nulls last
+            ) = 1
+            """
+        )
+        con.execute("drop table typed")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(
+            f"copy readings to '{out_dir.as_posix()}' (format parquet, compression zstd, "
+            "partition_by (dt), filename_pattern 'part-{i}', overwrite_or_ignore true)"
+        )
+        rows = dict(
+            con.execute("select cast(dt as varchar), count(*) from readings group by dt").fetchall()
+        )
+    finally:
+        con.close()
+    return ShapeResult(rows, extras, int(export_items), tuple(skipped), exported)
+
+
+def shape_quarantine(files_by_day: dict[date, list[str]], out_dir: Path) -> dict[str, int]:
+    """Write quarantine JSON lines (fields of `contract.QUARANTINE_FIELDS`) as Parquet by day."""
+    con = duckdb.connect()
+    try:
+        parts = []
+        params: list = []
+        for day, files in sorted(files_by_day.items()):
+            if not files:
+                continue
+            spec = "{" + ", ".join(f"'{f}': 'VARCHAR'" for f in contract.QUARANTINE_FIELDS) + "}"
+            parts.append(
+                f"select *, cast(? as date) as dt from read_json(?, format = 'newline_delimited', "
+                f"columns = {spec})"
+            )
+            params += [day, files]
+        rows: dict[str, int] = {}
+        if not parts:
+            return rows
+        con.execute(
+            f"""
+            create temp table quarantined as
+            select
+                sequence_number, reason, detail, device_id, data as payload_base64, partition_key,
+                {_time("approximate_arrival_timestamp")} as arrived_at,
+                {_time("quarantined_at")} as quarantined_at,
+                event_source_arn, dt
+            from ({" union all ".join(parts)})
+            qualify row_number() over (partition by {", ".join(ws.QUARANTINE_KEY)}
+                                       order by quarantined_at desc nulls last) = 1
+            """,
+            params,
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(
+            f"copy quarantined to '{out_dir.as_posix()}' (format parquet, compression zstd, "
+            "partition_by (dt), filename_pattern 'part-{i}', overwrite_or_ignore true)"
+        )
+        rows = dict(
+            con.execute(
+                "select cast(dt as varchar), count(*) from quarantined group by dt"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    return rows
+
+
+def _time(field: str) -> str:
+    # Epoch seconds (as the stream reports them) or an ISO-8601 string.
+    return (
+        f"coalesce({_epoch_to_timestamp(f'try_cast({field} as double)')}, "
+        f"cast(try_cast({field} as timestamptz) at time zone 'UTC' as timestamp))"
+    )

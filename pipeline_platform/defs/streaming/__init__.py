@@ -1,0 +1,1 @@
+"""Streaming stage: topic, stream, function and table, run by AWS (or the local cloud)."""

@@ -1,0 +1,1 @@
+"""Warehouse stage: the lake's Parquet merged into `raw.*` (Redshift, or DuckDB locally)."""

@@ -1,0 +1,106 @@
+"""The AWS side as one resource: clients for the configured endpoint and the deployment's names.
+
+The pipeline never asks whether it talks to AWS or to the local cloud; it gets
+an endpoint (or none, for real AWS) and names, and moves bytes with boto3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import dagster as dg
+from botocore.config import Config
+
+# Enough parallel transfers to keep a laptop's emulator and S3 busy.
+_TRANSFER_THREADS = 8
+_BOTO_CONFIG = Config(max_pool_connections=_TRANSFER_THREADS * 2, retries={"mode": "standard"})
+
+
+class CloudResource(dg.ConfigurableResource):
+    """Clients and resource names of one deployment (AWS or the local cloud)."""
+
+    region: str
+    endpoint_url: str | None = None
+    table_name: str
+    quarantine_bucket: str
+    lake_bucket: str
+    glue_database: str
+    crawler_name: str
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for `service` at the configured endpoint and region."""
+        return boto3.client(
+            service, endpoint_url=self.endpoint_url, region_name=self.region, config=_BOTO_CONFIG
+        )
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """Every object key under `prefix`, in key order."""
+        paginator = self.client("s3").get_paginator("list_objects_v2")
+        keys: list[str] = []
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete_prefix(self, bucket: str, prefix: str) -> int:
+        """Delete every object under `prefix`; returns how many were deleted."""
+        s3 = self.client("s3")
+        keys = self.list_keys(bucket, prefix)
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True}
+            )
+        return len(keys)
+
+    def download(
+        self, bucket: str, keys: Iterable[str], directory: Path, strip: str = ""
+    ) -> list[Path]:
+        """Download `keys` into `directory`, keeping the key path below `strip`."""
+        s3 = self.client("s3")
+
+        def fetch(key: str) -> Path:
+            target = directory / key.removeprefix(strip)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(target))
+            return target
+
+        with ThreadPoolExecutor(_TRANSFER_THREADS) as pool:
+            return list(pool.map(fetch, list(keys)))
+
+    def upload_tree(self, directory: Path, bucket: str, prefix: str) -> list[str]:
+        """Upload every file below `directory` to `prefix` + its relative path."""
+        s3 = self.client("s3")
+        files = sorted(p for p in directory.rglob("*") if p.is_file())
+
+        def put(path: Path) -> str:
+            key = prefix + path.relative_to(directory).as_posix()
+            s3.upload_file(str(path), bucket, key)
+            return key
+
+        with ThreadPoolExecutor(_TRANSFER_THREADS) as pool:
+            return list(pool.map(put, files))
+
+    def parquet_metadata(self, bucket: str, keys: Iterable[str]) -> list[Any]:
+        """Parquet footers (schema, row count) of objects, read without fetching the data."""
+        import pyarrow.parquet as pq
+        from pyarrow import fs
+
+        session = boto3.Session(region_name=self.region)
+        creds = session.get_credentials()
+        frozen = creds.get_frozen_credentials() if creds else None
+        options: dict[str, Any] = {"region": self.region}
+        if frozen:
+            options.update(
+                access_key=frozen.access_key,
+                secret_key=frozen.secret_key,
+                session_token=frozen.token,
+            )
+        if self.endpoint_url:
+            scheme, _, host = self.endpoint_url.partition("://")
+            options.update(endpoint_override=host, scheme=scheme)
+        filesystem = fs.S3FileSystem(**options)
+        return [pq.read_metadata(f"{bucket}/{key}", filesystem=filesystem) for key in keys]

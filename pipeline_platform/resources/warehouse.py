@@ -1,0 +1,216 @@
+"""The warehouse resources: DuckDB locally, Redshift on AWS, with one loading contract.
+
+Both load a set of lake partitions (Parquet under `.../dt=YYYY-MM-DD/`) into
+`raw.<table>` the same way: stage the partitions' rows, add columns the lake
+has gained, then in one transaction delete the staged natural keys from the
+table and insert the staged rows. Loading a partition again yields the same
+rows, and late readings for a day replace nothing but themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from pipeline_platform import warehouse_schema as ws
+from pipeline_platform.defs.warehouse import redshift_sql
+from pipeline_platform.resources.cloud import CloudResource
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What to load: lake partitions of one table into `raw.<table>`."""
+
+    table: str
+    columns: tuple[ws.Column, ...]
+    key: tuple[str, ...]
+    bucket: str
+    lake_prefix: str  # e.g. `lake/sensor_readings/`; partitions live in `dt=.../` below it
+    days: tuple[date, ...]
+    #: Extra lake columns beyond `columns`, name -> logical type (`double` or `string`).
+    extra_columns: dict[str, str] = field(default_factory=dict)
+
+    def partition_prefix(self, day: date) -> str:
+        """The S3 prefix of one day's partition."""
+        return f"{self.lake_prefix}dt={day.isoformat()}/"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Rows in the warehouse table per loaded day after the merge, and its columns."""
+
+    rows_by_day: dict[str, int]
+    staged_rows: int
+    added_columns: tuple[str, ...]
+    table_columns: tuple[str, ...]
+
+
+class DuckDBWarehouse(dg.ConfigurableResource):
+    """The local warehouse: a DuckDB file that reads the lake's Parquet files."""
+
+    path: str
+
+    def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """Open the warehouse file (creating its folder on first use)."""
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(self.path, read_only=read_only)
+
+    def merge_partitions(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
+        """Stage the spec's partitions from S3 and merge them into `raw.<table>`."""
+        keys = [
+            k
+            for day in spec.days
+            for k in cloud.list_keys(spec.bucket, spec.partition_prefix(day))
+            if k.endswith(".parquet")
+        ]
+        with tempfile.TemporaryDirectory(prefix="warehouse-load-") as tmp:
+            files = cloud.download(spec.bucket, keys, Path(tmp), strip=spec.lake_prefix)
+            with self.connect() as con:
+                return _merge_into_duckdb(con, spec, [str(f) for f in files])
+
+    def query(self, sql: str, parameters: list | None = None) -> list[tuple]:
+        """Run a read-only query and return its rows."""
+        with self.connect(read_only=True) as con:
+            return con.execute(sql, parameters or []).fetchall()
+
+    def day_counts(self, table: str, days: tuple[date, ...]) -> dict[str, int]:
+        """Rows of `raw.<table>` per day in `days` (0 for a day without rows)."""
+        with self.connect() as con:
+            return _day_counts(con, table, days)
+
+
+def _day_counts(
+    con: duckdb.DuckDBPyConnection, table: str, days: tuple[date, ...]
+) -> dict[str, int]:
+    found = dict(
+        con.execute(
+            f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{table} "
+            "where dt between ? and ? group by dt",
+            [min(days), max(days)],
+        ).fetchall()
+    )
+    return {d.isoformat(): int(found.get(d.isoformat(), 0)) for d in days}
+
+
+def _merge_into_duckdb(
+    con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str]
+) -> LoadResult:
+    qualified = f"{ws.RAW_SCHEMA}.{spec.table}"
+    con.execute(f"create schema if not exists {ws.RAW_SCHEMA}")
+    con.execute(ws.create_table_sql(spec.table, spec.columns, "duckdb"))
+    existing = {
+        name
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ?",
+            [ws.RAW_SCHEMA, spec.table],
+        ).fetchall()
+    }
+    added = []
+    for name, logical in spec.extra_columns.items():
+        if name not in existing:
+            sql_type = ws.Column(name, logical, "").sql_type("duckdb")
+            con.execute(f'alter table {qualified} add column "{name}" {sql_type}')
+            added.append(name)
+    staged = 0
+    con.execute("begin transaction")
+    try:
+        if files:
+            con.execute(
+                "create or replace temp table stage as select * from read_parquet(?, "
+                "hive_partitioning = true, hive_types = {'dt': 'date'}, union_by_name = true)",
+                [files],
+            )
+            staged = con.execute("select count(*) from stage").fetchone()[0]
+            match = " and ".join(f"t.{k} = s.{k}" for k in spec.key)
+            con.execute(f"delete from {qualified} t using stage s where {match}")
+            con.execute(f"insert into {qualified} by name select * from stage")
+            con.execute("drop table stage")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    columns = tuple(
+        name
+        for (name,) in con.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [ws.RAW_SCHEMA, spec.table],
+        ).fetchall()
+    )
+    return LoadResult(_day_counts(con, spec.table, spec.days), staged, tuple(added), columns)
+
+
+class RedshiftWarehouse(dg.ConfigurableResource):
+    """The AWS warehouse: Redshift COPYs the lake's Parquet with the stack's IAM role."""
+
+    host: str
+    port: int = 5439
+    database: str
+    copy_role_arn: str
+    secret_arn: str
+    region: str
+
+    def _engine(self):
+        import boto3
+        import sqlalchemy as sa
+
+        secret = boto3.client("secretsmanager", region_name=self.region).get_secret_value(
+            SecretId=self.secret_arn
+        )
+        creds = json.loads(secret["SecretString"])
+        url = sa.engine.URL.create(
+            "redshift+redshift_connector",
+            username=creds["username"],
+            password=creds["password"],
+            host=self.host,
+            port=self.port,
+            database=self.database,
+        )
+        return sa.create_engine(url)
+
+    def merge_partitions(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
+        """COPY the spec's partitions into a staging table and merge by natural key."""
+        import sqlalchemy as sa
+
+        engine = self._engine()
+        with engine.connect() as conn:
+            existing = {
+                row[0]
+                for row in conn.execute(
+                    sa.text(
+                        "select column_name from information_schema.columns "
+                        "where table_schema = :s and table_name = :t"
+                    ),
+                    {"s": ws.RAW_SCHEMA, "t": spec.table},
+                )
+            }
+            plan = redshift_sql.merge_statements(spec, self.copy_role_arn, existing)
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            for statement in plan.setup:
+                conn.exec_driver_sql(statement)
+            with conn.begin():
+                for statement in plan.merge:
+                    conn.exec_driver_sql(statement)
+            staged = conn.exec_driver_sql(f"select count(*) from {plan.stage_table}").scalar()
+            rows = dict(
+                conn.execute(
+                    sa.text(
+                        f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{spec.table} "
+                        "where dt between :a and :b group by dt"
+                    ),
+                    {"a": min(spec.days), "b": max(spec.days)},
+                ).all()
+            )
+        return LoadResult(
+            {d.isoformat(): int(rows.get(d.isoformat(), 0)) for d in spec.days},
+            int(staged or 0),
+            plan.added_columns,
+            (),
+        )

@@ -36,8 +36,11 @@ def client_config(pool_size: int) -> Config:
     )
 
 
-def make_client(service: str, pool_size: int) -> object:
+def make_client(service: str, pool_size: int, endpoint_url: str | None = None) -> object:
     """A low-level client for `service` from one process-wide session.
+
+    `endpoint_url` is for tools and tests that point one client elsewhere;
+    left as None, boto3 honours `AWS_ENDPOINT_URL`.
 
     Creating clients from a shared session is not thread-safe, hence the lock;
     the clients themselves are safe to share between threads.
@@ -46,4 +49,4 @@ def make_client(service: str, pool_size: int) -> object:
     with _session_lock:
         if _session is None:
             _session = boto3.session.Session()
-        return _session.client(service, config=client_config(pool_size))
+        return _session.client(service, config=client_config(pool_size), endpoint_url=endpoint_url)

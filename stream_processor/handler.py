@@ -53,6 +53,10 @@ class StreamProcessor:
             s3 or make_client("s3", pool), config.quarantine_bucket, config.quarantine_prefix
         )
 
+    def close(self) -> None:
+        """Stop the writer threads (tools and tests; Lambda simply freezes the process)."""
+        self._executor.shutdown(wait=True)
+
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> StreamProcessor:
         """A processor configured from an environment mapping (a function's settings)."""

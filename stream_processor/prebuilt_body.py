@@ -40,5 +40,7 @@ def accept_prebuilt_body(client: object, operation_name: str) -> None:
     """
     events = client.meta.events
     service_id = client.meta.service_model.service_id.hyphenize()
-    events.register(f"provide-client-params.{service_id}.{operation_name}", _take_body)
-    events.register(f"before-call.{service_id}.{operation_name}", _swap_body)
+    # unique_id makes a second registration on the same client a no-op.
+    for event, hook in (("provide-client-params", _take_body), ("before-call", _swap_body)):
+        name = f"{event}.{service_id}.{operation_name}"
+        events.register(name, hook, unique_id=f"stream-processor-prebuilt-{name}")

@@ -63,6 +63,10 @@ class Naming:
             raise ValueError(f"account id must be 12 digits, got {account_id!r}")
         return f"{self.name('s3', purpose, nn)}-{account_id}"
 
+    def bucket_sub(self, purpose: str, nn: int = 1) -> str:
+        """`bucket()` as an `Fn::Sub` string: the stack fills in `${AWS::AccountId}`."""
+        return f"{self.name('s3', purpose, nn)}-${{AWS::AccountId}}"
+
     def stack(self, purpose: str) -> str:
         """A CloudFormation stack name, e.g. `stack-dev-apse2-streaming-01`."""
         return self.name("stack", purpose)

@@ -1,0 +1,74 @@
+"""IAM building blocks: ARNs scoped to this account and region, roles and statements.
+
+Policies are written with awacs so every action is a typed name (a typo fails at
+import, not at deploy) and no statement ever needs a wildcard action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from awacs.aws import Allow, Condition, Policy, Principal, Statement
+from awacs.sts import AssumeRole
+from troposphere import AWSHelperFn, Sub, iam
+
+POLICY_VERSION = "2012-10-17"
+
+
+def arn(service: str, resource: str) -> Sub:
+    """An ARN in this stack's partition, region and account.
+
+    `resource` is the part after the account id and may hold `${...}` references
+    that `Fn::Sub` resolves (parameters, logical ids).
+    """
+    return Sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}")
+
+
+def global_arn(service: str, resource: str) -> Sub:
+    """An ARN of a global service (S3 buckets and objects have no region or account)."""
+    return Sub(f"arn:${{AWS::Partition}}:{service}:::{resource}")
+
+
+def allow(
+    actions: Sequence,
+    resources: Sequence[AWSHelperFn | str],
+    *,
+    sid: str | None = None,
+    condition: Condition | None = None,
+) -> Statement:
+    """An Allow statement; `actions` are awacs actions, never wildcards."""
+    kwargs = {"Sid": sid} if sid else {}
+    if condition is not None:
+        kwargs["Condition"] = condition
+    return Statement(Effect=Allow, Action=list(actions), Resource=list(resources), **kwargs)
+
+
+def document(statements: Iterable[Statement]) -> Policy:
+    """A policy document holding `statements`."""
+    return Policy(Version=POLICY_VERSION, Statement=list(statements))
+
+
+def service_role(
+    title: str,
+    *,
+    role_name: str,
+    service: str | AWSHelperFn,
+    policy_name: str,
+    statements: Iterable[Statement],
+    description: str,
+) -> iam.Role:
+    """A role that only `service` may assume, with one inline least-privilege policy.
+
+    The policy is inline (not a separate resource) so the role is complete the
+    moment it exists: Lambda checks the stream permissions when the event source
+    mapping is created, and a later-attached policy would race that check.
+    """
+    return iam.Role(
+        title,
+        RoleName=role_name,
+        Description=description,
+        AssumeRolePolicyDocument=document(
+            [Statement(Effect=Allow, Action=[AssumeRole], Principal=Principal("Service", service))]
+        ),
+        Policies=[iam.Policy(PolicyName=policy_name, PolicyDocument=document(statements))],
+    )

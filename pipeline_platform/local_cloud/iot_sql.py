@@ -318,6 +318,15 @@ def _as_number(value: Any) -> Any:
     return Undefined
 
 
+def _as_bool(value: Any) -> Any:
+    """A boolean, or the strings "true"/"false" in any case (as AWS converts); else Undefined."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return Undefined
+
+
 def _compare(op: str, left: Any, right: Any) -> Any:
     if left is Undefined or right is Undefined:
         return Undefined
@@ -369,7 +378,8 @@ class BinaryOp(Expr):
         left = self.left.evaluate(ctx)
         right = self.right.evaluate(ctx)
         if self.op in ("AND", "OR"):
-            if not isinstance(left, bool) or not isinstance(right, bool):
+            left, right = _as_bool(left), _as_bool(right)
+            if left is Undefined or right is Undefined:
                 return Undefined
             return (left and right) if self.op == "AND" else (left or right)
         if self.op in ("=", "<>", "!=", "<", "<=", ">", ">="):
@@ -388,8 +398,8 @@ class Not(Expr):
 
     def evaluate(self, ctx: MessageContext) -> Any:
         """Negate a boolean."""
-        value = self.operand.evaluate(ctx)
-        return (not value) if isinstance(value, bool) else Undefined
+        value = _as_bool(self.operand.evaluate(ctx))
+        return Undefined if value is Undefined else not value
 
 
 @dataclass

@@ -10,6 +10,7 @@ through the service APIs, exactly as CloudFormation would have.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -250,17 +251,18 @@ def _arn(session: boto3.Session, account: str, region: str) -> Callable[[str, st
     return arn
 
 
-def fill_stack(
-    session: boto3.Session,
-    stack_name: str,
-    template: dict[str, Any],
-    parameters: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """Create the template's resources the emulator skipped; return {logical id: physical id}.
+def fill_stack(session: boto3.Session, stack_name: str) -> dict[str, str]:
+    """Create what the emulator skipped of a deployed stack; return {logical id: physical id}.
 
+    The template and parameter values are read back from the deployed stack, so
+    what is created here is exactly what CloudFormation was asked for.
     Resources with a false `Condition` are left out, as CloudFormation does.
     """
     cfn = session.client("cloudformation")
+    body = cfn.get_template(StackName=stack_name)["TemplateBody"]
+    template = json.loads(body) if isinstance(body, str) else body
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
     account = session.client("sts").get_caller_identity()["Account"]
     region = session.region_name
     physical_ids = {
@@ -270,7 +272,7 @@ def fill_stack(
     }
     resolver = TemplateResolver(
         template,
-        parameters or {},
+        parameters,
         physical_ids,
         _arn(session, account, region),
         {

@@ -120,7 +120,9 @@ class HttpShardReader:
         self._buffer: list[StreamRecord] = []
 
     def _iterator_for(self, sequence: int) -> str:
-        kwargs: dict[str, Any] = {"StreamARN": self._arn, "ShardId": self._shard_id}
+        # By name: moto's iterators made from a StreamARN do not carry the stream.
+        name = split_stream_arn(self._arn)[2]
+        kwargs: dict[str, Any] = {"StreamName": name, "ShardId": self._shard_id}
         if sequence <= 0:
             kwargs["ShardIteratorType"] = "TRIM_HORIZON"
         else:

@@ -281,3 +281,15 @@ def test_disabled_mapping_delivers_nothing_until_enabled(deployment: Deployment)
     runner.wait_until_drained(10)
     # THEN the record is delivered
     assert ids(deployment.invocations(fn)) == [[0]]
+
+
+def test_reading_over_the_kinesis_api_delivers_the_same_batches(deployment: Deployment):
+    # GIVEN a runner reading the stream through GetRecords over HTTP instead of
+    # moto's in-process objects (as it must for an emulator in another process)
+    fn = deployment.function("partial")
+    deployment.mapping(fn, BatchSize=2)
+    deployment.put(*({"id": i, "action": "ok"} for i in range(5)))
+    # WHEN it catches up
+    deployment.runner(record_source="http").wait_until_drained(10)
+    # THEN the batches are what Lambda would send
+    assert ids(deployment.invocations(fn)) == [[0, 1], [2, 3], [4]]

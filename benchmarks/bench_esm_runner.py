@@ -1,0 +1,120 @@
+"""Event source mapping runner: put-to-invoke latency and throughput at 1,000 records/s.
+
+Puts records into a two-shard stream over HTTP at a steady rate (PutRecords,
+100 per call every 0.1 s) while the runner delivers them to a handler that only
+notes when each record arrived. Compares reading moto's in-process Kinesis
+objects ("backend") with the Kinesis API over HTTP ("http"), whose GetRecords
+scans the shard from its start on every call. Medians of several runs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import tempfile
+import time
+import uuid
+import zipfile
+
+import boto3
+
+from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS, Emulator, free_port
+from pipeline_platform.local_cloud.esm_runner import EventSourceMappingRunner
+
+RATE = 1000  # records per second
+SECONDS = 10
+RUNS = 3
+_LATENCIES: list[float] = []
+
+
+def record_handler(event, context):
+    """Benchmark handler: note put-to-invoke latency of every record."""
+    now = time.time()
+    _LATENCIES.extend(now - r["kinesis"]["approximateArrivalTimestamp"] for r in event["Records"])
+    return {"batchItemFailures": []}
+
+
+def _deploy(endpoint: str) -> tuple[str, str]:
+    kw = {"endpoint_url": endpoint, "region_name": "ap-southeast-2"}
+    name = f"bench-{uuid.uuid4().hex[:8]}"
+    kinesis, lam = boto3.client("kinesis", **kw), boto3.client("lambda", **kw)
+    kinesis.create_stream(StreamName=name, ShardCount=2)
+    arn = kinesis.describe_stream(StreamName=name)["StreamDescription"]["StreamARN"]
+    role = boto3.client("iam", **kw).create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("placeholder.py", "")
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role["Role"]["Arn"],
+        Handler="benchmarks.bench_esm_runner.record_handler",
+        Code={"ZipFile": code.getvalue()},
+    )
+    lam.create_event_source_mapping(
+        FunctionName=name,
+        EventSourceArn=arn,
+        StartingPosition="TRIM_HORIZON",
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    return name, arn
+
+
+def _run_once(endpoint: str, source: str) -> dict[str, float]:
+    name, arn = _deploy(endpoint)
+    kinesis = boto3.client("kinesis", endpoint_url=endpoint, region_name="ap-southeast-2")
+    _LATENCIES.clear()
+    with tempfile.TemporaryDirectory() as state:
+        runner = EventSourceMappingRunner(
+            endpoint,
+            state_dir=state,
+            record_source=source,
+            mapping_filter=lambda m: m.stream_arn == arn,
+        ).start()
+        total = RATE * SECONDS
+        started = time.monotonic()
+        sent = 0
+        while sent < total:
+            batch = [
+                {"Data": b'{"device_id":"d","timestamp":1}', "PartitionKey": f"d{(sent + i) % 50}"}
+                for i in range(100)
+            ]
+            kinesis.put_records(StreamName=name, Records=batch)
+            sent += len(batch)
+            pause = started + sent / RATE - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        put_done = time.monotonic()
+        runner.wait_until_drained(120)
+        elapsed = time.monotonic() - started
+        runner.stop()
+    lat = sorted(_LATENCIES)
+    return {
+        "put_rate": total / (put_done - started),
+        "delivered_rate": len(lat) / elapsed,
+        "p50_s": lat[len(lat) // 2],
+        "p99_s": lat[int(len(lat) * 0.99)],
+    }
+
+
+def main() -> None:
+    """Run both record sources RUNS times and print medians."""
+    os.environ.update(LOCAL_CREDENTIALS)
+    emulator = Emulator(port=free_port()).start()
+    try:
+        for source in ("backend", "http"):
+            runs = [_run_once(emulator.endpoint_url, source) for _ in range(RUNS)]
+            medians = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            print(
+                f"{source:8s} {RATE * SECONDS} records at {RATE}/s, median of {RUNS}: "
+                f"put {medians['put_rate']:.0f}/s, delivered {medians['delivered_rate']:.0f}/s, "
+                f"put-to-invoke p50 {medians['p50_s'] * 1000:.0f} ms, "
+                f"p99 {medians['p99_s'] * 1000:.0f} ms"
+            )
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -49,7 +49,7 @@ from cloudformation.buckets import BucketSpec, hardened_bucket, objects_under
 from cloudformation.iam import allow, arn, document, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
 from cloudformation.naming import Naming
-from cloudformation.parameters import export_output, number, skip, text
+from cloudformation.parameters import choice, export_output, number, skip, text
 
 #: DynamoDB exports land here (`exports/AWSDynamoDB/<ExportId>/...`).
 EXPORTS_PREFIX = "exports/"
@@ -76,6 +76,8 @@ CRAWLER_CONFIGURATION = {
         "Tables": {"AddOrUpdateBehavior": "MergeNewColumns"},
     },
 }
+#: Value of the warehouse outputs when DeployWarehouse is false.
+NO_WAREHOUSE = "not-deployed"
 REDSHIFT_LOG_EXPORTS = ["userlog", "connectionlog", "useractivitylog"]
 
 
@@ -148,6 +150,14 @@ def build_analytics(naming: Naming) -> Template:
         default="",
         pattern=r"^(arn:aws[a-z-]*:iam::\d{12}:(root|role/.+|user/.+))?$",
     )
+    deploy_warehouse = choice(
+        t,
+        "DeployWarehouse",
+        "true",
+        ["true", "false"],
+        "Create the Redshift cluster; false where another warehouse stands in (the local cloud).",
+    )
+    t.add_condition("DeployWarehouse", Equals(Ref(deploy_warehouse), "true"))
     t.add_condition("IsMultiNode", Not(Equals(Ref(node_count), 1)))
     t.add_condition("HasOrchestratorPrincipal", Not(Equals(Ref(orchestrator_principal), "")))
 
@@ -323,6 +333,7 @@ def build_analytics(naming: Naming) -> Template:
     subnet_group = t.add_resource(
         ClusterSubnetGroup(
             "RedshiftSubnetGroup",
+            Condition="DeployWarehouse",
             Description="Private subnets of the warehouse.",
             SubnetIds=Ref(subnets),
         )
@@ -330,6 +341,7 @@ def build_analytics(naming: Naming) -> Template:
     parameter_group = t.add_resource(
         ClusterParameterGroup(
             "RedshiftParameterGroup",
+            Condition="DeployWarehouse",
             Description="Warehouse settings: TLS only, user activity logged.",
             ParameterGroupFamily="redshift-1.0",
             Parameters=[
@@ -343,6 +355,7 @@ def build_analytics(naming: Naming) -> Template:
     cluster = t.add_resource(
         Cluster(
             "RedshiftCluster",
+            Condition="DeployWarehouse",
             ClusterIdentifier=cluster_id,
             ClusterType=If("IsMultiNode", "multi-node", "single-node"),
             NodeType=Ref(node_type),
@@ -446,30 +459,43 @@ def build_analytics(naming: Naming) -> Template:
                                 catalog_resources,
                                 sid="ReadTheCatalog",
                             ),
-                            allow(
-                                [redshift.DescribeClusters],
-                                [arn("redshift", f"cluster:{cluster_id}")],
-                                sid="FindTheWarehouse",
-                            ),
-                            allow(
-                                [redshift.GetClusterCredentialsWithIAM],
-                                [
-                                    Sub(
-                                        f"arn:${{AWS::Partition}}:redshift:${{AWS::Region}}:"
-                                        f"${{AWS::AccountId}}:dbname:{cluster_id}/${{{database_name.title}}}"
-                                    )
-                                ],
-                                sid="SignInToTheWarehouse",
-                            ),
-                            allow(
-                                [sm.GetSecretValue, sm.DescribeSecret],
-                                [secret_arn],
-                                sid="ReadTheAdminSecret",
-                            ),
                         ]
                     ),
                 )
             ],
+        )
+    )
+
+    t.add_resource(
+        iam.PolicyType(
+            "OrchestratorWarehousePolicy",
+            Condition="DeployWarehouse",
+            PolicyName="warehouse",
+            Roles=[Ref(orchestrator_role)],
+            PolicyDocument=document(
+                [
+                    allow(
+                        [redshift.DescribeClusters],
+                        [arn("redshift", f"cluster:{cluster_id}")],
+                        sid="FindTheWarehouse",
+                    ),
+                    allow(
+                        [redshift.GetClusterCredentialsWithIAM],
+                        [
+                            Sub(
+                                f"arn:${{AWS::Partition}}:redshift:${{AWS::Region}}:"
+                                f"${{AWS::AccountId}}:dbname:{cluster_id}/${{{database_name.title}}}"
+                            )
+                        ],
+                        sid="SignInToTheWarehouse",
+                    ),
+                    allow(
+                        [sm.GetSecretValue, sm.DescribeSecret],
+                        [secret_arn],
+                        sid="ReadTheAdminSecret",
+                    ),
+                ]
+            ),
         )
     )
 
@@ -479,18 +505,25 @@ def build_analytics(naming: Naming) -> Template:
         "ExportsPrefix": (EXPORTS_PREFIX, "Key prefix of DynamoDB exports."),
         "LakePrefix": (LAKE_PREFIX, "Key prefix of the Parquet lake."),
         "LakeKeyArn": (key_arn_, "KMS key encrypting the lake."),
-        "GlueDatabaseName": (Ref(database), "Glue Data Catalog database of the lake."),
+        # Literal names: the same values as Ref, and they resolve where the emulator skips Glue.
+        "GlueDatabaseName": (naming.glue_database, "Glue Data Catalog database of the lake."),
         "CrawlerName": (naming.crawler, "Glue crawler over the lake."),
+        "RedshiftDatabaseName": (Ref(database_name), "Warehouse database."),
+        "RedshiftCopyRoleArn": (GetAtt(copy_role, "Arn"), "IAM role COPY uses to read the lake."),
+        "OrchestratorRoleArn": (GetAtt(orchestrator_role, "Arn"), "Role the pipeline runs as."),
+    }
+    warehouse_outputs = {
         "RedshiftClusterIdentifier": (Ref(cluster), "Redshift cluster."),
         "RedshiftEndpointAddress": (GetAtt(cluster, "Endpoint.Address"), "Warehouse host name."),
         "RedshiftPort": (GetAtt(cluster, "Endpoint.Port"), "Warehouse port."),
-        "RedshiftDatabaseName": (Ref(database_name), "Warehouse database."),
-        "RedshiftCopyRoleArn": (GetAtt(copy_role, "Arn"), "IAM role COPY uses to read the lake."),
         "RedshiftSecretArn": (secret_arn, "Secrets Manager secret with the admin credentials."),
-        "OrchestratorRoleArn": (GetAtt(orchestrator_role, "Arn"), "Role the pipeline runs as."),
     }
     for name, (value, description) in outputs.items():
         export_output(t, name, value, description)
+    for name, (value, description) in warehouse_outputs.items():
+        # If rather than an output Condition: the keys stay the same whether or not the
+        # cluster exists (and the emulator mishandles conditional exports).
+        export_output(t, name, If("DeployWarehouse", value, NO_WAREHOUSE), description)
     return t
 
 

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
+from moto.cloudformation.models import CloudFormationBackend
 from moto.server import ThreadedMotoServer
 
 DEFAULT_HOST = "127.0.0.1"
@@ -24,6 +25,31 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
+
+
+def _keep_change_set_outputs() -> None:
+    """Make stacks created or updated through a change set report their outputs.
+
+    moto (5.2) swaps in the change set's template on execution but keeps the
+    outputs parsed from the previous one: a stack created through a change set
+    has none, and its exports are never registered (so deleting it fails).
+    Re-parse and register after executing, as AWS does.
+    """
+    execute = CloudFormationBackend.execute_change_set
+    if getattr(execute, "keeps_outputs", False):
+        return
+
+    def execute_change_set(self, change_set_name, stack_name=None):
+        execute(self, change_set_name, stack_name)
+        for stack in self.stacks.values():
+            if stack.template and stack.template_dict != stack.parse_template(stack.template):
+                stack._parse_template()
+                stack.output_map = stack._create_output_map()
+                for export in stack.exports:
+                    self.exports[export.name] = export
+
+    execute_change_set.keeps_outputs = True
+    CloudFormationBackend.execute_change_set = execute_change_set
 
 
 def free_port(host: str = DEFAULT_HOST) -> int:
@@ -48,6 +74,7 @@ class Emulator:
 
     def start(self, timeout: float = 10.0) -> Emulator:
         """Start serving and block until the emulator answers HTTP."""
+        _keep_change_set_outputs()
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         deadline = time.monotonic() + timeout

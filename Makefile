@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean help
+.PHONY: demo test lint format bench clean help checkov
 
 help:
 	@echo "make demo   run the platform end to end on the embedded local cloud"
@@ -32,8 +32,21 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# checkov pins libraries that clash with the project's, so it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+
+checkov: $(STAMP) $(CHECKOV)
+	$(BIN)/python -m cloudformation synth --out build/cloudformation
+	$(CHECKOV) --directory build/cloudformation --framework cloudformation --quiet --compact --skip-download
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .platform .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .platform .pytest_cache .ruff_cache

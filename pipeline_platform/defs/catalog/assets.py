@@ -21,7 +21,7 @@ class CrawlFailed(RuntimeError):
     """The crawler's last crawl did not succeed, or it never returned to READY."""
 
 
-def run_crawler(glue: Any, name: str, log, poll: float = 0.2, timeout: float = 1800.0) -> dict:
+def run_crawler(glue: Any, name: str, log, poll: float = 0.2, timeout: float = 900.0) -> dict:
     """Start the crawler, wait for READY and return its LastCrawl; a failed crawl raises."""
     try:
         glue.start_crawler(Name=name)

@@ -1,0 +1,136 @@
+"""A deployment in the AWS emulator for the batch pipeline, and readings in contract shape."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import pytest
+
+from pipeline_platform.environment import (
+    ENV_DEPLOYMENT,
+    ENV_PLATFORM_ENV,
+    ENV_WAREHOUSE_PATH,
+    Settings,
+    load_settings,
+)
+from pipeline_platform.local_cloud.glue_crawler import GlueCrawlerRunner
+from stream_processor import contract
+
+_deployments = itertools.count(1)
+
+
+@dataclass
+class Deployment:
+    """One isolated deployment (its own names) in the emulator, with a tmp DuckDB warehouse."""
+
+    settings: Settings
+    warehouse_path: Path
+
+    def client(self, service: str):
+        """A boto3 client on the emulator."""
+        return boto3.client(
+            service, endpoint_url=self.settings.endpoint_url, region_name=self.settings.region
+        )
+
+    def put_reading(self, device_id: str, timestamp: int, sequence: int, **fields) -> None:
+        """Store a reading as the stream processor does (contract attribute names)."""
+        alerts = []
+        if (fields.get(contract.TEMPERATURE) or 0) > 50:
+            alerts.append(contract.HIGH_TEMPERATURE)
+        if fields.get(contract.HUMIDITY) is not None and fields[contract.HUMIDITY] < 20:
+            alerts.append(contract.LOW_HUMIDITY)
+        flags = [] if contract.HUMIDITY in fields else [contract.MISSING_HUMIDITY]
+        item = {
+            contract.DEVICE_ID: device_id,
+            contract.TIMESTAMP: Decimal(timestamp),
+            contract.ALERTS: alerts,
+            contract.QUALITY_FLAGS: flags,
+            contract.SEQUENCE_NUMBER: f"4960000000000000000000{sequence:04d}",
+            contract.INGESTED_AT: Decimal(timestamp + 2),
+            contract.EXPIRES_AT: Decimal(timestamp + 90 * 86400),
+            **{k: Decimal(str(v)) for k, v in fields.items()},
+        }
+        table = boto3.resource(
+            "dynamodb", endpoint_url=self.settings.endpoint_url, region_name=self.settings.region
+        ).Table(self.settings.table_name)
+        table.put_item(Item=item)
+
+    def put_quarantined(self, day: str, sequence: int, reason: str, arrived: float) -> None:
+        """A quarantine line as the stream processor writes it."""
+        import json
+
+        line = {
+            "reason": reason,
+            "detail": "payload is not JSON",
+            "device_id": None,
+            "data": "SW52YWxpZCBKU09OIERhdGE=",
+            "sequence_number": f"4970000000000000000000{sequence:04d}",
+            "partition_key": "unknown",
+            "approximate_arrival_timestamp": arrived,
+            "event_source_arn": "arn:aws:kinesis:ap-southeast-2:123456789012:stream/s",
+            "quarantined_at": arrived + 1,
+        }
+        self.client("s3").put_object(
+            Bucket=self.settings.quarantine_bucket,
+            Key=f"quarantine/dt={day}/batch-{sequence}.jsonl",
+            Body=(json.dumps(line) + "\n").encode(),
+        )
+
+
+@pytest.fixture(scope="module")
+def deployment(aws_endpoint: str, tmp_path_factory) -> Iterator[Deployment]:
+    """A table (PITR on), the two buckets, the Glue database and crawler, and a tmp warehouse."""
+    env = f"pipe{next(_deployments)}{os.getpid() % 1000}"
+    warehouse = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    saved = {k: os.environ.get(k) for k in (ENV_DEPLOYMENT, ENV_WAREHOUSE_PATH, ENV_PLATFORM_ENV)}
+    os.environ.update(
+        {ENV_DEPLOYMENT: env, ENV_WAREHOUSE_PATH: str(warehouse), ENV_PLATFORM_ENV: "local"}
+    )
+    settings = load_settings()
+    kw = {"endpoint_url": aws_endpoint, "region_name": settings.region}
+    dynamodb = boto3.client("dynamodb", **kw)
+    dynamodb.create_table(
+        TableName=settings.table_name,
+        KeySchema=[
+            {"AttributeName": contract.DEVICE_ID, "KeyType": "HASH"},
+            {"AttributeName": contract.TIMESTAMP, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": contract.DEVICE_ID, "AttributeType": "S"},
+            {"AttributeName": contract.TIMESTAMP, "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_continuous_backups(
+        TableName=settings.table_name,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
+    s3 = boto3.client("s3", **kw)
+    for bucket in (settings.lake_bucket, settings.quarantine_bucket):
+        s3.create_bucket(
+            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": settings.region}
+        )
+    glue = boto3.client("glue", **kw)
+    glue.create_database(DatabaseInput={"Name": settings.glue_database})
+    glue.create_crawler(
+        Name=settings.crawler_name,
+        Role="arn:aws:iam::123456789012:role/crawler",
+        DatabaseName=settings.glue_database,
+        # One table per dataset folder under the path: sensor_readings, quarantined_records.
+        Targets={"S3Targets": [{"Path": f"s3://{settings.lake_bucket}/lake/"}]},
+    )
+    # The local cloud's crawler runner makes StartCrawler really crawl the lake.
+    crawler_runner = GlueCrawlerRunner(aws_endpoint, settings.region).start()
+    yield Deployment(settings, warehouse)
+    crawler_runner.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -1,0 +1,38 @@
+"""The dbt project follows the reading contract and the warehouse schema, and cannot drift."""
+
+from __future__ import annotations
+
+import yaml
+
+from pipeline_platform import warehouse_schema
+from stream_processor import contract
+from tests.dbt.dbt_project_runner import PROJECT_DIR
+
+
+def load_yaml(relative: str) -> dict:
+    return yaml.safe_load((PROJECT_DIR / relative).read_text())
+
+
+def test_code_lists_equal_the_contract() -> None:
+    # GIVEN the codes the dbt project tests and explodes
+    project_vars = load_yaml("dbt_project.yml")["vars"]
+    # THEN they are exactly the contract's, in its order
+    assert tuple(project_vars["alert_codes"]) == contract.ALERT_CODES
+    assert tuple(project_vars["quality_flag_codes"]) == contract.QUALITY_FLAG_CODES
+    assert tuple(project_vars["quarantine_reasons"]) == contract.QUARANTINE_REASONS
+
+
+def test_sources_describe_every_warehouse_column() -> None:
+    # GIVEN the dbt sources and the warehouse schema the loaders create
+    source = load_yaml("models/staging/__sources.yml")["sources"][0]
+    tables = {t["name"]: t for t in source["tables"]}
+    expected = {
+        warehouse_schema.READINGS_TABLE: warehouse_schema.READINGS_COLUMNS,
+        warehouse_schema.QUARANTINE_TABLE: warehouse_schema.QUARANTINE_COLUMNS,
+    }
+    # THEN each raw table is described column for column, every column with a text
+    assert set(tables) == set(expected)
+    for name, columns in expected.items():
+        described = [c["name"] for c in tables[name]["columns"]]
+        assert described == [c.name for c in columns], name
+        assert all(c.get("description", "").strip() for c in tables[name]["columns"]), name

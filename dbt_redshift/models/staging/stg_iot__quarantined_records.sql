@@ -34,20 +34,20 @@ latest as (
 final as (
 
     select
-        cast(sequence_number as {{ dbt.type_string() }}) as sequence_number,
-        cast(reason as {{ dbt.type_string() }}) as reason,
-        cast(detail as {{ dbt.type_string() }}) as detail,
-        cast(device_id as {{ dbt.type_string() }}) as device_id,
-        cast(partition_key as {{ dbt.type_string() }}) as partition_key,
+        cast(sequence_number as {{ type_text() }}) as sequence_number,
+        cast(reason as {{ type_text() }}) as reason,
+        cast(detail as {{ type_text() }}) as detail,
+        cast(device_id as {{ type_text() }}) as device_id,
+        cast(partition_key as {{ type_text() }}) as partition_key,
         -- topic-rule traffic is partitioned by device id, so the partition key
         -- names the device when the payload was too broken to read it from
-        cast(coalesce(device_id, partition_key) as {{ dbt.type_string() }})
+        cast(coalesce(device_id, partition_key) as {{ type_text() }})
             as attributed_device_id,
-        cast(payload_base64 as {{ dbt.type_string() }}) as payload_base64,
+        cast(payload_base64 as {{ type_text() }}) as payload_base64,
         cast(arrived_at as {{ dbt.type_timestamp() }}) as arrived_at,
         cast(coalesce(cast(arrived_at as date), dt) as date) as arrival_date,
         cast(quarantined_at as {{ dbt.type_timestamp() }}) as quarantined_at,
-        cast(event_source_arn as {{ dbt.type_string() }}) as event_source_arn
+        cast(event_source_arn as {{ type_text() }}) as event_source_arn
     from latest
 
 )

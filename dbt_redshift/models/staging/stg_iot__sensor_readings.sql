@@ -41,7 +41,7 @@ latest as (
 renamed as (
 
     select
-        cast(device_id as {{ dbt.type_string() }}) as device_id,
+        cast(device_id as {{ type_text() }}) as device_id,
         cast(reading_epoch as {{ type_double() }}) as reading_epoch,
         cast(reading_at as {{ dbt.type_timestamp() }}) as reading_at,
         cast({{ dbt.date_trunc('hour', 'reading_at') }} as {{ dbt.type_timestamp() }})
@@ -51,7 +51,7 @@ renamed as (
         cast(humidity as {{ type_double() }}) as humidity,
         coalesce(alerts, '') as alerts,
         coalesce(quality_flags, '') as quality_flags,
-        cast(sequence_number as {{ dbt.type_string() }}) as sequence_number,
+        cast(sequence_number as {{ type_text() }}) as sequence_number,
         cast(ingested_at as {{ dbt.type_timestamp() }}) as ingested_at
         {%- for column in extra_columns %},
         {{ adapter.quote(column) }}

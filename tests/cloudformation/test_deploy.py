@@ -1,0 +1,165 @@
+"""Deploying the stacks into the AWS emulator (moto's CloudFormation over HTTP).
+
+moto creates most resource types of the streaming stack; it skips the topic rule,
+alarms and bucket policies and drops some properties (PITR, TTL, encryption),
+which the local cloud fills in. These tests assert what the emulator does create.
+Each test uses its own environment name so its stacks and buckets are its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import boto3
+import pytest
+
+from cloudformation.deploy import DeployError, deploy, destroy
+from cloudformation.naming import Naming
+from stream_processor import contract
+
+pytestmark = pytest.mark.integration
+
+LOCAL_ANALYTICS = {
+    "DeployWarehouse": "false",
+    "SubnetIds": "subnet-00000000000000001,subnet-00000000000000002",
+    "SecurityGroupIds": "sg-00000000000000001",
+}
+
+
+def _deploy(naming: Naming, log: list[str] | None = None, **kwargs) -> dict:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moto warns once per resource type it skips
+        return deploy(
+            naming,
+            poll_seconds=0.05,
+            log=(log.append if log is not None else lambda _: None),
+            **kwargs,
+        )
+
+
+@pytest.fixture(scope="module")
+def streaming_outputs(aws_endpoint) -> dict[str, str]:
+    """The streaming stack of env `cfnstream`, deployed once for this module."""
+    return _deploy(Naming("cfnstream"), stacks=("streaming",))["streaming"]
+
+
+def test_streaming_stack_is_created_with_its_outputs(streaming_outputs):
+    """GIVEN a fresh emulator WHEN the streaming stack deploys THEN CREATE_COMPLETE and
+    every output holds the name the naming module gives."""
+    naming = Naming("cfnstream")
+    cfn = boto3.client("cloudformation")
+    (stack,) = cfn.describe_stacks(StackName=naming.stack("streaming"))["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    assert streaming_outputs["TableName"] == naming.table
+    assert streaming_outputs["StreamName"] == naming.stream
+    assert streaming_outputs["FunctionName"] == naming.function
+    assert streaming_outputs["TopicRuleName"] == naming.topic_rule
+    assert streaming_outputs["QuarantineBucketName"] == naming.quarantine_bucket(account)
+    assert streaming_outputs["TableArn"].endswith(f":table/{naming.table}")
+
+
+def test_table_exists_with_its_key_schema_and_alerts_index(streaming_outputs):
+    """GIVEN the deployed stack THEN the table is keyed (device_id S, timestamp N) with the GSI."""
+    table = boto3.client("dynamodb").describe_table(TableName=streaming_outputs["TableName"])
+    table = table["Table"]
+    assert table["KeySchema"] == [
+        {"AttributeName": contract.DEVICE_ID, "KeyType": "HASH"},
+        {"AttributeName": contract.TIMESTAMP, "KeyType": "RANGE"},
+    ]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == [contract.ALERTS_INDEX]
+
+
+def test_stream_bucket_and_queue_exist(streaming_outputs):
+    """GIVEN the deployed stack THEN the stream is ACTIVE, the bucket and queue answer."""
+    summary = boto3.client("kinesis").describe_stream_summary(
+        StreamName=streaming_outputs["StreamName"]
+    )["StreamDescriptionSummary"]
+    assert summary["StreamStatus"] == "ACTIVE"
+    assert summary["StreamARN"] == streaming_outputs["StreamArn"]
+    boto3.client("s3").head_bucket(Bucket=streaming_outputs["QuarantineBucketName"])
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=streaming_outputs["OnFailureQueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]
+    assert attributes["QueueArn"] == streaming_outputs["OnFailureQueueArn"]
+
+
+def test_function_runs_the_packaged_handler_with_the_stack_settings(streaming_outputs):
+    """GIVEN the function THEN handler, runtime and environment point at this stack's resources,
+    and its code is the content-addressed zip."""
+    client = boto3.client("lambda")
+    config = client.get_function_configuration(FunctionName=streaming_outputs["FunctionName"])
+    assert config["Handler"] == "stream_processor.handler.handler"
+    variables = config["Environment"]["Variables"]
+    assert variables[contract.ENV_TABLE_NAME] == streaming_outputs["TableName"]
+    assert variables[contract.ENV_QUARANTINE_BUCKET] == streaming_outputs["QuarantineBucketName"]
+    mappings = client.list_event_source_mappings(FunctionName=streaming_outputs["FunctionName"])
+    (mapping,) = mappings["EventSourceMappings"]
+    assert mapping["EventSourceArn"] == streaming_outputs["StreamArn"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert (
+        mapping["DestinationConfig"]["OnFailure"]["Destination"]
+        == (streaming_outputs["OnFailureQueueArn"])
+    )
+
+
+def test_redeploying_unchanged_templates_changes_nothing(streaming_outputs):
+    """GIVEN a deployed stack WHEN deployed again unchanged THEN 'no changes', same outputs."""
+    log: list[str] = []
+    again = _deploy(Naming("cfnstream"), log, stacks=("streaming",))["streaming"]
+    assert again == streaming_outputs
+    assert any(line.endswith("no changes") for line in log)
+    assert any("already uploaded" in line for line in log)
+
+
+def test_analytics_deploys_without_a_warehouse_and_reads_streaming_outputs(aws_endpoint):
+    """GIVEN both stacks, warehouse off (as locally) WHEN deployed THEN the orchestrator's
+    outputs exist and the lake bucket follows the naming module."""
+    naming = Naming("cfnboth")
+    outputs = _deploy(naming, parameters={"analytics": LOCAL_ANALYTICS})
+    analytics = outputs["analytics"]
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    assert analytics["LakeBucketName"] == naming.lake_bucket(account)
+    assert analytics["GlueDatabaseName"] == naming.glue_database
+    assert analytics["CrawlerName"] == naming.crawler
+    assert analytics["RedshiftEndpointAddress"] == "not-deployed"
+    role = analytics["OrchestratorRoleArn"].rsplit("/", 1)[-1]
+    assert (
+        boto3.client("iam").get_role(RoleName=role)["Role"]["Arn"]
+        == (analytics["OrchestratorRoleArn"])
+    )
+
+
+def test_a_missing_required_parameter_fails_before_any_change(aws_endpoint):
+    """GIVEN analytics without subnets WHEN deployed THEN a clear error and no stack."""
+    naming = Naming("cfnmissing")
+    _deploy(naming, stacks=("streaming",))
+    with pytest.raises(DeployError, match=r"missing required.*SubnetIds.*SecurityGroupIds"):
+        _deploy(naming, stacks=("analytics",))
+    stacks = boto3.client("cloudformation").list_stacks()["StackSummaries"]
+    assert naming.stack("analytics") not in {s["StackName"] for s in stacks}
+
+
+def test_destroy_empties_the_buckets_and_deletes_the_stacks(aws_endpoint):
+    """GIVEN a deployed stack with data in its bucket WHEN destroyed with empty_buckets THEN
+    the stack, its buckets and the artifact bucket are gone."""
+    naming = Naming("cfndestroy")
+    outputs = _deploy(naming, stacks=("streaming",))["streaming"]
+    s3 = boto3.client("s3")
+    bucket = outputs["QuarantineBucketName"]
+    s3.put_object(Bucket=bucket, Key="quarantine/a.json", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="quarantine/a.json", Body=b"{}")  # a second version
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moto re-parses the template while deleting
+        deleted = destroy(naming, empty_buckets=True, poll_seconds=0.05)
+
+    assert deleted == [naming.stack("streaming")]
+    names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert bucket not in names
+    assert not any(name.startswith("s3-cfndestroy-") for name in names)
+    live = boto3.client("cloudformation").list_stacks(
+        StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"]
+    )["StackSummaries"]
+    assert naming.stack("streaming") not in {s["StackName"] for s in live}

@@ -142,6 +142,14 @@ def build_streaming(naming: Naming) -> Template:
         minimum=1,
         maximum=3650,
     )
+    write_concurrency = number(
+        t,
+        "WriteConcurrency",
+        16,
+        "Concurrent BatchWriteItem requests per invocation.",
+        minimum=1,
+        maximum=64,
+    )
     quarantine_prefix = text(
         t,
         "QuarantinePrefix",
@@ -356,6 +364,7 @@ def build_streaming(naming: Naming) -> Template:
         contract.ENV_HUMIDITY_MIN_PCT: Ref(humidity_min),
         contract.ENV_HUMIDITY_MAX_PCT: Ref(humidity_max),
         contract.ENV_TTL_DAYS: Ref(ttl_days),
+        contract.ENV_WRITE_CONCURRENCY: Ref(write_concurrency),
     }
     function = t.add_resource(
         Function(

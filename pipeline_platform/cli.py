@@ -1,17 +1,249 @@
-"""The `pipeline-platform` command line."""
+"""The `pipeline-platform` command line: the local cloud, devices, queries, stacks and runs."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import os
+import re
+import signal
+import sys
+import threading
+from pathlib import Path
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """Epoch seconds from `30m`, `24h`, `7d` (ago), an ISO-8601 time or date, or epoch seconds."""
+    now = dt.datetime.now(dt.UTC).timestamp() if now is None else now
+    match = _RELATIVE.match(text)
+    if match:
+        return now - float(match[1]) * _UNIT_SECONDS[match[2]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (use 30m, 24h, 7d, an ISO-8601 time or epoch seconds)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def _endpoint(args: argparse.Namespace) -> str:
+    return args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT
+
+
+# --- commands -------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Run the local cloud until Ctrl-C or SIGTERM."""
+    from pipeline_platform.local_cloud.cloud import LocalCloud
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    cloud = LocalCloud(state_dir=args.state_dir, aws_port=args.aws_port, mqtt_port=args.mqtt_port)
+    try:
+        endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
+        streaming = endpoints.outputs["streaming"]
+        print(f"AWS endpoint      {endpoints.aws}   (aws --endpoint-url {endpoints.aws} ...)")
+        print(f"MQTT broker       {endpoints.mqtt_host}:{endpoints.mqtt_port}")
+        print(f"Table             {streaming['TableName']}")
+        print(f"Stream            {streaming['StreamName']}")
+        print(f"Quarantine bucket {streaming['QuarantineBucketName']}")
+        print(f"Warehouse         {endpoints.warehouse}")
+        print("ready: local cloud is up (Ctrl-C to stop)", flush=True)
+        stop.wait()
+    finally:
+        print("stopping the local cloud", flush=True)
+        cloud.stop()
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Publish one payload to a topic, over MQTT or the IoT Data API."""
+    from pipeline_platform import device_client
+
+    payload = Path(args.file).read_bytes() if args.file else args.payload.encode()
+    if args.via_iot_data:
+        device_client.publish_via_iot_data(
+            args.topic, payload, endpoint_url=_endpoint(args), region=args.region
+        )
+    else:
+        device_client.publish(args.topic, payload, host=args.host, port=args.port, qos=args.qos)
+    print(f"published {len(payload)} bytes to {args.topic}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run a simulated device fleet over MQTT and print what it published."""
+    from pipeline_platform import device_client
+
+    summary = device_client.simulate(
+        devices=args.devices,
+        rate=args.rate,
+        duration=args.duration,
+        malformed_share=args.malformed_share,
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+    )
+    print(json.dumps(summary.as_dict(), indent=2))
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """The real-time queries: latest per device, a device's history, recent alerts."""
+    import boto3
+
+    from cloudformation.naming import Naming
+    from pipeline_platform import queries
+    from stream_processor import contract
+
+    client = boto3.client("dynamodb", endpoint_url=_endpoint(args), region_name=args.region)
+    table = args.table or Naming(args.env, args.region).table
+    columns = [
+        contract.DEVICE_ID,
+        contract.TIMESTAMP,
+        contract.TEMPERATURE,
+        contract.HUMIDITY,
+        contract.ALERTS,
+        contract.QUALITY_FLAGS,
+    ]
+    if args.what == "latest":
+        rows = queries.latest(client, table)
+    elif args.what == "device":
+        rows = queries.device_history(client, table, args.device_id, args.since, args.limit)
+    else:
+        since = args.since if args.since is not None else parse_since("24h")
+        rows = queries.recent_alerts(client, table, since)
+        columns = [
+            contract.DEVICE_ID,
+            contract.TIMESTAMP,
+            contract.TEMPERATURE,
+            contract.HUMIDITY,
+            contract.ALERTS,
+        ]
+    for row in rows:
+        row["time"] = dt.datetime.fromtimestamp(row[contract.TIMESTAMP], dt.UTC).isoformat()
+    print(queries.format_table(rows, ["time", *columns]))
+    print(f"({len(rows)} rows)")
+    return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    """Synthesise, validate, deploy or destroy the CloudFormation stacks."""
+    from cloudformation.__main__ import main as stack_main
+
+    return stack_main(args.stack_args)
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print a summary."""
+    from pipeline_platform.defs.runs import materialize
+
+    summary = materialize(partition=args.partition, all_partitions=args.all)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole platform end to end on the embedded local cloud."""
+    from pipeline_platform.demo import run_demo
+
+    return run_demo(devices=args.devices, readings=args.readings, state_dir=args.state_dir)
+
+
+# --- parser ---------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every sub-command."""
     parser = argparse.ArgumentParser(
         prog="pipeline-platform",
-        description="IoT data platform: local cloud, streaming and batch pipeline.",
+        description="IoT data platform: local cloud, devices, real-time queries, stacks, runs.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def aws_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--endpoint-url",
+            help=f"AWS endpoint (default: $AWS_ENDPOINT_URL or "
+            f"{DEFAULT_ENDPOINT}, the local cloud)",
+        )
+        p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "ap-southeast-2"))
+
+    def mqtt_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default="127.0.0.1", help="MQTT broker host")
+        p.add_argument("--port", type=int, default=1883, help="MQTT broker port")
+
+    up = sub.add_parser("up", help="run the embedded local cloud until interrupted")
+    up.add_argument("--aws-port", type=int, default=4566)
+    up.add_argument("--mqtt-port", type=int, default=1883)
+    up.add_argument("--state-dir", default=".platform")
+    up.set_defaults(func=cmd_up)
+
+    pub = sub.add_parser("publish", help="publish one payload (like `aws iot-data publish`)")
+    pub.add_argument("--topic", default="iot/sensors")
+    source = pub.add_mutually_exclusive_group(required=True)
+    source.add_argument("--payload", help="the payload text, usually JSON")
+    source.add_argument("--file", help="read the payload bytes from a file")
+    pub.add_argument("--qos", type=int, choices=(0, 1), default=1)
+    pub.add_argument(
+        "--via-iot-data",
+        action="store_true",
+        help="publish through the IoT Data API instead of MQTT",
+    )
+    mqtt_options(pub)
+    aws_options(pub)
+    pub.set_defaults(func=cmd_publish)
+
+    sim = sub.add_parser("simulate", help="run a simulated device fleet over MQTT")
+    sim.add_argument("--devices", type=int, default=10)
+    sim.add_argument("--rate", type=float, default=100, help="readings per second, whole fleet")
+    sim.add_argument("--duration", type=float, default=10, help="seconds")
+    sim.add_argument("--malformed-share", type=float, default=0.02)
+    sim.add_argument("--seed", type=int, default=None)
+    mqtt_options(sim)
+    sim.set_defaults(func=cmd_simulate)
+
+    query = sub.add_parser("query", help="real-time queries on the readings table")
+    query.add_argument("what", choices=("latest", "device", "alerts"))
+    query.add_argument("device_id", nargs="?", help="the device, for `query device`")
+    query.add_argument("--since", type=parse_since, help="30m, 24h, 7d, ISO time or epoch")
+    query.add_argument("--limit", type=int, default=100)
+    query.add_argument("--table", help="table name (default: from the naming convention)")
+    query.add_argument("--env", default="dev")
+    aws_options(query)
+    query.set_defaults(func=cmd_query)
+
+    stack = sub.add_parser(
+        "stack", help="synth | validate | deploy | destroy the stacks", add_help=False
+    )
+    stack.add_argument("stack_args", nargs=argparse.REMAINDER)
+    stack.set_defaults(func=cmd_stack)
+
+    mat = sub.add_parser("materialize", help="run the batch ETL job")
+    which = mat.add_mutually_exclusive_group()
+    which.add_argument("--partition", help="one day, YYYY-MM-DD")
+    which.add_argument("--all", action="store_true", help="every day with data")
+    mat.set_defaults(func=cmd_materialize)
+
+    demo = sub.add_parser("demo", help="the whole platform end to end on the local cloud")
+    demo.add_argument("--devices", type=int, default=25)
+    demo.add_argument("--readings", type=int, default=3000)
+    demo.add_argument("--state-dir", default=".platform/demo")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -22,4 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return 0
+    if args.command == "query" and args.what == "device" and not args.device_id:
+        parser.error("query device needs a DEVICE_ID")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

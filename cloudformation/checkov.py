@@ -26,8 +26,8 @@ def checkov_available(executable: Path = CHECKOV) -> bool:
     return executable.is_file()
 
 
-def failed_checks(directory: Path, executable: Path = CHECKOV) -> list[dict]:
-    """Scan the templates in `directory`; return every failed check (empty when clean).
+def scan(directory: Path, executable: Path = CHECKOV) -> dict[str, list[dict]]:
+    """Scan the templates in `directory`: `{"failed": [...], "skipped": [...]}` checks.
 
     Raises RuntimeError when checkov itself fails rather than reporting findings.
     """
@@ -40,7 +40,6 @@ def failed_checks(directory: Path, executable: Path = CHECKOV) -> list[dict]:
             "cloudformation",
             "--output",
             "json",
-            "--quiet",
             "--compact",
             "--skip-download",
         ],
@@ -53,16 +52,22 @@ def failed_checks(directory: Path, executable: Path = CHECKOV) -> list[dict]:
     reports = json.loads(result.stdout)
     if isinstance(reports, dict):
         reports = [reports]
-    failed = []
+    found: dict[str, list[dict]] = {"failed": [], "skipped": []}
     for report in reports:
         results = report.get("results", {}) if isinstance(report, dict) else {}
-        for check in results.get("failed_checks", []):
-            failed.append(
-                {
-                    "check_id": check["check_id"],
-                    "check_name": check.get("check_name"),
-                    "resource": check.get("resource"),
-                    "file": check.get("file_path"),
-                }
-            )
-    return failed
+        for outcome in found:
+            for check in results.get(f"{outcome}_checks", []):
+                found[outcome].append(
+                    {
+                        "check_id": check["check_id"],
+                        "check_name": check.get("check_name"),
+                        "resource": check.get("resource"),
+                        "file": check.get("file_path"),
+                    }
+                )
+    return found
+
+
+def failed_checks(directory: Path, executable: Path = CHECKOV) -> list[dict]:
+    """Every failed check for the templates in `directory` (empty when clean)."""
+    return scan(directory, executable)["failed"]

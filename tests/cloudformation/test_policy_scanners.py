@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from cloudformation.checkov import checkov_available, failed_checks
+from cloudformation.checkov import checkov_available, scan
 from cloudformation.lint import lint_findings
 from cloudformation.stacks import STACKS
 
@@ -26,9 +26,19 @@ def test_cfn_lint_reports_nothing(synth_dir, naming, purpose):
 
 
 @needs_checkov
-def test_checkov_reports_no_failed_check(synth_dir):
-    """GIVEN both templates WHEN checkov scans them THEN no check fails."""
-    assert failed_checks(synth_dir) == []
+def test_checkov_reports_no_failed_check_and_every_skip_is_used(synth_dir, templates):
+    """GIVEN both templates WHEN checkov scans them THEN no check fails, and every skip in
+    the templates' Metadata matches a check checkov would otherwise run (no stale skips)."""
+    found = scan(synth_dir)
+    assert found["failed"] == []
+    declared = {
+        (f"{resource['Type']}.{logical_id}", entry["id"])
+        for template in templates.values()
+        for logical_id, resource in template["Resources"].items()
+        for entry in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    }
+    skipped = {(check["resource"], check["check_id"]) for check in found["skipped"]}
+    assert declared == skipped
 
 
 def test_every_checkov_skip_gives_a_reason(templates):

@@ -1,0 +1,293 @@
+"""`make demo`: the whole platform, end to end, on the embedded local cloud.
+
+1. start the local cloud and deploy the stacks from their templates;
+2. publish the seed's test payloads through the IoT Data API and run a
+   simulated fleet over MQTT (anomalies and malformed payloads included);
+3. wait until the stream is drained;
+4. materialise the batch side through Dagster (export, lake, crawl, warehouse, dbt);
+5. print counts at every stage and check that they reconcile, with the alerts,
+   hourly metrics and device health from the marts;
+6. write an HTML report with charts;
+7. exit non-zero when anything does not reconcile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import duckdb
+
+from pipeline_platform import device_client
+from pipeline_platform.local_cloud.cloud import (
+    DEFAULT_AWS_PORT,
+    DEFAULT_MQTT_PORT,
+    Endpoints,
+    LocalCloud,
+)
+from pipeline_platform.local_cloud.emulator import free_port
+
+#: The payloads of the original project's "Testing" section, in its order.
+SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
+    (
+        "normal",
+        b'{"device_id": "sensor-101", "timestamp": 1700100000, "temperature": 22, "humidity": 55}',
+    ),
+    (
+        "high temperature",
+        b'{"device_id": "sensor-102", "timestamp": 1700100500, "temperature": 75, "humidity": 40}',
+    ),
+    (
+        "low humidity",
+        b'{"device_id": "sensor-103", "timestamp": 1700101000, "temperature": 21, "humidity": 10}',
+    ),
+    (
+        "missing humidity",
+        b'{"device_id": "sensor-104", "timestamp": 1700101500, "temperature": 30}',
+    ),
+    ("invalid JSON", b"Invalid JSON Data"),
+    (
+        "150 C",
+        b'{"device_id": "sensor-105", "timestamp": 1700103000, "temperature": 150, "humidity": 30}',
+    ),
+    (
+        "negative values",
+        b'{"device_id": "sensor-106", "timestamp": 1700103500, "temperature": -10, "humidity": -5}',
+    ),
+    (
+        "extra pressure",
+        b'{"device_id": "sensor-107", "timestamp": 1700104000, '
+        b'"temperature": 25, "humidity": 65, "pressure": 1012}',
+    ),
+)
+TOPIC = "iot/sensors"
+
+
+def _port(preferred: int) -> int:
+    """The preferred port when it is free (a running `up` may hold it), else any free one."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+@dataclass
+class StageCounts:
+    """How many readings each stage saw; `problems` lists what does not reconcile."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def expect(self, label: str, left: int, right: int, what: str) -> None:
+        """Record a reconciliation: `left` must equal `right`."""
+        if left != right:
+            self.problems.append(f"{label}: {left} != {right} ({what})")
+
+
+def _count_lines(s3: Any, bucket: str, prefix: str) -> tuple[int, int]:
+    """(objects, JSON lines) under a prefix."""
+    objects = lines = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            objects += 1
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            lines += sum(1 for line in body.splitlines() if line.strip())
+    return objects, lines
+
+
+def publish_traffic(endpoints: Endpoints, devices: int, readings: int) -> dict[str, Any]:
+    """Publish the seed payloads (IoT Data API) and a fleet (MQTT); return what was sent."""
+    for label, payload in SEED_PAYLOADS:
+        device_client.publish_via_iot_data(
+            TOPIC, payload, endpoint_url=endpoints.aws, region=endpoints.region
+        )
+        print(f"    seed payload published: {label}")
+    # The fleet's readings are spread over the last 24 hours so the hourly marts
+    # and charts have a day of history; they are published as fast as a fleet of
+    # this size would in a busy minute.
+    span = 24 * 3600
+    start = time.time() - span
+    sent = iter(range(readings))
+
+    def clock() -> float:
+        return start + next(sent) * span / readings
+
+    fleet = device_client.simulate(
+        devices=devices,
+        rate=max(100.0, readings / 5),
+        duration=5,
+        malformed_share=0.03,
+        host=endpoints.mqtt_host,
+        port=endpoints.mqtt_port,
+        seed=7,
+        clock=clock,
+    )
+    return {"seed": len(SEED_PAYLOADS), "fleet": fleet}
+
+
+def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any]) -> StageCounts:
+    """Count every stage and check that the counts add up."""
+    endpoints = cloud.endpoints
+    assert endpoints is not None and cloud.rules is not None
+    streaming = endpoints.outputs["streaming"]
+    s3 = boto3.client("s3", endpoint_url=endpoints.aws, region_name=endpoints.region)
+    ddb = boto3.client("dynamodb", endpoint_url=endpoints.aws, region_name=endpoints.region)
+    bucket = streaming["QuarantineBucketName"]
+    stats = cloud.rules.stats
+    published = traffic["seed"] + traffic["fleet"].published
+    _, quarantined = _count_lines(s3, bucket, streaming["QuarantinePrefix"])
+    rule_errors, _ = _count_lines(s3, bucket, streaming["RuleErrorsPrefix"])
+    stored = sum(
+        page["Count"]
+        for page in ddb.get_paginator("scan").paginate(
+            TableName=streaming["TableName"], Select="COUNT"
+        )
+    )
+    with duckdb.connect(str(endpoints.warehouse), read_only=True) as con:
+        warehouse = con.sql("select count(*) from raw.sensor_readings").fetchone()[0]
+        warehouse_quarantine = con.sql("select count(*) from raw.quarantined_records").fetchone()[0]
+    assets = batch["assets"]
+
+    def rows(key: str) -> int:
+        return int(assets.get(key, {}).get("rows") or 0)
+
+    result = StageCounts(
+        {
+            "published": published,
+            "acknowledged by the broker (fleet)": traffic["fleet"].acknowledged,
+            "into Kinesis (rule delivered)": stats["delivered"],
+            "rule errors (error action, S3 errors/)": rule_errors,
+            "stored in DynamoDB": stored,
+            "quarantined by the function (S3 quarantine/)": quarantined,
+            "exported from DynamoDB": rows("s3/dynamodb_export"),
+            "in the lake (readings)": rows("s3/lake/sensor_readings"),
+            "in the lake (quarantined)": rows("s3/lake/quarantined_records"),
+            "in the warehouse (raw.sensor_readings)": warehouse,
+            "in the warehouse (raw.quarantined_records)": warehouse_quarantine,
+        }
+    )
+    c = result.counts
+    result.expect(
+        "broker",
+        traffic["fleet"].acknowledged,
+        traffic["fleet"].published,
+        "every fleet message acknowledged",
+    )
+    result.expect(
+        "rules",
+        c["into Kinesis (rule delivered)"] + rule_errors,
+        published,
+        "every message went to Kinesis or to the error action",
+    )
+    result.expect(
+        "function",
+        stored + quarantined,
+        stats["delivered"],
+        "every Kinesis record stored or quarantined",
+    )
+    result.expect("export", c["exported from DynamoDB"], stored, "the export holds every item")
+    result.expect("lake", c["in the lake (readings)"], stored, "the lake holds every reading")
+    result.expect(
+        "lake quarantine",
+        c["in the lake (quarantined)"],
+        quarantined,
+        "the lake holds every quarantined record",
+    )
+    result.expect("warehouse", warehouse, stored, "the warehouse holds every reading")
+    result.expect(
+        "warehouse quarantine",
+        warehouse_quarantine,
+        quarantined,
+        "the warehouse holds every quarantined record",
+    )
+    return result
+
+
+def print_marts(warehouse: Path) -> None:
+    """Alerts, a sample of hourly metrics and device health from the dbt marts."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        print("\nAlerts raised (analytics.fct_alerts):")
+        print(
+            con.sql(
+                "select alert_code, count(*) as alerts from analytics.fct_alerts "
+                "group by 1 order by 1"
+            )
+        )
+        print("Hourly metrics, a sample (analytics.fct_device_hourly):")
+        print(
+            con.sql(
+                "select * from analytics.fct_device_hourly "
+                "order by reading_hour desc, device_id limit 8"
+            )
+        )
+        print("Device health (analytics.dim_devices):")
+        print(
+            con.sql(
+                "select health_status, count(*) as devices from analytics.dim_devices "
+                "group by 1 order by 1"
+            )
+        )
+
+
+def run_demo(
+    devices: int = 25, readings: int = 3000, state_dir: str | Path = ".platform/demo"
+) -> int:
+    """Run the demo; 0 when every stage reconciles, 1 otherwise."""
+    from pipeline_platform.defs.runs import materialize
+    from pipeline_platform.report import write_report
+
+    state = Path(state_dir).resolve()
+    shutil.rmtree(state, ignore_errors=True)  # a demo always starts from nothing
+    cloud = LocalCloud(
+        state_dir=state, aws_port=_port(DEFAULT_AWS_PORT), mqtt_port=_port(DEFAULT_MQTT_PORT)
+    )
+    started = time.monotonic()
+
+    def step(message: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
+
+    try:
+        endpoints = cloud.start(log_progress=step)
+        step(
+            f"local cloud up: AWS {endpoints.aws}, MQTT {endpoints.mqtt_host}:{endpoints.mqtt_port}"
+        )
+        step(f"publishing the seed payloads and {readings} readings from {devices} devices")
+        traffic = publish_traffic(endpoints, devices, readings)
+        step("waiting for the stream to drain")
+        cloud.wait_until_drained(timeout=120)
+        step("materialising the batch side with Dagster (export, lake, crawl, warehouse, dbt)")
+        os.environ["PLATFORM_ENV"] = "local"
+        os.environ["WAREHOUSE_PATH"] = str(endpoints.warehouse)
+        batch = materialize(all_partitions=True)
+        step("reconciling")
+        result = reconcile(cloud, traffic, batch)
+    finally:
+        cloud.stop()
+
+    width = max(len(k) for k in result.counts)
+    print("\nCounts at every stage:")
+    for label, count in result.counts.items():
+        print(f"  {label.ljust(width)}  {count:>7}")
+    print(f"  fleet by kind: {json.dumps(dict(sorted(traffic['fleet'].by_kind.items())))}")
+    print_marts(endpoints.warehouse)
+    report = write_report(endpoints.warehouse, state / "report.html", result.counts)
+    print(f"\nHTML report: {report}")
+    print(f"Warehouse:   {endpoints.warehouse} (duckdb {endpoints.warehouse})")
+    print("Next: `pipeline-platform up` keeps the local cloud running; `make ui` opens Dagster.")
+    step("done")
+    if result.problems:
+        print("\nDOES NOT RECONCILE:")
+        for problem in result.problems:
+            print(f"  - {problem}")
+        return 1
+    print("\nEvery stage reconciles.")
+    return 0

@@ -29,7 +29,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint $(CHECKOV)
 	$(BIN)/python -m pytest
 
 # checkov pins libraries that clash with the project's, so it gets a venv of its own.

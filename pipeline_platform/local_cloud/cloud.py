@@ -128,15 +128,19 @@ class LocalCloud:
 
     def _deploy(self) -> dict[str, dict[str, str]]:
         session = boto3.Session(region_name=self.naming.region)
+        moto_log = logging.getLogger("moto")
+        level = moto_log.level
         with warnings.catch_warnings():
             # moto warns for every resource type it skips; stack_fill covers them.
             warnings.simplefilter("ignore")
+            moto_log.setLevel(logging.ERROR)
             outputs = deploy(
                 self.naming,
                 parameters={"analytics": LOCAL_ANALYTICS_PARAMETERS},
                 session=session,
                 poll_seconds=0.1,
             )
+            moto_log.setLevel(level)
         for purpose in outputs:
             fill_stack(session, self.naming.stack(purpose))
         return outputs

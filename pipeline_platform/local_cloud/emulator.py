@@ -7,6 +7,7 @@ the same backends the HTTP API serves.
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 import urllib.request
@@ -75,6 +76,8 @@ class Emulator:
     def start(self, timeout: float = 10.0) -> Emulator:
         """Start serving and block until the emulator answers HTTP."""
         _keep_change_set_outputs()
+        # One access-log line per request drowns everything else the local cloud says.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         deadline = time.monotonic() + timeout

@@ -365,6 +365,14 @@ class _ShardPoller(threading.Thread):
 
     def _on_function_error(self, batch: _Batch, error: str) -> None:
         self._runner.counters_.add(function_errors=1)
+        # Lambda would write this to the function's log group; here it goes to our log.
+        log.warning(
+            "function %s failed on %d records of %s: %s",
+            self._function.config.name,
+            len(batch.records),
+            self._shard_id,
+            error,
+        )
         batch.last_error = error
         if self.settings.bisect_on_error and len(batch.records) > 1:
             # Splitting does not use up retries: both halves keep the batch's count.

@@ -67,7 +67,12 @@ class FunctionConfig:
             timeout_s=int(config.get("Timeout") or 3),
             memory_mb=int(config.get("MemorySize") or 128),
             version=config.get("Version") or "$LATEST",
-            environment=dict((config.get("Environment") or {}).get("Variables") or {}),
+            # Lambda's variables are always strings; moto hands back template
+            # numbers as numbers, so normalise them as the real service would.
+            environment={
+                k: str(v)
+                for k, v in ((config.get("Environment") or {}).get("Variables") or {}).items()
+            },
         )
 
 

@@ -38,6 +38,8 @@ class FakeAws:
         self.throttle_batch_writes = 0
         #: This many next BatchWriteItem requests fail with HTTP 500.
         self.fail_batch_writes_500 = 0
+        #: This many next BatchWriteItem requests fail with ValidationException (not transient).
+        self.reject_batch_writes = 0
         #: device_id -> how many more times its items come back unprocessed (math.inf: always).
         self.unprocessed_devices: dict[str, float] = {}
         #: PutObject answers 503 SlowDown while this is set.
@@ -79,6 +81,9 @@ class FakeAws:
                 return 400, _dynamodb_error(
                     "ProvisionedThroughputExceededException", "throughput exceeded"
                 )
+            if self.reject_batch_writes > 0:
+                self.reject_batch_writes -= 1
+                return 400, _dynamodb_error("ValidationException", "rejected by the test")
             if self.fail_batch_writes_500 > 0:
                 self.fail_batch_writes_500 -= 1
                 return 500, _dynamodb_error("InternalServerError", "internal error")

@@ -73,7 +73,10 @@ def parse_timestamp(raw: object) -> tuple[str, float]:
         value = raw / 1000 if raw > MILLISECONDS_THRESHOLD else raw
         if not 0 <= value < MILLISECONDS_THRESHOLD:
             raise _Reject(c.INVALID_TIMESTAMP, f"timestamp {raw!r} is out of range")
-        return format_number(value), value
+        try:
+            return format_number(value), value
+        except UnstorableValue as error:
+            raise _Reject(c.INVALID_TIMESTAMP, f"timestamp: {error}") from None
     if kind is str:
         try:
             moment = datetime.fromisoformat(raw)

@@ -153,8 +153,10 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
         )
     )
     with duckdb.connect(str(endpoints.warehouse), read_only=True) as con:
-        warehouse = con.sql("select count(*) from raw.sensor_readings").fetchone()[0]
-        warehouse_quarantine = con.sql("select count(*) from raw.quarantined_records").fetchone()[0]
+        warehouse = con.execute("select count(*) from raw.sensor_readings").fetchone()[0]
+        warehouse_quarantine = con.execute(
+            "select count(*) from raw.quarantined_records"
+        ).fetchone()[0]
     assets = batch["assets"]
 
     def rows(key: str) -> int:
@@ -267,7 +269,7 @@ def run_demo(
         step("materialising the batch side with Dagster (export, lake, crawl, warehouse, dbt)")
         os.environ["PLATFORM_ENV"] = "local"
         os.environ["WAREHOUSE_PATH"] = str(endpoints.warehouse)
-        batch = materialize(all_partitions=True)
+        batch = materialize(all_partitions=True, log_level="WARNING")
         step("reconciling")
         result = reconcile(cloud, traffic, batch)
     finally:

@@ -65,7 +65,9 @@ def summarise(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) -
     return {"success": result.success, "assets": dict(assets), "checks": checks}
 
 
-def materialize(partition: str | None = None, all_partitions: bool = False) -> dict[str, Any]:
+def materialize(
+    partition: str | None = None, all_partitions: bool = False, log_level: str = "DEBUG"
+) -> dict[str, Any]:
     """Run the batch ETL job in-process for one day (default today) or every day; return a summary.
 
     The summary holds the partition range, per asset its rows and duration in
@@ -83,6 +85,7 @@ def materialize(partition: str | None = None, all_partitions: bool = False) -> d
             "dagster/asset_partition_range_end": last,
         },
         raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     summary = {"partitions": [first, last], **summarise(result, instance)}
     if not result.success:

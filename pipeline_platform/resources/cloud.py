@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from botocore.config import Config
 
 # Enough parallel transfers to keep a laptop's emulator and S3 busy.
 _TRANSFER_THREADS = 8
+# Up to this many days, partitions are listed one by one rather than by one pass.
+_PER_PARTITION_LISTING_MAX = 31
 _BOTO_CONFIG = Config(max_pool_connections=_TRANSFER_THREADS * 2, retries={"mode": "standard"})
 
 
@@ -45,10 +48,26 @@ class CloudResource(dg.ConfigurableResource):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return sorted(keys)
 
+    def partition_keys(self, bucket: str, prefix: str, days: Iterable[date]) -> list[str]:
+        """Keys in the Hive partitions `<prefix>dt=YYYY-MM-DD/` of `days`, in key order.
+
+        A few days are listed one partition at a time; a long range (a backfill
+        of years) is listed once and filtered, since listing a thousand empty
+        partitions costs far more than one pass over the prefix.
+        """
+        wanted = {f"{prefix}dt={day.isoformat()}/" for day in days}
+        if len(wanted) <= _PER_PARTITION_LISTING_MAX:
+            return sorted(k for p in wanted for k in self.list_keys(bucket, p))
+        width = len(prefix) + len("dt=YYYY-MM-DD/")
+        return [k for k in self.list_keys(bucket, prefix) if k[:width] in wanted]
+
     def delete_prefix(self, bucket: str, prefix: str) -> int:
         """Delete every object under `prefix`; returns how many were deleted."""
+        return self.delete_keys(bucket, self.list_keys(bucket, prefix))
+
+    def delete_keys(self, bucket: str, keys: list[str]) -> int:
+        """Delete `keys` in batches of a thousand; returns how many were deleted."""
         s3 = self.client("s3")
-        keys = self.list_keys(bucket, prefix)
         for start in range(0, len(keys), 1000):
             chunk = keys[start : start + 1000]
             s3.delete_objects(

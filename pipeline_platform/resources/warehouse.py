@@ -65,8 +65,7 @@ class DuckDBWarehouse(dg.ConfigurableResource):
         """Stage the spec's partitions from S3 and merge them into `raw.<table>`."""
         keys = [
             k
-            for day in spec.days
-            for k in cloud.list_keys(spec.bucket, spec.partition_prefix(day))
+            for k in cloud.partition_keys(spec.bucket, spec.lake_prefix, spec.days)
             if k.endswith(".parquet")
         ]
         with tempfile.TemporaryDirectory(prefix="warehouse-load-") as tmp:

@@ -99,8 +99,10 @@ def lake_sensor_readings(context: dg.AssetExecutionContext, cloud: CloudResource
         result = shaping.shape_readings(
             [str(p) for p in local], Path(tmp) / "parquet", days[0], days[-1]
         )
-        for day in days:
-            cloud.delete_prefix(cloud.lake_bucket, f"{keys.LAKE_READINGS_PREFIX}dt={day}/")
+        cloud.delete_keys(
+            cloud.lake_bucket,
+            cloud.partition_keys(cloud.lake_bucket, keys.LAKE_READINGS_PREFIX, days),
+        )
         written = cloud.upload_tree(
             Path(tmp) / "parquet", cloud.lake_bucket, keys.LAKE_READINGS_PREFIX
         )
@@ -146,19 +148,23 @@ def lake_quarantined_records(
     """
     days = days_of(context)
     with tempfile.TemporaryDirectory(prefix="lake-quarantine-") as tmp:
-        files_by_day = {}
+        listed = [
+            k
+            for k in cloud.partition_keys(cloud.quarantine_bucket, keys.QUARANTINE_PREFIX, days)
+            if k.endswith(".jsonl")
+        ]
+        files_by_day: dict = {}
         for day in days:
             day_prefix = f"{keys.QUARANTINE_PREFIX}dt={day.isoformat()}/"
-            day_keys = [
-                k
-                for k in cloud.list_keys(cloud.quarantine_bucket, day_prefix)
-                if k.endswith(".jsonl")
-            ]
-            local = cloud.download(cloud.quarantine_bucket, day_keys, Path(tmp) / "jsonl")
-            files_by_day[day] = [str(p) for p in local]
+            day_keys = [k for k in listed if k.startswith(day_prefix)]
+            if day_keys:
+                local = cloud.download(cloud.quarantine_bucket, day_keys, Path(tmp) / "jsonl")
+                files_by_day[day] = [str(p) for p in local]
         rows = shaping.shape_quarantine(files_by_day, Path(tmp) / "parquet")
-        for day in days:
-            cloud.delete_prefix(cloud.lake_bucket, f"{keys.LAKE_QUARANTINE_PREFIX}dt={day}/")
+        cloud.delete_keys(
+            cloud.lake_bucket,
+            cloud.partition_keys(cloud.lake_bucket, keys.LAKE_QUARANTINE_PREFIX, days),
+        )
         written = cloud.upload_tree(
             Path(tmp) / "parquet", cloud.lake_bucket, keys.LAKE_QUARANTINE_PREFIX
         )

@@ -170,7 +170,9 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
             "rule errors (error action, S3 errors/)": rule_errors,
             "stored in DynamoDB": stored,
             "quarantined by the function (S3 quarantine/)": quarantined,
-            "exported from DynamoDB": rows("s3/dynamodb_export"),
+            "exported from DynamoDB": int(
+                assets.get("s3/lake/sensor_readings", {}).get("counts", {}).get("export_items", 0)
+            ),
             "in the lake (readings)": rows("s3/lake/sensor_readings"),
             "in the lake (quarantined)": rows("s3/lake/quarantined_records"),
             "in the warehouse (raw.sensor_readings)": warehouse,
@@ -227,8 +229,13 @@ def print_marts(warehouse: Path) -> None:
         print("Hourly metrics, a sample (analytics.fct_device_hourly):")
         print(
             con.sql(
-                "select * from analytics.fct_device_hourly "
-                "order by reading_hour desc, device_id limit 8"
+                "select device_id, reading_hour, reading_count, valid_reading_count, "
+                "round(avg_temperature, 1) as avg_temperature, "
+                "round(avg_humidity, 1) as avg_humidity, "
+                "high_temperature_alert_count as high_temp_alerts, "
+                "low_humidity_alert_count as low_humidity_alerts "
+                "from analytics.fct_device_hourly "
+                "order by reading_count desc, reading_hour desc, device_id limit 8"
             )
         )
         print("Device health (analytics.dim_devices):")
@@ -275,6 +282,10 @@ def run_demo(
     finally:
         cloud.stop()
 
+    print("\nBatch side, per asset:")
+    for key, entry in sorted(batch["assets"].items()):
+        rows = "" if entry.get("rows") is None else f"{entry['rows']:>7} rows"
+        print(f"  {key:<45} {rows:>12}  {entry.get('seconds', 0):6.1f}s")
     width = max(len(k) for k in result.counts)
     print("\nCounts at every stage:")
     for label, count in result.counts.items():

@@ -57,6 +57,11 @@ def summarise(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) -
         entry = assets[materialization.asset_key.to_user_string()]
         rows = materialization.metadata.get("dagster/row_count")
         entry["rows"] = rows.value if rows is not None else None
+        entry["counts"] = {
+            name: value.value
+            for name, value in materialization.metadata.items()
+            if isinstance(value.value, int) and not isinstance(value.value, bool)
+        }
         entry["seconds"] = round(seconds.get(event.step_key, 0.0), 3)
     checks = {
         f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed

@@ -31,8 +31,7 @@ def _load(context, cloud: CloudResource, warehouse, table: str, columns, key, la
     spec = LoadSpec(table, columns, key, cloud.lake_bucket, lake_prefix, days)
     file_keys = [
         k
-        for d in days
-        for k in cloud.list_keys(cloud.lake_bucket, spec.partition_prefix(d))
+        for k in cloud.partition_keys(cloud.lake_bucket, lake_prefix, days)
         if k.endswith(".parquet")
     ]
     footers = cloud.parquet_metadata(cloud.lake_bucket, file_keys)

@@ -10,10 +10,12 @@ with the code being timed; tests run it in a thread to inspect its state.
 from __future__ import annotations
 
 import json
-import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from stream_processor.contract import DEVICE_ID, TIMESTAMP
@@ -145,6 +147,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as with the real endpoints
+    # Headers and body go out in two writes; with Nagle's algorithm the second waits for
+    # the client's delayed ACK (~40 ms), which would swamp the 5 ms we mean to simulate.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the benchmark and tests print their own results."""
@@ -189,16 +194,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(status, error, "application/xml")
 
 
-def _serve_forever(latency_s: float, ports: multiprocessing.Queue) -> None:
-    fake = FakeAws(latency_s=latency_s, keep_data=False).start()
-    ports.put(fake.endpoint_url)
-    threading.Event().wait()
-
-
-def serve_in_subprocess(latency_s: float) -> tuple[multiprocessing.Process, str]:
+def serve_in_subprocess(latency_s: float) -> tuple[subprocess.Popen, str]:
     """Run a data-discarding fake endpoint in a child process; returns (process, url)."""
-    context = multiprocessing.get_context("spawn")
-    ports = context.Queue()
-    process = context.Process(target=_serve_forever, args=(latency_s, ports), daemon=True)
-    process.start()
-    return process, ports.get(timeout=30)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._fake_aws", str(latency_s)],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return process, process.stdout.readline().strip()
+
+
+if __name__ == "__main__":
+    fake = FakeAws(latency_s=float(sys.argv[1]), keep_data=False).start()
+    print(fake.endpoint_url, flush=True)
+    threading.Event().wait()

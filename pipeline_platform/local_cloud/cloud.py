@@ -44,6 +44,10 @@ LOCAL_ANALYTICS_PARAMETERS = {
 }
 
 
+# Process environment the local cloud sets while it runs, restored when it stops.
+_ENVIRON_KEYS = (*LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+
+
 @dataclass(frozen=True)
 class Endpoints:
     """Where the running local cloud listens, and what it deployed."""
@@ -82,10 +86,12 @@ class LocalCloud:
         self.rules: RulesEngine | None = None
         self.esm: EventSourceMappingRunner | None = None
         self._started: list[Any] = []
+        self._saved_environ: dict[str, str | None] = {}
 
     def start(self, log_progress: Any = log.info) -> Endpoints:
         """Bring every service up, deploy the stacks, and return the endpoints."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._saved_environ = {k: os.environ.get(k) for k in _ENVIRON_KEYS}
         # Code in this process (the deployed handler, the pipeline, boto3 made by
         # libraries) reaches the emulator through the standard variables.
         os.environ.update(LOCAL_CREDENTIALS)
@@ -109,8 +115,15 @@ class LocalCloud:
             self._started.append(broker.start())
             hook = IotDataPublishHook(self.rules.submit, region=self.naming.region)
             self._started.append(hook.start())
+            # The emulator's state is process-wide; act only on the mappings of the
+            # stream this cloud deployed, so two clouds in one process (tests) never
+            # run each other's functions.
+            stream_arn = outputs["streaming"]["StreamArn"]
             self.esm = EventSourceMappingRunner(
-                endpoint, self.naming.region, state_dir=self.state_dir / "esm"
+                endpoint,
+                self.naming.region,
+                state_dir=self.state_dir / "esm",
+                mapping_filter=lambda mapping: mapping.stream_arn == stream_arn,
             )
             self._started.append(self.esm.start())
         except BaseException:
@@ -161,7 +174,12 @@ class LocalCloud:
             except Exception:  # keep stopping the rest
                 log.exception("stopping %s failed", type(service).__name__)
         self.rules = self.esm = None
-        os.environ.pop("AWS_ENDPOINT_URL", None)
+        for key, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environ = {}
 
     def __enter__(self) -> LocalCloud:
         self.start()

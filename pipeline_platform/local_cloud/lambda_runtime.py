@@ -10,12 +10,14 @@ and a timeout is reported through the context but not enforced.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
@@ -76,6 +78,21 @@ class FunctionConfig:
         )
 
 
+def _fresh_module(name: str) -> ModuleType:
+    """A private instance of the handler's module, as a new Lambda sandbox would load it.
+
+    Module-level state (clients, configuration read at cold start) then belongs
+    to this function alone, even when another function or another local cloud in
+    the same process runs the same code with other settings.
+    """
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"no module named {name!r}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class LocalFunction:
     """A deployed function whose handler is imported on first use and called in-process."""
 
@@ -92,8 +109,7 @@ class LocalFunction:
                 # Cold start: the function's settings are in the environment before
                 # its module runs, as they are in a fresh Lambda sandbox.
                 os.environ.update(self.config.environment)
-                module = importlib.import_module(module_name)
-                self._handler = getattr(module, attribute)
+                self._handler = getattr(_fresh_module(module_name), attribute)
         return self._handler
 
     def new_context(self) -> LambdaContext:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
-from collections import defaultdict
 from typing import Any
 
-INVOCATIONS: dict[str, list[dict[str, Any]]] = defaultdict(list)
-CONTEXTS: dict[str, list[dict[str, Any]]] = defaultdict(list)
-_LOCK = threading.Lock()
+from tests.local_cloud.handler_log import CONTEXTS, INVOCATIONS
+from tests.local_cloud.handler_log import LOCK as _LOCK
+
+__all__ = ["CONTEXTS", "INVOCATIONS", "payload"]
 
 
 def payload(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,183 @@
+"""The assembled local cloud: the streaming path from a device to DynamoDB, deployed from
+the project's own templates, driven over MQTT (TCP) and the IoT Data API (HTTP)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import boto3
+import pytest
+
+from pipeline_platform import device_client, queries
+from pipeline_platform.cli import main as cli
+from pipeline_platform.demo import SEED_PAYLOADS
+from pipeline_platform.local_cloud.cloud import LocalCloud
+from pipeline_platform.local_cloud.emulator import free_port
+from stream_processor import contract
+
+pytestmark = pytest.mark.integration
+
+# Its own deployment name, so the stacks never collide with other tests' resources
+# in the emulator's process-wide state.
+ENV = "lc"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory, aws_endpoint):
+    """A running local cloud on free ports for this module."""
+    local = LocalCloud(
+        state_dir=tmp_path_factory.mktemp("platform"),
+        aws_port=free_port(),
+        mqtt_port=free_port(),
+        env=ENV,
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(scope="module")
+def aws(cloud):
+    """boto3 clients bound to the local cloud's endpoint."""
+    endpoints = cloud.endpoints
+    return {
+        name: boto3.client(name, endpoint_url=endpoints.aws, region_name=endpoints.region)
+        for name in ("dynamodb", "s3", "iot", "glue", "lambda")
+    }
+
+
+@pytest.fixture(scope="module")
+def seeded(cloud, aws):
+    """The seed's eight payloads published by MQTT, as devices would, and drained."""
+    endpoints = cloud.endpoints
+    for _, payload in SEED_PAYLOADS:
+        device_client.publish(
+            "iot/sensors", payload, host=endpoints.mqtt_host, port=endpoints.mqtt_port
+        )
+    cloud.wait_until_drained(timeout=60)
+    return endpoints
+
+
+def _item(aws, endpoints, device_id: str, timestamp: int) -> dict:
+    found = aws["dynamodb"].get_item(
+        TableName=endpoints.output("streaming", "TableName"),
+        Key={contract.DEVICE_ID: {"S": device_id}, contract.TIMESTAMP: {"N": str(timestamp)}},
+    )
+    assert "Item" in found, f"{device_id}@{timestamp} was not stored"
+    return queries._plain(found["Item"])
+
+
+def _json_lines(aws, bucket: str, prefix: str) -> list[dict]:
+    lines = []
+    for obj in aws["s3"].list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+        body = aws["s3"].get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+        lines.extend(json.loads(line) for line in body.splitlines() if line.strip())
+    return lines
+
+
+def test_stacks_are_deployed_from_the_templates_including_what_the_emulator_skips(cloud, aws):
+    """GIVEN the local cloud is up
+    WHEN we look at the emulator
+    THEN the topic rule, the Glue crawler and PITR exist as the templates describe them."""
+    endpoints = cloud.endpoints
+    rule = aws["iot"].get_topic_rule(ruleName=endpoints.output("streaming", "TopicRuleName"))
+    assert rule["rule"]["sql"] == "SELECT * FROM 'iot/sensors'"
+    kinesis = rule["rule"]["actions"][0]["kinesis"]
+    assert kinesis["partitionKey"] == "${device_id}"
+    assert kinesis["streamName"] == endpoints.output("streaming", "StreamName")
+    assert rule["rule"]["errorAction"]["s3"]["bucketName"] == endpoints.output(
+        "streaming", "QuarantineBucketName"
+    )
+    crawler = aws["glue"].get_crawler(Name=endpoints.output("analytics", "CrawlerName"))["Crawler"]
+    lake = endpoints.output("analytics", "LakeBucketName")
+    assert crawler["Targets"]["S3Targets"][0]["Path"] == f"s3://{lake}/lake/"
+    assert "**/manifest-*.json" in crawler["Targets"]["S3Targets"][0]["Exclusions"]
+    backups = aws["dynamodb"].describe_continuous_backups(
+        TableName=endpoints.output("streaming", "TableName")
+    )["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    mapping = aws["lambda"].list_event_source_mappings(
+        FunctionName=endpoints.output("streaming", "FunctionName")
+    )["EventSourceMappings"][0]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+
+
+def test_seed_readings_published_by_mqtt_are_stored_and_classified(seeded, aws):
+    """GIVEN the seed's payloads published over MQTT to iot/sensors
+    WHEN the stream is drained
+    THEN each valid reading is in DynamoDB with the contract's alerts and flags."""
+    normal = _item(aws, seeded, "sensor-101", 1700100000)
+    assert (normal["temperature"], normal["humidity"]) == (22, 55)
+    assert normal["alerts"] == [] and normal["quality_flags"] == []
+    assert _item(aws, seeded, "sensor-102", 1700100500)["alerts"] == ["HIGH_TEMPERATURE"]
+    assert _item(aws, seeded, "sensor-103", 1700101000)["alerts"] == ["LOW_HUMIDITY"]
+    assert _item(aws, seeded, "sensor-104", 1700101500)["quality_flags"] == ["MISSING_HUMIDITY"]
+    hot = _item(aws, seeded, "sensor-105", 1700103000)
+    assert hot["alerts"] == [] and hot["quality_flags"] == ["TEMPERATURE_OUT_OF_RANGE"]
+    cold = _item(aws, seeded, "sensor-106", 1700103500)
+    assert cold["alerts"] == [] and cold["quality_flags"] == ["HUMIDITY_OUT_OF_RANGE"]
+    assert _item(aws, seeded, "sensor-107", 1700104000)["pressure"] == 1012
+
+
+def test_invalid_json_lands_in_the_rule_error_action_with_its_bytes(seeded, aws):
+    """GIVEN 'Invalid JSON Data' published to iot/sensors
+    WHEN the rule cannot derive a partition key from it
+    THEN the error action keeps it in S3 under errors/, byte for byte."""
+    errors = _json_lines(aws, seeded.output("streaming", "QuarantineBucketName"), "errors/")
+    payloads = [base64.b64decode(e["base64OriginalPayload"]) for e in errors]
+    assert b"Invalid JSON Data" in payloads
+    failure = errors[payloads.index(b"Invalid JSON Data")]["failures"][0]
+    assert failure["failedAction"] == "KinesisAction"
+
+
+def test_iot_data_api_publish_routes_through_the_rules_and_quarantines_bad_readings(
+    cloud, seeded, aws
+):
+    """GIVEN a good and a bad reading published through the IoT Data API (like the CLI)
+    WHEN the stream is drained
+    THEN the good one is stored and the bad one quarantined with its raw bytes."""
+    good = b'{"device_id": "api-1", "timestamp": 1700200000, "temperature": 20, "humidity": 50}'
+    bad = b'{"device_id": "api-2", "timestamp": "not a time", "temperature": 20}'
+    for payload in (good, bad):
+        assert (
+            cli(
+                [
+                    "publish",
+                    "--via-iot-data",
+                    "--payload",
+                    payload.decode(),
+                    "--endpoint-url",
+                    seeded.aws,
+                ]
+            )
+            == 0
+        )
+    cloud.wait_until_drained(timeout=60)
+    assert _item(aws, seeded, "api-1", 1700200000)["temperature"] == 20
+    quarantined = _json_lines(
+        aws,
+        seeded.output("streaming", "QuarantineBucketName"),
+        seeded.output("streaming", "QuarantinePrefix"),
+    )
+    mine = [q for q in quarantined if base64.b64decode(q["data"]) == bad]
+    assert len(mine) == 1
+    assert mine[0]["reason"] == contract.INVALID_TIMESTAMP
+    assert mine[0]["device_id"] == "api-2"
+
+
+def test_real_time_queries_answer_from_the_table_and_the_alerts_index(seeded, aws):
+    """GIVEN the seed readings stored
+    WHEN the real-time queries run
+    THEN latest, device history and recent alerts return what was stored."""
+    table = seeded.output("streaming", "TableName")
+    latest = {r["device_id"]: r for r in queries.latest(aws["dynamodb"], table)}
+    assert latest["sensor-101"]["timestamp"] == 1700100000
+    history = queries.device_history(aws["dynamodb"], table, "sensor-107")
+    assert [r["timestamp"] for r in history] == [1700104000]
+    alerts = queries.recent_alerts(aws["dynamodb"], table, since=1700000000, until=1700200000)
+    assert {(r["device_id"], tuple(r["alerts"])) for r in alerts} == {
+        ("sensor-102", ("HIGH_TEMPERATURE",)),
+        ("sensor-103", ("LOW_HUMIDITY",)),
+    }

@@ -13,11 +13,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 import boto3
 import duckdb
 
+from cloudformation.naming import DEFAULT_ENV
 from pipeline_platform import device_client
 from pipeline_platform.local_cloud.cloud import (
     DEFAULT_AWS_PORT,
@@ -68,6 +71,8 @@ SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
     ),
 )
 TOPIC = "iot/sensors"
+#: How long the demo's fleet publishes; its readings carry a day of timestamps.
+_FLEET_SECONDS = 5.0
 
 
 def _port(preferred: int) -> int:
@@ -78,6 +83,21 @@ def _port(preferred: int) -> int:
         except OSError:
             return free_port()
     return preferred
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the pipeline run, restoring the previous values after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @dataclass
@@ -123,8 +143,8 @@ def publish_traffic(endpoints: Endpoints, devices: int, readings: int) -> dict[s
 
     fleet = device_client.simulate(
         devices=devices,
-        rate=max(100.0, readings / 5),
-        duration=5,
+        rate=readings / _FLEET_SECONDS,
+        duration=_FLEET_SECONDS,
         malformed_share=0.03,
         host=endpoints.mqtt_host,
         port=endpoints.mqtt_port,
@@ -248,7 +268,10 @@ def print_marts(warehouse: Path) -> None:
 
 
 def run_demo(
-    devices: int = 25, readings: int = 3000, state_dir: str | Path = ".platform/demo"
+    devices: int = 25,
+    readings: int = 3000,
+    state_dir: str | Path = ".platform/demo",
+    env: str = DEFAULT_ENV,
 ) -> int:
     """Run the demo; 0 when every stage reconciles, 1 otherwise."""
     from pipeline_platform.defs.runs import materialize
@@ -257,7 +280,10 @@ def run_demo(
     state = Path(state_dir).resolve()
     shutil.rmtree(state, ignore_errors=True)  # a demo always starts from nothing
     cloud = LocalCloud(
-        state_dir=state, aws_port=_port(DEFAULT_AWS_PORT), mqtt_port=_port(DEFAULT_MQTT_PORT)
+        state_dir=state,
+        aws_port=_port(DEFAULT_AWS_PORT),
+        mqtt_port=_port(DEFAULT_MQTT_PORT),
+        env=env,
     )
     started = time.monotonic()
 
@@ -274,9 +300,14 @@ def run_demo(
         step("waiting for the stream to drain")
         cloud.wait_until_drained(timeout=120)
         step("materialising the batch side with Dagster (export, lake, crawl, warehouse, dbt)")
-        os.environ["PLATFORM_ENV"] = "local"
-        os.environ["WAREHOUSE_PATH"] = str(endpoints.warehouse)
-        batch = materialize(all_partitions=True, log_level="WARNING")
+        pipeline_environ = {
+            "PLATFORM_ENV": "local",
+            "DEPLOYMENT_ENV": env,
+            "AWS_ENDPOINT_URL": endpoints.aws,
+            "WAREHOUSE_PATH": str(endpoints.warehouse),
+        }
+        with _environ(pipeline_environ):
+            batch = materialize(all_partitions=True, log_level="WARNING")
         step("reconciling")
         result = reconcile(cloud, traffic, batch)
     finally:

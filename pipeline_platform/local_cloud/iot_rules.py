@@ -526,8 +526,11 @@ class RulesEngine:
     def _send_to_error_action(
         self, rule: DeployedRule, message: InboundMessage, ctx: MessageContext, result: RuleResult
     ) -> None:
+        # A failure the error action keeps is expected traffic (a payload without a
+        # device id, say): worth a debug line. Without an error action it is lost.
+        level = logging.DEBUG if rule.error_action is not None else logging.WARNING
         for failure in result.failures:
-            log.warning("rule %s: %s", rule.name, failure.error_message)
+            log.log(level, "rule %s: %s", rule.name, failure.error_message)
         if rule.error_action is None:
             return
         body = json.dumps(error_action_message(rule.name, message, result.failures)).encode()

@@ -10,6 +10,7 @@ import re
 import signal
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
@@ -39,7 +40,18 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 
 def _endpoint(args: argparse.Namespace) -> str:
-    return args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT
+    """The AWS endpoint to talk to; on loopback, the local cloud's credentials if none are set.
+
+    The local cloud accepts any credentials, so a laptop without an AWS profile
+    still works; a real endpoint always uses the caller's own credentials.
+    """
+    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT
+    host = urllib.parse.urlparse(endpoint).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1") and "AWS_ACCESS_KEY_ID" not in os.environ:
+        from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS
+
+        os.environ.update(LOCAL_CREDENTIALS)
+    return endpoint
 
 
 # --- commands -------------------------------------------------------------------

@@ -13,13 +13,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ import duckdb
 
 from cloudformation.naming import DEFAULT_ENV
 from pipeline_platform import device_client
+from pipeline_platform.environ import overridden
 from pipeline_platform.local_cloud.cloud import (
     DEFAULT_AWS_PORT,
     DEFAULT_MQTT_PORT,
@@ -83,21 +81,6 @@ def _port(preferred: int) -> int:
         except OSError:
             return free_port()
     return preferred
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the pipeline run, restoring the previous values after."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass
@@ -306,7 +289,7 @@ def run_demo(
             "AWS_ENDPOINT_URL": endpoints.aws,
             "WAREHOUSE_PATH": str(endpoints.warehouse),
         }
-        with _environ(pipeline_environ):
+        with overridden(pipeline_environ):
             batch = materialize(all_partitions=True, log_level="WARNING")
         step("reconciling")
         result = reconcile(cloud, traffic, batch)

@@ -7,8 +7,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
-from pipeline_platform.defs.dbt.project import DbtResource, build_args, dbt_project, environment
+from pipeline_platform.defs.dbt.project import DbtResource, build_args, dbt_project
 from pipeline_platform.defs.partitions import DAILY, SINGLE_RUN
+from pipeline_platform.environ import overridden
 
 MARTS_SCHEMA = "analytics"
 # The batch job runs hourly: a mart older than two hours is late, a day old is failing.
@@ -56,7 +57,7 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         """Staging views and marts built by `dbt build`, tests reported as asset checks."""
         window = context.partition_time_window
         args = build_args((window.start.date().isoformat(), window.end.date().isoformat()))
-        with environment(dbt.env_overrides):
+        with overridden(dbt.env_overrides):
             yield from dbt.cli(args, context=context).stream()
 
     return dbt_models

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -40,18 +37,3 @@ class DbtResource(DbtCliResource):
     """The dbt CLI with the environment the profile reads (warehouse path, Redshift endpoint)."""
 
     env_overrides: dict[str, str] = {}
-
-
-@contextlib.contextmanager
-def environment(overrides: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the dbt subprocess, restoring them afterwards."""
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

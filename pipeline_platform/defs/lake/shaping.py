@@ -24,14 +24,26 @@ _NOT_COLUMNS = {contract.EXPIRES_AT, contract.ALERT_DATE, contract.TIMESTAMP}
 _KNOWN = {c.name for c in ws.READINGS_COLUMNS} | _NOT_COLUMNS
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,126}$")
 
-_SOURCE = """
-    select coalesce(Item, NewImage) as item
-    from read_json(
-        ?, format = 'newline_delimited', compression = 'gzip',
-        columns = {'Item': 'JSON', 'Keys': 'JSON', 'NewImage': 'JSON', 'OldImage': 'JSON'},
-        maximum_object_size = 16777216
-    )
-"""
+# DynamoDB-JSON layout of the contract's attributes. Reading them as typed
+# structs lets DuckDB parse each export line once; extracting them from a JSON
+# column instead re-parses the whole item for every attribute.
+_NUMBER = "struct(N varchar)"
+_STRING = "struct(S varchar)"
+# Codes are stored as a list of strings; a string set is read the same way.
+_CODES = "struct(L struct(S varchar)[], SS varchar[])"
+_LAYOUT = {
+    contract.DEVICE_ID: _STRING,
+    contract.TIMESTAMP: _NUMBER,
+    contract.TEMPERATURE: _NUMBER,
+    contract.HUMIDITY: _NUMBER,
+    contract.ALERTS: _CODES,
+    contract.QUALITY_FLAGS: _CODES,
+    contract.SEQUENCE_NUMBER: _STRING,
+    contract.INGESTED_AT: _NUMBER,
+}
+# Both export line shapes: full exports' `Item`, incremental exports' `NewImage`.
+_IMAGES = ("Item", "NewImage")
+_READ_OPTIONS = "format = 'newline_delimited', compression = 'gzip', maximum_object_size = 16777216"
 
 
 @dataclass(frozen=True)
@@ -46,8 +58,24 @@ class ShapeResult:
     exported_by_day: dict[str, int]
 
 
-def _number(attr: str) -> str:
-    return f"try_cast(item -> '{attr}' ->> 'N' as double)"
+def _read_images(item_type: str) -> str:
+    """A `select` of every exported image (`item`, of `item_type`) from the files (`?`)."""
+    columns = ", ".join(f"'{image}': '{item_type}'" for image in _IMAGES)
+    return (
+        f"select coalesce({', '.join(_IMAGES)}) as item "
+        f"from read_json(?, {_READ_OPTIONS}, columns = {{{columns}}})"
+    )
+
+
+def _item_type(extras: list[str]) -> str:
+    """The typed struct of an image: the contract's layout, extra fields as raw JSON."""
+    fields = [*(f'"{name}" {layout}' for name, layout in _LAYOUT.items())]
+    fields += [f'"{name}" json' for name in extras]
+    return f"struct({', '.join(fields)})"
+
+
+def _number(expr: str) -> str:
+    return f"try_cast({expr}.N as double)"
 
 
 def _epoch_to_timestamp(expr: str) -> str:
@@ -55,41 +83,56 @@ def _epoch_to_timestamp(expr: str) -> str:
     return f"make_timestamp(cast(round({expr} * 1000000) as bigint))"
 
 
-def _codes(attr: str) -> str:
-    # Codes are stored as a list of strings; a string set is read the same way.
+def _codes(expr: str) -> str:
     return (
-        "array_to_string(coalesce("
-        f"json_extract_string(item, '$.{attr}.L[*].S'), "
-        f"json_extract_string(item, '$.{attr}.SS[*]'), []), '{ws.CODE_SEPARATOR}')"
+        f"array_to_string(coalesce(list_transform({expr}.L, lambda code: code.S), {expr}.SS, []), "
+        f"'{ws.CODE_SEPARATOR}')"
     )
 
 
 def _extra(name: str, logical: str) -> str:
+    value = f'item."{name}"'
     if logical == "double":
-        return f'{_number(name)} as "{name}"'
+        return f"try_cast({value} ->> 'N' as double) as \"{name}\""
     # Strings as they are; anything else (bool, list, map) as its DynamoDB JSON.
-    return f"coalesce(item -> '{name}' ->> 'S', cast(item -> '{name}' as varchar)) as \"{name}\""
+    return f"coalesce({value} ->> 'S', cast({value} as varchar)) as \"{name}\""
 
 
-def discover_extra_fields(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], list[str]]:
-    """Payload fields beyond the contract's, typed `double` when every value is a number."""
+def discover_extra_fields(
+    con: duckdb.DuckDBPyConnection, export_files: list[str]
+) -> tuple[list[str], list[str]]:
+    """Names of the payload fields beyond the contract's in any image, and those left out.
+
+    A cheap pass of its own: listing an image's keys parses it once and builds no values.
+    """
     rows = con.execute(
-        """
-        with keyed as (select unnest(json_keys(item)) as name, item from export_items)
-        select name, list_distinct(list(json_keys(item -> name)[1])) as kinds
-        from keyed group by name order by name
-        """
+        f"select distinct unnest(json_keys(item)) from ({_read_images('json')})", [export_files]
     ).fetchall()
-    extras: dict[str, str] = {}
+    extras: list[str] = []
     skipped: list[str] = []
-    for name, kinds in rows:
+    for (name,) in sorted(rows):
         if name in _KNOWN:
             continue
-        if not _IDENTIFIER.match(name):
+        if _IDENTIFIER.match(name):
+            extras.append(name)
+        else:
             skipped.append(name)  # not a portable column name; kept in DynamoDB only
-            continue
-        extras[name] = "double" if set(kinds) <= {"N", "NULL"} else "string"
     return extras, skipped
+
+
+def _extra_types(con: duckdb.DuckDBPyConnection, extras: list[str]) -> dict[str, str]:
+    """Each extra field typed `double` when every value is a number, else `string`."""
+    if not extras:
+        return {}
+    kinds = con.execute(
+        "select "
+        + ", ".join(f'list_distinct(list(json_keys(item."{name}")[1]))' for name in extras)
+        + " from export_items"
+    ).fetchone()
+    return {
+        name: "double" if set(found) <= {"N", "NULL"} else "string"
+        for name, found in zip(extras, kinds, strict=True)
+    }
 
 
 def shape_readings(
@@ -103,23 +146,25 @@ def shape_readings(
     con = duckdb.connect()
     try:
         con.execute("set preserve_insertion_order = false")
+        extra_names, skipped = discover_extra_fields(con, export_files)
         con.execute(
-            f"create temp table export_items as select * from ({_SOURCE}) where item is not null",
+            "create temp table export_items as "
+            f"select * from ({_read_images(_item_type(extra_names))}) where item is not null",
             [export_files],
         )
         export_items = con.execute("select count(*) from export_items").fetchone()[0]
-        extras, skipped = discover_extra_fields(con)
-        reading_epoch = _number(contract.TIMESTAMP)
+        extras = _extra_types(con, extra_names)
+        reading_epoch = _number(f'item."{contract.TIMESTAMP}"')
         columns = [
-            f"item -> '{contract.DEVICE_ID}' ->> 'S' as {contract.DEVICE_ID}",
+            f"item.{contract.DEVICE_ID}.S as {contract.DEVICE_ID}",
             f"{reading_epoch} as reading_epoch",
             f"{_epoch_to_timestamp(reading_epoch)} as reading_at",
-            f"{_number(contract.TEMPERATURE)} as {contract.TEMPERATURE}",
-            f"{_number(contract.HUMIDITY)} as {contract.HUMIDITY}",
-            f"{_codes(contract.ALERTS)} as {contract.ALERTS}",
-            f"{_codes(contract.QUALITY_FLAGS)} as {contract.QUALITY_FLAGS}",
-            f"item -> '{contract.SEQUENCE_NUMBER}' ->> 'S' as {contract.SEQUENCE_NUMBER}",
-            f"{_epoch_to_timestamp(_number(contract.INGESTED_AT))} as ingested_at",
+            f"{_number(f'item.{contract.TEMPERATURE}')} as {contract.TEMPERATURE}",
+            f"{_number(f'item.{contract.HUMIDITY}')} as {contract.HUMIDITY}",
+            f"{_codes(f'item.{contract.ALERTS}')} as {contract.ALERTS}",
+            f"{_codes(f'item.{contract.QUALITY_FLAGS}')} as {contract.QUALITY_FLAGS}",
+            f"item.{contract.SEQUENCE_NUMBER}.S as {contract.SEQUENCE_NUMBER}",
+            f"{_epoch_to_timestamp(_number(f'item.{contract.INGESTED_AT}'))} as ingested_at",
             *(_extra(name, logical) for name, logical in extras.items()),
         ]
         con.execute(
@@ -132,6 +177,7 @@ def shape_readings(
             """,
             [first_day, last_day],
         )
+        con.execute("drop table export_items")
         exported = dict(
             con.execute("select cast(dt as varchar), count(*) from typed group by dt").fetchall()
         )

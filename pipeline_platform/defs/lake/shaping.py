@@ -4,6 +4,11 @@ DuckDB parses the gzipped lines and does the typing in SQL; Python only names
 the columns. Both export line shapes are read: full exports' `{"Item": ...}`
 and incremental exports' `{"Keys", "NewImage", "OldImage"}` (a line without
 `NewImage` is a deletion and yields no row).
+
+The files are read twice: a first pass only lists each image's attribute
+names, to find the payload fields beyond the contract's; the second reads every
+image into a typed struct (the contract's DynamoDB-JSON layout plus those
+fields), so each line is parsed once per pass rather than once per attribute.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ _NOT_COLUMNS = {contract.EXPIRES_AT, contract.ALERT_DATE, contract.TIMESTAMP}
 _KNOWN = {c.name for c in ws.READINGS_COLUMNS} | _NOT_COLUMNS
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,126}$")
 
-# DynamoDB-JSON layout of the contract's attributes. Reading them as typed
-# structs lets DuckDB parse each export line once; extracting them from a JSON
-# column instead re-parses the whole item for every attribute.
+# DynamoDB-JSON layout of the contract's attributes. Read as typed structs, a
+# line is parsed once; extracting each attribute from a JSON column instead
+# re-parses the whole item per attribute. A line that does not fit the layout
+# (an attribute value that is not an object) is not DynamoDB JSON: reading fails
+# naming the file and line rather than guessing.
 _NUMBER = "struct(N varchar)"
 _STRING = "struct(S varchar)"
 # Codes are stored as a list of strings; a string set is read the same way.
@@ -91,7 +98,7 @@ def _codes(expr: str) -> str:
 
 
 def _extra(name: str, logical: str) -> str:
-    value = f'item."{name}"'
+    value = f'"{name}"'
     if logical == "double":
         return f"try_cast({value} ->> 'N' as double) as \"{name}\""
     # Strings as they are; anything else (bool, list, map) as its DynamoDB JSON.
@@ -126,13 +133,32 @@ def _extra_types(con: duckdb.DuckDBPyConnection, extras: list[str]) -> dict[str,
         return {}
     kinds = con.execute(
         "select "
-        + ", ".join(f'list_distinct(list(json_keys(item."{name}")[1]))' for name in extras)
+        + ", ".join(f'list_distinct(list(json_keys("{name}")[1]))' for name in extras)
         + " from export_items"
     ).fetchone()
     return {
         name: "double" if set(found) <= {"N", "NULL"} else "string"
         for name, found in zip(extras, kinds, strict=True)
     }
+
+
+def _flattened(extras: list[str]) -> str:
+    """The image's columns: the contract's typed, extra fields still as their DynamoDB JSON."""
+    reading_epoch = _number(f'item."{contract.TIMESTAMP}"')
+    return ", ".join(
+        [
+            f"item.{contract.DEVICE_ID}.S as {contract.DEVICE_ID}",
+            f"{reading_epoch} as reading_epoch",
+            f"{_epoch_to_timestamp(reading_epoch)} as reading_at",
+            f"{_number(f'item.{contract.TEMPERATURE}')} as {contract.TEMPERATURE}",
+            f"{_number(f'item.{contract.HUMIDITY}')} as {contract.HUMIDITY}",
+            f"{_codes(f'item.{contract.ALERTS}')} as {contract.ALERTS}",
+            f"{_codes(f'item.{contract.QUALITY_FLAGS}')} as {contract.QUALITY_FLAGS}",
+            f"item.{contract.SEQUENCE_NUMBER}.S as {contract.SEQUENCE_NUMBER}",
+            f"{_epoch_to_timestamp(_number(f'item.{contract.INGESTED_AT}'))} as ingested_at",
+            *(f'item."{name}" as "{name}"' for name in extras),
+        ]
+    )
 
 
 def shape_readings(
@@ -148,56 +174,48 @@ def shape_readings(
         con.execute("set preserve_insertion_order = false")
         extra_names, skipped = discover_extra_fields(con, export_files)
         con.execute(
-            "create temp table export_items as "
-            f"select * from ({_read_images(_item_type(extra_names))}) where item is not null",
+            f"""
+            create temp table export_items as
+            select *, cast(reading_at as date) as dt from (
+                select {_flattened(extra_names)}
+                from ({_read_images(_item_type(extra_names))}) where item is not null
+            )
+            """,
             [export_files],
         )
         export_items = con.execute("select count(*) from export_items").fetchone()[0]
         extras = _extra_types(con, extra_names)
-        reading_epoch = _number(f'item."{contract.TIMESTAMP}"')
-        columns = [
-            f"item.{contract.DEVICE_ID}.S as {contract.DEVICE_ID}",
-            f"{reading_epoch} as reading_epoch",
-            f"{_epoch_to_timestamp(reading_epoch)} as reading_at",
-            f"{_number(f'item.{contract.TEMPERATURE}')} as {contract.TEMPERATURE}",
-            f"{_number(f'item.{contract.HUMIDITY}')} as {contract.HUMIDITY}",
-            f"{_codes(f'item.{contract.ALERTS}')} as {contract.ALERTS}",
-            f"{_codes(f'item.{contract.QUALITY_FLAGS}')} as {contract.QUALITY_FLAGS}",
-            f"item.{contract.SEQUENCE_NUMBER}.S as {contract.SEQUENCE_NUMBER}",
-            f"{_epoch_to_timestamp(_number(f'item.{contract.INGESTED_AT}'))} as ingested_at",
-            *(_extra(name, logical) for name, logical in extras.items()),
-        ]
-        con.execute(
+        in_days = "dt between ? and ?"
+        counts = con.execute(
             f"""
-            create temp table typed as
-            select *, cast(reading_at as date) as dt from (
-                select {", ".join(columns)} from export_items
-            )
-            where cast(reading_at as date) between ? and ?
+            select cast(dt as varchar), count(*),
+                   count(distinct row({", ".join(ws.READINGS_KEY)}))
+            from export_items where {in_days} group by dt
             """,
             [first_day, last_day],
-        )
-        con.execute("drop table export_items")
-        exported = dict(
-            con.execute("select cast(dt as varchar), count(*) from typed group by dt").fetchall()
-        )
-        con.execute(
-            f"""
-            create temp table readings as
-            select * from typed
+        ).fetchall()
+        exported = {day: images for day, images, _ in counts}
+        rows = {day: keys for day, _, keys in counts}
+        # A full export holds each key once; only repeated keys need the window.
+        latest = (
+            ""
+            if exported == rows
+            else f"""
             qualify row_number() over (
                 partition by {", ".join(ws.READINGS_KEY)} order by ingested_at desc nulls last
-            ) = 1
-            """
+            ) = 1"""
         )
-        con.execute("drop table typed")
+        typed = [c.name for c in ws.READINGS_COLUMNS] + [
+            _extra(name, logical) for name, logical in extras.items()
+        ]
         out_dir.mkdir(parents=True, exist_ok=True)
         con.execute(
-            f"copy readings to '{out_dir.as_posix()}' (format parquet, compression zstd, "
-            "partition_by (dt), filename_pattern 'part-{i}', overwrite_or_ignore true)"
-        )
-        rows = dict(
-            con.execute("select cast(dt as varchar), count(*) from readings group by dt").fetchall()
+            f"""
+            copy (select {", ".join(typed)} from export_items where {in_days} {latest})
+            to '{out_dir.as_posix()}' (format parquet, compression zstd, partition_by (dt),
+                                       filename_pattern 'part-{{i}}', overwrite_or_ignore true)
+            """,
+            [first_day, last_day],
         )
     finally:
         con.close()

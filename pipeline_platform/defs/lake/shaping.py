@@ -142,21 +142,25 @@ def _extra_types(con: duckdb.DuckDBPyConnection, extras: list[str]) -> dict[str,
     }
 
 
+def _attribute(name: str) -> str:
+    return f'item."{name}"'
+
+
 def _flattened(extras: list[str]) -> str:
     """The image's columns: the contract's typed, extra fields still as their DynamoDB JSON."""
-    reading_epoch = _number(f'item."{contract.TIMESTAMP}"')
+    reading_epoch = _number(_attribute(contract.TIMESTAMP))
     return ", ".join(
         [
-            f"item.{contract.DEVICE_ID}.S as {contract.DEVICE_ID}",
+            f"{_attribute(contract.DEVICE_ID)}.S as {contract.DEVICE_ID}",
             f"{reading_epoch} as reading_epoch",
             f"{_epoch_to_timestamp(reading_epoch)} as reading_at",
-            f"{_number(f'item.{contract.TEMPERATURE}')} as {contract.TEMPERATURE}",
-            f"{_number(f'item.{contract.HUMIDITY}')} as {contract.HUMIDITY}",
-            f"{_codes(f'item.{contract.ALERTS}')} as {contract.ALERTS}",
-            f"{_codes(f'item.{contract.QUALITY_FLAGS}')} as {contract.QUALITY_FLAGS}",
-            f"item.{contract.SEQUENCE_NUMBER}.S as {contract.SEQUENCE_NUMBER}",
-            f"{_epoch_to_timestamp(_number(f'item.{contract.INGESTED_AT}'))} as ingested_at",
-            *(f'item."{name}" as "{name}"' for name in extras),
+            f"{_number(_attribute(contract.TEMPERATURE))} as {contract.TEMPERATURE}",
+            f"{_number(_attribute(contract.HUMIDITY))} as {contract.HUMIDITY}",
+            f"{_codes(_attribute(contract.ALERTS))} as {contract.ALERTS}",
+            f"{_codes(_attribute(contract.QUALITY_FLAGS))} as {contract.QUALITY_FLAGS}",
+            f"{_attribute(contract.SEQUENCE_NUMBER)}.S as {contract.SEQUENCE_NUMBER}",
+            f"{_epoch_to_timestamp(_number(_attribute(contract.INGESTED_AT)))} as ingested_at",
+            *(f'{_attribute(name)} as "{name}"' for name in extras),
         ]
     )
 

@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins libraries that clash with the project's, so it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 .PHONY: demo test lint format bench clean help checkov
 
@@ -32,9 +35,6 @@ format: $(STAMP)
 test: lint $(CHECKOV)
 	$(BIN)/python -m pytest
 
-# checkov pins libraries that clash with the project's, so it gets a venv of its own.
-CHECKOV_VENV := .venv-checkov
-CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 $(CHECKOV):
 	$(PYTHON) -m venv $(CHECKOV_VENV)

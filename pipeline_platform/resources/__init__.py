@@ -6,22 +6,20 @@ LOCAL = the DuckDB warehouse, AWS = the Redshift warehouse.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 from pipeline_platform.environment import ENV_WAREHOUSE_PATH, Environment, Settings
 
 
-def _dbt_executable() -> str:
-    # The dbt installed beside this interpreter, so an unactivated virtualenv works too.
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
-
-
 def build_resources(settings: Settings) -> dict[str, Any]:
     """Resources for `settings.environment`, keyed as the assets require them."""
-    from pipeline_platform.defs.dbt.project import DBT_PROJECT_DIR, DbtResource, dbt_project
+    from pipeline_platform.defs.dbt.project import (
+        DBT_PROJECT_DIR,
+        DbtResource,
+        dbt_executable,
+        dbt_project,
+    )
     from pipeline_platform.resources.cloud import CloudResource
     from pipeline_platform.resources.warehouse import DuckDBWarehouse, RedshiftWarehouse
 
@@ -68,7 +66,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "warehouse": warehouse,
         "dbt": DbtResource(
             project_dir=str(DBT_PROJECT_DIR),
-            dbt_executable=_dbt_executable(),
+            dbt_executable=dbt_executable(),
             target=project.target,
             env_overrides=dbt_env,
         ),

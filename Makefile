@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
-.PHONY: demo test lint format bench clean help checkov
+.PHONY: demo ui test lint format bench clean help checkov
 
 help:
 	@echo "make demo   run the platform end to end on the embedded local cloud"
@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/pipeline-platform demo
+
+ui: $(STAMP)
+	$(BIN)/pipeline-platform ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

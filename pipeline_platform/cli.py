@@ -176,6 +176,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(devices=args.devices, readings=args.readings, state_dir=args.state_dir)
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    """The local cloud, a publishing fleet and the Dagster UI, until Ctrl-C or SIGTERM."""
+    from pipeline_platform.ui import run_ui
+
+    return run_ui(
+        port=args.port,
+        aws_port=args.aws_port,
+        mqtt_port=args.mqtt_port,
+        state_dir=args.state_dir,
+        devices=args.devices,
+        rate=args.rate,
+    )
+
+
 # --- parser ---------------------------------------------------------------------
 
 
@@ -256,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--readings", type=int, default=3000)
     demo.add_argument("--state-dir", default=".platform/demo")
     demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="the local cloud, a publishing fleet and the Dagster UI")
+    ui.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+    ui.add_argument("--aws-port", type=int, default=4566)
+    ui.add_argument("--mqtt-port", type=int, default=1883)
+    ui.add_argument("--state-dir", default=".platform")
+    ui.add_argument("--devices", type=int, default=20)
+    ui.add_argument("--rate", type=float, default=20, help="readings per second, whole fleet")
+    ui.set_defaults(func=cmd_ui)
     return parser
 
 

@@ -108,7 +108,12 @@ class LocalCloud:
             outputs = self._deploy()
 
             endpoint = self.emulator.endpoint_url
-            self.rules = RulesEngine(endpoint, self.naming.region).start()
+            # As with the mappings below: evaluate the rules this cloud deployed, so
+            # two clouds in one process (tests) never route each other's traffic.
+            own_rules = {o["TopicRuleName"] for o in outputs.values() if "TopicRuleName" in o}
+            self.rules = RulesEngine(
+                endpoint, self.naming.region, rule_filter=own_rules.__contains__
+            ).start()
             self._started.append(self.rules)
             log_progress(f"starting the MQTT broker on {self.host}:{self.mqtt_port}")
             broker = MqttBroker(self.rules.submit, host=self.host, port=self.mqtt_port)

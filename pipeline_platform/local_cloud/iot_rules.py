@@ -35,6 +35,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -349,7 +350,10 @@ class RulesEngine:
         account_id: str | None = None,
         refresh_interval: float = 1.0,
         targets: Targets | None = None,
+        rule_filter: Callable[[str], bool] | None = None,
     ) -> None:
+        #: When given, only rules whose name it accepts are evaluated.
+        self.rule_filter = rule_filter
         self.endpoint_url = endpoint_url
         self.region = region
         self.refresh_interval = refresh_interval
@@ -422,7 +426,11 @@ class RulesEngine:
         kwargs: dict[str, Any] = {}
         while True:
             page = self._iot.list_topic_rules(**kwargs)
-            names.extend(r["ruleName"] for r in page.get("rules", []))
+            names.extend(
+                r["ruleName"]
+                for r in page.get("rules", [])
+                if self.rule_filter is None or self.rule_filter(r["ruleName"])
+            )
             if not page.get("nextToken"):
                 break
             kwargs["nextToken"] = page["nextToken"]

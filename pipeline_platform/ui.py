@@ -101,6 +101,8 @@ class Fleet:
 
 def _require_free_port(port: int, what: str) -> None:
     with socket.socket() as sock:
+        # As the servers do: a port whose last connections linger in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:

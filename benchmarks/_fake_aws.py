@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -21,6 +22,16 @@ from urllib.parse import unquote, urlsplit
 from stream_processor.contract import DEVICE_ID, TIMESTAMP
 
 _DYNAMODB_JSON = "application/x-amz-json-1.0"
+
+
+@dataclass(frozen=True)
+class WireRequest:
+    """A request exactly as it arrived: method, path, headers and body bytes."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
 
 
 class FakeAws:
@@ -35,6 +46,8 @@ class FakeAws:
         #: Stored objects by (bucket, key).
         self.objects: dict[tuple[str, str], bytes] = {}
         self.requests: dict[str, int] = {}
+        #: Every DynamoDB request as received (only when keeping data).
+        self.received: list[WireRequest] = []
         # Fault switches.
         #: This many next BatchWriteItem requests fail with ProvisionedThroughputExceeded.
         self.throttle_batch_writes = 0
@@ -174,6 +187,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._body()
         operation = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
         fake = self.server.fake
+        if fake.keep_data:
+            with fake.lock:
+                fake.received.append(
+                    WireRequest(self.command, self.path, dict(self.headers.items()), body)
+                )
         if operation == "BatchWriteItem":
             status, answer = fake.batch_write_item(body)
         elif operation == "PutItem":

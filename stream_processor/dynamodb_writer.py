@@ -8,7 +8,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from stream_processor.contract import DEVICE_ID, TIMESTAMP
-from stream_processor.prebuilt_body import BODY_PARAM, accept_prebuilt_body
+from stream_processor.json_protocol import JsonProtocolEndpoint
 from stream_processor.readings import Accepted
 from stream_processor.retry import Deadline, is_transient, wait_for_retry
 
@@ -35,11 +35,10 @@ class DynamoDbWriter:
     """
 
     def __init__(self, client: object, table_name: str, executor: Executor) -> None:
-        self._client = client
+        self._endpoint = JsonProtocolEndpoint(client)
         self._table_name = table_name
         self._executor = executor
         self._body_open = b'{"RequestItems":{' + json.dumps(table_name).encode() + b":["
-        accept_prebuilt_body(client, "BatchWriteItem")
 
     def write(self, readings: Sequence[Accepted], deadline: Deadline) -> WriteResult:
         """Store `readings` (distinct keys); returns those that could not be stored."""
@@ -64,10 +63,7 @@ class DynamoDbWriter:
         while True:
             requests += 1
             try:
-                response = self._client.batch_write_item(
-                    RequestItems={self._table_name: []},
-                    **{BODY_PARAM: self._body(list(pending.values()))},
-                )
+                response = self._endpoint.call("BatchWriteItem", self._body(list(pending.values())))
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if not is_transient(exc):

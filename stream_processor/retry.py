@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import ChecksumError, ClientError, ConnectionError, HTTPClientError
 
 #: Used when there is no Lambda context (local tools, tests without one).
 DEFAULT_BUDGET_S = 30.0
@@ -54,12 +54,12 @@ class Deadline:
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for throttling, 5xx answers and network failures: worth another attempt."""
+    """True for throttling, 5xx answers, network failures and damaged answers: worth retrying."""
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return code in TRANSIENT_CODES or status >= 500
-    return isinstance(error, ConnectionError | HTTPClientError)
+    return isinstance(error, ConnectionError | HTTPClientError | ChecksumError)
 
 
 def backoff_delay(attempt: int) -> float:

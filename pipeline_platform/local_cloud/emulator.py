@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from moto.cloudformation.models import CloudFormationBackend
 from moto.server import ThreadedMotoServer
 
+from pipeline_platform.local_cloud.moto_kinesis import use_constant_time_sequence_lookups
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "ap-southeast-2"
@@ -76,6 +78,7 @@ class Emulator:
     def start(self, timeout: float = 10.0) -> Emulator:
         """Start serving and block until the emulator answers HTTP."""
         _keep_change_set_outputs()
+        use_constant_time_sequence_lookups()  # PutRecord slows as a shard fills otherwise
         # One access-log line per request drowns everything else the local cloud says.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)

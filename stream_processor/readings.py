@@ -33,6 +33,32 @@ _INTEGER_TEXT = re.compile(r"\s*[+-]?\d+\s*")
 _KNOWN_FIELDS = frozenset({c.DEVICE_ID, c.TIMESTAMP, c.TEMPERATURE, c.HUMIDITY})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+#: A str as JSON text, UTF-8 kept (json's C encoder, as `_ENCODE` uses for strings).
+_quote = json.encoder.encode_basestring
+
+
+def _opening(name: str, kind: str) -> str:
+    """The start of one attribute in DynamoDB JSON text: `"name":{"N":`."""
+    return f'{_quote(name)}:{{"{kind}":'
+
+
+_DEVICE_ID_S = _opening(c.DEVICE_ID, "S")
+_TIMESTAMP_N = _opening(c.TIMESTAMP, "N")
+_TEMPERATURE_N = _opening(c.TEMPERATURE, "N")
+_HUMIDITY_N = _opening(c.HUMIDITY, "N")
+_ALERTS_L = _opening(c.ALERTS, "L")
+_QUALITY_FLAGS_L = _opening(c.QUALITY_FLAGS, "L")
+_SEQUENCE_NUMBER_S = _opening(c.SEQUENCE_NUMBER, "S")
+_INGESTED_AT_N = _opening(c.INGESTED_AT, "N")
+_EXPIRES_AT_N = _opening(c.EXPIRES_AT, "N")
+_ALERT_DATE_S = _opening(c.ALERT_DATE, "S")
+
+
+def _code_list(codes: list[str]) -> str:
+    """Alert or flag codes as the text of a DynamoDB list of strings."""
+    if not codes:
+        return "[]"  # most readings: no alerts, no flags
+    return "[" + ",".join([f'{{"S":{_quote(code)}}}' for code in codes]) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,33 +224,38 @@ def _accept(
     if humidity is not None and humidity < config.low_humidity_pct:
         alerts.append(c.LOW_HUMIDITY)
 
-    item = {c.DEVICE_ID: {"S": device_id}, c.TIMESTAMP: {"N": timestamp}}
+    # The item is written as DynamoDB JSON text directly, one attribute per part:
+    # numbers are already DynamoDB number text, strings go through json's encoder.
+    parts = [f"{_DEVICE_ID_S}{_quote(device_id)}}}", f'{_TIMESTAMP_N}"{timestamp}"}}']
     if temperature_text is not None:
-        item[c.TEMPERATURE] = {"N": temperature_text}
+        parts.append(f'{_TEMPERATURE_N}"{temperature_text}"}}')
     if humidity_text is not None:
-        item[c.HUMIDITY] = {"N": humidity_text}
+        parts.append(f'{_HUMIDITY_N}"{humidity_text}"}}')
     for name, value in payload.items():
         if name in _KNOWN_FIELDS:
             continue
         if not name:
             raise _Reject(c.INVALID_FIELD, "payload has an empty attribute name")
         try:
-            item[name] = to_attribute_value(value, name)
+            parts.append(f"{_quote(name)}:{_ENCODE(to_attribute_value(value, name))}")
         except UnstorableValue as error:
             raise _Reject(c.INVALID_FIELD, str(error)) from None
-    item[c.ALERTS] = {"L": [{"S": code} for code in alerts]}
-    item[c.QUALITY_FLAGS] = {"L": [{"S": code} for code in flags]}
-    item[c.SEQUENCE_NUMBER] = {"S": sequence_number}
-    item[c.INGESTED_AT] = {"N": ingested_at}
-    item[c.EXPIRES_AT] = {"N": expires_at}
+    parts += (
+        f"{_ALERTS_L}{_code_list(alerts)}}}",
+        f"{_QUALITY_FLAGS_L}{_code_list(flags)}}}",
+        f"{_SEQUENCE_NUMBER_S}{_quote(sequence_number)}}}",
+        f'{_INGESTED_AT_N}"{ingested_at}"}}',
+        f'{_EXPIRES_AT_N}"{expires_at}"}}',
+    )
     if alerts:
-        item[c.ALERT_DATE] = {"S": time.strftime("%Y-%m-%d", time.gmtime(seconds))}
+        alert_date = time.strftime("%Y-%m-%d", time.gmtime(seconds))
+        parts.append(f"{_ALERT_DATE_S}{_quote(alert_date)}}}")
 
     try:
-        encoded = _ENCODE(item).encode("utf-8")
+        encoded = ("{" + ",".join(parts) + "}").encode("utf-8")
     except UnicodeEncodeError:
         raise _Reject(c.INVALID_FIELD, "payload holds text that is not valid Unicode") from None
     # JSON text is never smaller than DynamoDB's size, so the exact count is rarely needed.
-    if len(encoded) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
+    if len(encoded) > MAX_ITEM_BYTES and item_size(json.loads(encoded)) > MAX_ITEM_BYTES:
         raise _Reject(c.ITEM_TOO_LARGE, f"item is larger than DynamoDB's {MAX_ITEM_BYTES} bytes")
     return Accepted(device_id, timestamp, encoded)

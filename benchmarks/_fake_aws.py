@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -57,6 +58,8 @@ class FakeAws:
         self.reject_batch_writes = 0
         #: device_id -> how many more times its items come back unprocessed (math.inf: always).
         self.unprocessed_devices: dict[str, float] = {}
+        #: This many next BatchWriteItem answers carry a wrong x-amz-crc32 (damaged in transit).
+        self.damage_batch_write_answers = 0
         #: PutObject answers 503 SlowDown while this is set.
         self.s3_unavailable = False
         self._server: ThreadingHTTPServer | None = None
@@ -170,14 +173,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+    def _reply(self, status: int, body: bytes, content_type: str, damaged: bool = False) -> None:
         fake = self.server.fake
         if fake.latency_s:
             time.sleep(fake.latency_s)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        if content_type != _DYNAMODB_JSON:
+        if content_type == _DYNAMODB_JSON:
+            # DynamoDB sends the CRC32 of every answer body; clients check it.
+            self.send_header("x-amz-crc32", str((zlib.crc32(body) + damaged) & 0xFFFFFFFF))
+        else:
             self.send_header("ETag", '"0"')
         self.end_headers()
         self.wfile.write(body)
@@ -192,13 +198,18 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.received.append(
                     WireRequest(self.command, self.path, dict(self.headers.items()), body)
                 )
+        damaged = False
         if operation == "BatchWriteItem":
             status, answer = fake.batch_write_item(body)
+            with fake.lock:
+                if fake.damage_batch_write_answers > 0:
+                    fake.damage_batch_write_answers -= 1
+                    damaged = True
         elif operation == "PutItem":
             status, answer = fake.put_item(body)
         else:
             status, answer = 400, _dynamodb_error("UnknownOperationException", operation)
-        self._reply(status, json.dumps(answer).encode(), _DYNAMODB_JSON)
+        self._reply(status, json.dumps(answer).encode(), _DYNAMODB_JSON, damaged)
 
     def do_PUT(self) -> None:
         """S3 PutObject, path-style: /bucket/key."""

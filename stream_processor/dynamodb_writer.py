@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 
 from stream_processor.contract import DEVICE_ID, TIMESTAMP
 from stream_processor.json_protocol import JsonProtocolEndpoint
@@ -28,29 +29,47 @@ class WriteResult:
 
 
 class DynamoDbWriter:
-    """Writes readings to one table in 25-item requests spread over a thread pool.
+    """Writes readings to one table in 25-item requests, `concurrency` at a time on `executor`.
 
     Each request retries its throttled or unprocessed items with backoff until
     the deadline; whatever is still unwritten comes back in `WriteResult.failed`.
     """
 
-    def __init__(self, client: object, table_name: str, executor: Executor) -> None:
+    def __init__(
+        self, client: object, table_name: str, executor: Executor, concurrency: int = 1
+    ) -> None:
         self._endpoint = JsonProtocolEndpoint(client)
         self._table_name = table_name
         self._executor = executor
+        self._concurrency = concurrency
         self._body_open = b'{"RequestItems":{' + json.dumps(table_name).encode() + b":["
 
     def write(self, readings: Sequence[Accepted], deadline: Deadline) -> WriteResult:
         """Store `readings` (distinct keys); returns those that could not be stored."""
         chunks = [readings[i : i + BATCH_LIMIT] for i in range(0, len(readings), BATCH_LIMIT)]
-        if len(chunks) == 1:
-            results = [self._write_chunk(chunks[0], deadline)]
+        if len(chunks) <= 1:
+            results = [self._write_chunk(chunk, deadline) for chunk in chunks]
         else:
-            futures = [self._executor.submit(self._write_chunk, c, deadline) for c in chunks]
-            results = [f.result() for f in futures]
+            # A few long-lived tasks take chunks from a shared queue: one thread hand-off
+            # per task rather than one per 25 readings.
+            queue: SimpleQueue = SimpleQueue()
+            for chunk in chunks:
+                queue.put(chunk)
+            tasks = min(self._concurrency, len(chunks))
+            futures = [self._executor.submit(self._drain, queue, deadline) for _ in range(tasks)]
+            results = [result for future in futures for result in future.result()]
         failed = [reading for result in results for reading in result.failed]
         error = next((r.error for r in results if r.error), None)
         return WriteResult(failed, sum(r.requests for r in results), error)
+
+    def _drain(self, queue: SimpleQueue, deadline: Deadline) -> list[WriteResult]:
+        results = []
+        while True:
+            try:
+                chunk = queue.get_nowait()
+            except Empty:
+                return results
+            results.append(self._write_chunk(chunk, deadline))
 
     def _body(self, readings: Sequence[Accepted]) -> bytes:
         items = b",".join([_PUT_OPEN + r.item_json + _PUT_CLOSE for r in readings])

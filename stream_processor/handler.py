@@ -47,7 +47,10 @@ class StreamProcessor:
             max_workers=config.write_concurrency, thread_name_prefix="stream-processor"
         )
         self._writer = DynamoDbWriter(
-            dynamodb or make_client("dynamodb", pool), config.table_name, self._executor
+            dynamodb or make_client("dynamodb", pool),
+            config.table_name,
+            self._executor,
+            config.write_concurrency,
         )
         self._quarantine = QuarantineWriter(
             s3 or make_client("s3", pool), config.quarantine_bucket, config.quarantine_prefix

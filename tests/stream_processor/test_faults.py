@@ -7,6 +7,9 @@ import math
 import time
 
 from benchmarks._fake_aws import FakeAws
+from pipeline_platform.local_cloud.emulator import free_port
+from stream_processor.aws_clients import make_client
+from stream_processor.config import Config
 from stream_processor.handler import StreamProcessor
 from tests.stream_processor.events import FakeContext, kinesis_event, sequence_number
 
@@ -50,6 +53,57 @@ def test_server_errors_are_retried(fake_aws: FakeAws, fake_processor: StreamProc
     assert response == {"batchItemFailures": []}
     assert fake_aws.count("BatchWriteItem") == 2
     assert sorted(device for device, _ in fake_aws.items) == ["a", "b"]
+
+
+def test_an_answer_damaged_in_transit_is_not_trusted(
+    fake_aws: FakeAws, fake_processor: StreamProcessor
+) -> None:
+    """GIVEN DynamoDB's answer to the first request arrives with a CRC32 that does not match it
+    WHEN a batch is processed
+    THEN the processor does not trust that answer (it might hide unprocessed items) and sends
+    the request again; the readings are stored and nothing is reported.
+    """
+    fake_aws.damage_batch_write_answers = 1
+
+    response = fake_processor.process(kinesis_event(_readings(["a", "b"])), FakeContext(10_000))
+
+    assert response == {"batchItemFailures": []}
+    assert fake_aws.count("BatchWriteItem") == 2
+    assert sorted(device for device, _ in fake_aws.items) == ["a", "b"]
+
+
+def test_unreachable_dynamodb_reports_the_readings_and_still_quarantines(
+    fake_aws: FakeAws,
+) -> None:
+    """GIVEN a DynamoDB endpoint where nothing listens (connections refused), S3 working
+    WHEN a batch of two readings and one malformed payload is processed with 1.3 s left
+    THEN the processor retries until its deadline, reports exactly the two readings so Lambda
+    delivers them again, quarantines the malformed payload, and returns before the timeout.
+    """
+    processor = StreamProcessor(
+        Config(table_name="readings", quarantine_bucket="quarantine", write_concurrency=2),
+        dynamodb=make_client("dynamodb", 3, endpoint_url=f"http://127.0.0.1:{free_port()}"),
+        s3=make_client("s3", 3, endpoint_url=fake_aws.endpoint_url),
+    )
+    started = time.monotonic()
+    try:
+        response = processor.process(
+            kinesis_event([*_readings(["a", "b"]), b"not json"]), FakeContext(1_300)
+        )
+    finally:
+        processor.close()
+
+    assert time.monotonic() - started < 1.3
+    assert response == {
+        "batchItemFailures": [
+            {"itemIdentifier": sequence_number(0)},
+            {"itemIdentifier": sequence_number(1)},
+        ]
+    }
+    [body] = fake_aws.objects.values()
+    assert [json.loads(line)["sequence_number"] for line in body.splitlines()] == [
+        sequence_number(2)
+    ]
 
 
 def test_records_still_unprocessed_at_the_deadline_are_reported_exactly(

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from stream_processor import contract
 from stream_processor.attribute_values import format_number
@@ -40,10 +40,17 @@ class StreamProcessor:
     `process` is safe to call from several threads at once.
     """
 
-    def __init__(self, config: Config, dynamodb: object = None, s3: object = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        dynamodb: object = None,
+        s3: object = None,
+        executor: Executor | None = None,
+    ) -> None:
         self.config = config
         pool = config.write_concurrency + 1  # one spare connection for the quarantine upload
-        self._executor = ThreadPoolExecutor(
+        # `executor` is for tools, e.g. a profiler that wants every task on one thread.
+        self._executor = executor or ThreadPoolExecutor(
             max_workers=config.write_concurrency, thread_name_prefix="stream-processor"
         )
         self._writer = DynamoDbWriter(

@@ -19,13 +19,17 @@ The fleet runs in a child process, as devices are not part of the cloud: in one 
 the fleet's publishing would compete with the cloud for the interpreter lock.
 
 Settings (environment): `BENCH_LOCAL_SECONDS` (default 60), `BENCH_LOCAL_RATE` (readings/s,
-default 1000), `BENCH_LOCAL_RUNS` (default 2), `BENCH_LOCAL_DEVICES` (default 100).
+default 1000), `BENCH_LOCAL_RUNS` (default 2), `BENCH_LOCAL_DEVICES` (default 100);
+`BENCH_LOCAL_MOTO=original` puts moto's own shard lookups and request routing back for
+a before/after comparison (see `pipeline_platform/local_cloud/moto_kinesis.py` and
+`moto_routing.py`).
 Goal: 1,000 readings/s sustained with p99 under 2 s on a 2-core machine. Run alone with
 `.venv/bin/python -m benchmarks local_path`.
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import json
@@ -40,9 +44,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from moto.kinesis.models import Shard
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from cloudformation.streaming import RULE_ERRORS_PREFIX
 from pipeline_platform.device_client import MALFORMED_BAD_TIMESTAMP, WITHOUT_PARTITION_KEY
+from pipeline_platform.local_cloud import moto_kinesis, moto_routing
 from pipeline_platform.local_cloud.cloud import LocalCloud
 from pipeline_platform.local_cloud.emulator import free_port
 from stream_processor import contract
@@ -231,6 +238,14 @@ def run_once(index: int, seconds: float, rate: float, devices: int) -> RunResult
         # them out of the report.
         with contextlib.redirect_stdout(devnull):
             endpoints = cloud.start()
+        if os.environ.get("BENCH_LOCAL_MOTO") == "original":
+            # The "before" figures: moto's own shard lookups (a copy of the shard's keys
+            # per put) and routing (worked out again for every request).
+            Shard.get_max_sequence_number = moto_kinesis.MOTO_GET_MAX_SEQUENCE_NUMBER
+            Shard.get_min_sequence_number = moto_kinesis.MOTO_GET_MIN_SEQUENCE_NUMBER
+            DomainDispatcherApplication.get_backend_for_host = (
+                moto_routing.MOTO_GET_BACKEND_FOR_HOST
+            )
         try:
             assert cloud.rules is not None
             spawn = multiprocessing.get_context("spawn")
@@ -295,6 +310,36 @@ def _describe(run: RunResult) -> str:
     )
 
 
+def put_record_cost(get_max: Any, fill: int, puts: int = 300) -> float:
+    """Microseconds per PutRecord on a moto shard already holding `fill` records.
+
+    Measured on a bare moto `Shard` with the given last-sequence-number lookup, so
+    moto's own lookup and the local cloud's can be compared in the same run.
+    """
+    shard = Shard(0, 0, 2**128 - 1)
+    data = base64.b64encode(b'{"device_id": "sensor-0001", "timestamp": 1}').decode()
+    saved = Shard.get_max_sequence_number
+    Shard.get_max_sequence_number = get_max
+    try:
+        for _ in range(fill):
+            shard.put_record("sensor-0001", data, None)
+        start = time.perf_counter()
+        for _ in range(puts):
+            shard.put_record("sensor-0001", data, None)
+        return (time.perf_counter() - start) / puts * 1e6
+    finally:
+        Shard.get_max_sequence_number = saved
+
+
+def routing_cost(get_backend: Any, requests: int = 200) -> float:
+    """Microseconds moto's server spends finding the service of one DynamoDB request."""
+    app = DomainDispatcherApplication(create_backend_app)
+    start = time.perf_counter()
+    for _ in range(requests):
+        get_backend(app, "dynamodb.ap-southeast-2.amazonaws.com")
+    return (time.perf_counter() - start) / requests * 1e6
+
+
 def main() -> None:
     """Run the whole local path RUNS times and print each run and the medians."""
     seconds = _setting("BENCH_LOCAL_SECONDS", DEFAULT_SECONDS)
@@ -306,6 +351,27 @@ def main() -> None:
         f"{runs} run(s): {devices} devices at {rate:,.0f} readings/s for {seconds:g} s over "
         f"MQTT QoS 1, {MALFORMED_SHARE:.0%} malformed"
     )
+    fills = (0, 10_000, int(rate * seconds))
+    for label, lookup in (
+        ("moto's own lookup", moto_kinesis.MOTO_GET_MAX_SEQUENCE_NUMBER),
+        ("constant-time lookup", moto_kinesis.get_max_sequence_number),
+    ):
+        costs = ", ".join(
+            f"{statistics.median(put_record_cost(lookup, fill) for _ in range(3)):,.0f} us at "
+            f"{fill:,}"
+            for fill in fills
+        )
+        print(f"  PutRecord on a moto shard, {label}: {costs} records")
+    routing = ", ".join(
+        f"{label} {statistics.median(routing_cost(lookup) for _ in range(3)):,.1f} us"
+        for label, lookup in (
+            ("moto's own", moto_routing.MOTO_GET_BACKEND_FOR_HOST),
+            ("remembered per host", moto_routing.get_backend_for_host),
+        )
+    )
+    print(f"  routing one request in moto's server: {routing}")
+    if os.environ.get("BENCH_LOCAL_MOTO") == "original":
+        print("  runs below use moto's own lookups and routing (BENCH_LOCAL_MOTO=original)")
     results = []
     for index in range(1, runs + 1):
         result = run_once(index, seconds, rate, devices)

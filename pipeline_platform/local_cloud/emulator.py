@@ -17,6 +17,7 @@ from moto.cloudformation.models import CloudFormationBackend
 from moto.server import ThreadedMotoServer
 
 from pipeline_platform.local_cloud.moto_kinesis import use_constant_time_sequence_lookups
+from pipeline_platform.local_cloud.moto_routing import remember_backend_per_host
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566
@@ -79,6 +80,7 @@ class Emulator:
         """Start serving and block until the emulator answers HTTP."""
         _keep_change_set_outputs()
         use_constant_time_sequence_lookups()  # PutRecord slows as a shard fills otherwise
+        remember_backend_per_host()  # routing each request cost about 0.7 ms
         # One access-log line per request drowns everything else the local cloud says.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)

@@ -20,9 +20,9 @@ the fleet's publishing would compete with the cloud for the interpreter lock.
 
 Settings (environment): `BENCH_LOCAL_SECONDS` (default 60), `BENCH_LOCAL_RATE` (readings/s,
 default 1000), `BENCH_LOCAL_RUNS` (default 2), `BENCH_LOCAL_DEVICES` (default 100);
-`BENCH_LOCAL_MOTO=original` puts moto's own shard lookups and request routing back for
-a before/after comparison (see `pipeline_platform/local_cloud/moto_kinesis.py` and
-`moto_routing.py`).
+`BENCH_LOCAL_COMPARE=1` alternates each run with one on moto's own shard lookups and
+request routing (the "before" of `pipeline_platform/local_cloud/moto_kinesis.py` and
+`moto_routing.py`), so both see the same machine load.
 Goal: 1,000 readings/s sustained with p99 under 2 s on a 2-core machine. Run alone with
 `.venv/bin/python -m benchmarks local_path`.
 """
@@ -225,20 +225,26 @@ def _unmatched(timestamps: list[float], clock_values: list[float]) -> int:
     return misses
 
 
-def run_once(index: int, seconds: float, rate: float, devices: int) -> RunResult:
-    """One run on a fresh local cloud; its own deployment name keeps runs apart."""
+def run_once(
+    index: int, seconds: float, rate: float, devices: int, moto_own: bool = False
+) -> RunResult:
+    """One run on a fresh local cloud; its own deployment name keeps runs apart.
+
+    With `moto_own`, the emulator runs with moto's own shard lookups and routing.
+    """
     with (
         tempfile.TemporaryDirectory(prefix="bench-local-path-") as state_dir,
         open(os.devnull, "w") as devnull,
     ):
+        env = f"bench{index}{'m' * moto_own}"
         cloud = LocalCloud(
-            state_dir=state_dir, aws_port=free_port(), mqtt_port=free_port(), env=f"bench{index}"
+            state_dir=state_dir, aws_port=free_port(), mqtt_port=free_port(), env=env
         )
         # The function logs one JSON line per batch to stdout (CloudWatch EMF); keep
         # them out of the report.
         with contextlib.redirect_stdout(devnull):
             endpoints = cloud.start()
-        if os.environ.get("BENCH_LOCAL_MOTO") == "original":
+        if moto_own:
             # The "before" figures: moto's own shard lookups (a copy of the shard's keys
             # per put) and routing (worked out again for every request).
             Shard.get_max_sequence_number = moto_kinesis.MOTO_GET_MAX_SEQUENCE_NUMBER
@@ -370,17 +376,25 @@ def main() -> None:
         )
     )
     print(f"  routing one request in moto's server: {routing}")
-    if os.environ.get("BENCH_LOCAL_MOTO") == "original":
-        print("  runs below use moto's own lookups and routing (BENCH_LOCAL_MOTO=original)")
-    results = []
+    variants = [False]
+    if os.environ.get("BENCH_LOCAL_COMPARE") == "1":
+        variants = [True, False]
+    results: dict[bool, list[RunResult]] = {v: [] for v in variants}
     for index in range(1, runs + 1):
-        result = run_once(index, seconds, rate, devices)
-        print(f"  run {index}: {_describe(result)}")
-        results.append(result)
+        for moto_own in variants:
+            result = run_once(index, seconds, rate, devices, moto_own)
+            print(f"  run {index}{_label(moto_own)}: {_describe(result)}")
+            results[moto_own].append(result)
+    for moto_own in variants:
+        _summarise(results[moto_own], runs, _label(moto_own))
 
-    def median(values: list[float]) -> float:
-        return statistics.median(values)
 
+def _label(moto_own: bool) -> str:
+    return " (moto's own lookups and routing)" if moto_own else ""
+
+
+def _summarise(results: list[RunResult], runs: int, label: str) -> None:
+    median = statistics.median
     published = median([r.published_rate for r in results])
     stored = median([r.stored_rate for r in results])
     p50 = median([r.quantile(50) for r in results])
@@ -388,13 +402,13 @@ def main() -> None:
     lost = sum(r.lost for r in results)
     unmatched = sum(r.unmatched_timestamps for r in results)
     print(
-        f"median of {runs}: published {published:,.0f}/s, stored {stored:,.0f}/s, "
+        f"median of {runs}{label}: published {published:,.0f}/s, stored {stored:,.0f}/s, "
         f"publish-to-stored p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms; "
         f"lost {lost} in all runs; timestamps not from the publish clock {unmatched}"
     )
     met = published >= GOAL_RATE * 0.99 and p99 < GOAL_P99_S and lost == 0
     print(
-        f"goal ({GOAL_RATE:,.0f}/s sustained, p99 < {GOAL_P99_S:g} s, nothing lost): "
+        f"  goal ({GOAL_RATE:,.0f}/s sustained, p99 < {GOAL_P99_S:g} s, nothing lost): "
         f"{'met' if met else 'NOT met'}"
     )
 

@@ -48,7 +48,11 @@ from moto.kinesis.models import Shard
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from cloudformation.streaming import RULE_ERRORS_PREFIX
-from pipeline_platform.device_client import MALFORMED_BAD_TIMESTAMP, WITHOUT_PARTITION_KEY
+from pipeline_platform.device_client import (
+    MALFORMED_BAD_TIMESTAMP,
+    WITHOUT_PARTITION_KEY,
+    publish,
+)
 from pipeline_platform.local_cloud import moto_kinesis, moto_routing
 from pipeline_platform.local_cloud.cloud import LocalCloud
 from pipeline_platform.local_cloud.emulator import free_port
@@ -62,6 +66,12 @@ MALFORMED_SHARE = 0.01
 QUARANTINE_PREFIX = "quarantine/"
 #: A stored timestamp is the publish clock rounded to the millisecond.
 _CLOCK_MATCH_S = 0.0015
+#: Published before the clock starts, so the function's cold start is not in the figures;
+#: its timestamp is years before any the fleet sends.
+WARM_UP_TIMESTAMP = 1_600_000_000.0
+WARM_UP_READING = json.dumps(
+    {"device_id": "warm-up", "timestamp": WARM_UP_TIMESTAMP, "temperature": 20, "humidity": 50}
+).encode()
 GOAL_RATE = 1000.0
 GOAL_P99_S = 2.0
 
@@ -174,6 +184,12 @@ class RunResult:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[q - 1]
 
 
+def warm_up_ingested(pairs: list[tuple[float, float]]) -> float:
+    """`ingested_at` of the warm-up reading (the only one with its timestamp)."""
+    (ingested,) = [i for stamp, i in pairs if stamp == WARM_UP_TIMESTAMP]
+    return ingested
+
+
 def _p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[98]
 
@@ -256,8 +272,17 @@ def run_once(
             assert cloud.rules is not None
             spawn = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                # Warm the child (interpreter start, imports) before the clock starts.
+                # Warm the child (interpreter start, imports) and the function (its cold
+                # start) before the clock starts: the goal is about the sustained rate.
                 pool.submit(time.time).result()
+                with contextlib.redirect_stdout(devnull):
+                    publish(
+                        "iot/sensors",
+                        WARM_UP_READING,
+                        host=endpoints.mqtt_host,
+                        port=endpoints.mqtt_port,
+                    )
+                    cloud.wait_until_drained(timeout=60)
                 started = time.monotonic()
                 with contextlib.redirect_stdout(devnull):
                     summary, clock_values = pool.submit(
@@ -275,6 +300,7 @@ def run_once(
             kw = {"endpoint_url": endpoints.aws, "region_name": endpoints.region}
             dynamodb, s3 = boto3.client("dynamodb", **kw), boto3.client("s3", **kw)
             pairs = _stored_items(dynamodb, endpoints.output("streaming", "TableName"))
+            pairs.remove((WARM_UP_TIMESTAMP, warm_up_ingested(pairs)))
             bucket = endpoints.output("streaming", "QuarantineBucketName")
             quarantined = _quarantined(s3, bucket)
             rule_errors = _rule_errors(s3, bucket)

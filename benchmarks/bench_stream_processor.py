@@ -19,7 +19,7 @@ import pstats
 import random
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from decimal import Decimal
 
@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
 )
 
 from benchmarks._fake_aws import serve_in_subprocess
+from pipeline_platform.environ import overridden
 from stream_processor import contract
 from stream_processor.aws_clients import make_client
 from stream_processor.config import DEFAULT_WRITE_CONCURRENCY, Config
@@ -177,21 +178,6 @@ def powertools_baseline(endpoint_url: str) -> Callable[[dict, object], dict]:
 # --- measurement ----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def fake_credentials() -> Iterator[None]:
-    """Fake credentials and region for the run, restored afterwards."""
-    saved = {k: os.environ.get(k) for k in FAKE_CREDENTIALS}
-    os.environ.update(FAKE_CREDENTIALS)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def timed(handler: Callable[[dict, object], dict], event: dict) -> float:
     """Seconds one invocation takes (its log output swallowed); checks nothing failed."""
     with contextlib.redirect_stdout(io.StringIO()):
@@ -290,7 +276,7 @@ def main() -> None:
     """Time both handlers on the same batch, interleaved, and print the comparison."""
     server, endpoint_url = serve_in_subprocess(ROUND_TRIP_S)
     try:
-        with fake_credentials():
+        with overridden(FAKE_CREDENTIALS):
             event = kinesis_event(realistic_payloads(RECORDS))
             print(f"{RECORDS} records, {ROUND_TRIP_S * 1000:.0f} ms per request, {RUNS} runs each")
             ours = our_processor(endpoint_url, DEFAULT_WRITE_CONCURRENCY)

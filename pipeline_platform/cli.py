@@ -213,10 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--host", default="127.0.0.1", help="MQTT broker host")
         p.add_argument("--port", type=int, default=1883, help="MQTT broker port")
 
+    def local_cloud_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--aws-port", type=int, default=4566)
+        p.add_argument("--mqtt-port", type=int, default=1883)
+        p.add_argument("--state-dir", default=".platform")
+
     up = sub.add_parser("up", help="run the embedded local cloud until interrupted")
-    up.add_argument("--aws-port", type=int, default=4566)
-    up.add_argument("--mqtt-port", type=int, default=1883)
-    up.add_argument("--state-dir", default=".platform")
+    local_cloud_options(up)
     up.set_defaults(func=cmd_up)
 
     pub = sub.add_parser("publish", help="publish one payload (like `aws iot-data publish`)")
@@ -273,9 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ui = sub.add_parser("ui", help="the local cloud, a publishing fleet and the Dagster UI")
     ui.add_argument("--port", type=int, default=3000, help="Dagster UI port")
-    ui.add_argument("--aws-port", type=int, default=4566)
-    ui.add_argument("--mqtt-port", type=int, default=1883)
-    ui.add_argument("--state-dir", default=".platform")
+    local_cloud_options(ui)
     ui.add_argument("--devices", type=int, default=20)
     ui.add_argument("--rate", type=float, default=20, help="readings per second, whole fleet")
     ui.set_defaults(func=cmd_ui)

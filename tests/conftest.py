@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from pipeline_platform.environ import overridden
 from pipeline_platform.local_cloud.emulator import (
     DEFAULT_REGION,
     LOCAL_CREDENTIALS,
@@ -22,16 +21,11 @@ def aws_endpoint() -> str:
     same way `AWS_ENDPOINT_URL` points the code at the local cloud.
     """
     emulator = Emulator(port=free_port()).start()
-    saved = {
-        k: os.environ.get(k) for k in [*LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"]
+    variables = {
+        **LOCAL_CREDENTIALS,
+        "AWS_ENDPOINT_URL": emulator.endpoint_url,
+        "AWS_DEFAULT_REGION": DEFAULT_REGION,
     }
-    os.environ.update(LOCAL_CREDENTIALS)
-    os.environ["AWS_ENDPOINT_URL"] = emulator.endpoint_url
-    os.environ["AWS_DEFAULT_REGION"] = DEFAULT_REGION
-    yield emulator.endpoint_url
-    emulator.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with overridden(variables):
+        yield emulator.endpoint_url
+        emulator.stop()

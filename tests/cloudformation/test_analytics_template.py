@@ -5,19 +5,11 @@ from __future__ import annotations
 import json
 
 from cloudformation.analytics import CRAWLER_EXCLUSIONS
+from pipeline_platform.environment import ANALYTICS_OUTPUTS
 from tests.cloudformation.conftest import one
 
-REQUIRED_OUTPUTS = {
-    "LakeBucketName",
-    "GlueDatabaseName",
-    "CrawlerName",
-    "RedshiftEndpointAddress",
-    "RedshiftPort",
-    "RedshiftDatabaseName",
-    "RedshiftCopyRoleArn",
-    "RedshiftSecretArn",
-    "OrchestratorRoleArn",
-}
+# The outputs the pipeline reads, plus the role operators run the orchestrator as.
+REQUIRED_OUTPUTS = set(ANALYTICS_OUTPUTS) | {"OrchestratorRoleArn"}
 
 
 def _grants(role: dict) -> dict[str, tuple[list[str], list]]:

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from cloudformation.naming import Naming
+from pipeline_platform.environment import STREAMING_OUTPUTS
 from stream_processor import contract
 from tests.cloudformation.conftest import one
 
-REQUIRED_OUTPUTS = {
-    "TableName",
-    "TableArn",
-    "StreamName",
-    "StreamArn",
-    "FunctionName",
-    "QuarantineBucketName",
+# The outputs the pipeline reads, plus those operators and alarms use.
+REQUIRED_OUTPUTS = set(STREAMING_OUTPUTS) | {
     "OnFailureQueueUrl",
     "OnFailureQueueArn",
     "TopicRuleName",

@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from pipeline_platform.environ import overridden
 from pipeline_platform.environment import (
     ENV_DEPLOYMENT,
     ENV_PLATFORM_ENV,
@@ -88,49 +89,42 @@ def deployment(aws_endpoint: str, tmp_path_factory) -> Iterator[Deployment]:
     """A table (PITR on), the two buckets, the Glue database and crawler, and a tmp warehouse."""
     env = f"pipe{next(_deployments)}{os.getpid() % 1000}"
     warehouse = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
-    saved = {k: os.environ.get(k) for k in (ENV_DEPLOYMENT, ENV_WAREHOUSE_PATH, ENV_PLATFORM_ENV)}
-    os.environ.update(
-        {ENV_DEPLOYMENT: env, ENV_WAREHOUSE_PATH: str(warehouse), ENV_PLATFORM_ENV: "local"}
-    )
-    settings = load_settings()
-    kw = {"endpoint_url": aws_endpoint, "region_name": settings.region}
-    dynamodb = boto3.client("dynamodb", **kw)
-    dynamodb.create_table(
-        TableName=settings.table_name,
-        KeySchema=[
-            {"AttributeName": contract.DEVICE_ID, "KeyType": "HASH"},
-            {"AttributeName": contract.TIMESTAMP, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": contract.DEVICE_ID, "AttributeType": "S"},
-            {"AttributeName": contract.TIMESTAMP, "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_continuous_backups(
-        TableName=settings.table_name,
-        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-    )
-    s3 = boto3.client("s3", **kw)
-    for bucket in (settings.lake_bucket, settings.quarantine_bucket):
-        s3.create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": settings.region}
+    variables = {ENV_DEPLOYMENT: env, ENV_WAREHOUSE_PATH: str(warehouse), ENV_PLATFORM_ENV: "local"}
+    with overridden(variables):
+        settings = load_settings()
+        kw = {"endpoint_url": aws_endpoint, "region_name": settings.region}
+        dynamodb = boto3.client("dynamodb", **kw)
+        dynamodb.create_table(
+            TableName=settings.table_name,
+            KeySchema=[
+                {"AttributeName": contract.DEVICE_ID, "KeyType": "HASH"},
+                {"AttributeName": contract.TIMESTAMP, "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": contract.DEVICE_ID, "AttributeType": "S"},
+                {"AttributeName": contract.TIMESTAMP, "AttributeType": "N"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
         )
-    glue = boto3.client("glue", **kw)
-    glue.create_database(DatabaseInput={"Name": settings.glue_database})
-    glue.create_crawler(
-        Name=settings.crawler_name,
-        Role="arn:aws:iam::123456789012:role/crawler",
-        DatabaseName=settings.glue_database,
-        # One table per dataset folder under the path: sensor_readings, quarantined_records.
-        Targets={"S3Targets": [{"Path": f"s3://{settings.lake_bucket}/lake/"}]},
-    )
-    # The local cloud's crawler runner makes StartCrawler really crawl the lake.
-    crawler_runner = GlueCrawlerRunner(aws_endpoint, settings.region).start()
-    yield Deployment(settings, warehouse)
-    crawler_runner.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+        dynamodb.update_continuous_backups(
+            TableName=settings.table_name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+        s3 = boto3.client("s3", **kw)
+        for bucket in (settings.lake_bucket, settings.quarantine_bucket):
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": settings.region}
+            )
+        glue = boto3.client("glue", **kw)
+        glue.create_database(DatabaseInput={"Name": settings.glue_database})
+        glue.create_crawler(
+            Name=settings.crawler_name,
+            Role="arn:aws:iam::123456789012:role/crawler",
+            DatabaseName=settings.glue_database,
+            # One table per dataset folder under the path: sensor_readings, quarantined_records.
+            Targets={"S3Targets": [{"Path": f"s3://{settings.lake_bucket}/lake/"}]},
+        )
+        # The local cloud's crawler runner makes StartCrawler really crawl the lake.
+        crawler_runner = GlueCrawlerRunner(aws_endpoint, settings.region).start()
+        yield Deployment(settings, warehouse)
+        crawler_runner.stop()

@@ -214,9 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, default=1883, help="MQTT broker port")
 
     def local_cloud_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--aws-port", type=int, default=4566)
-        p.add_argument("--mqtt-port", type=int, default=1883)
-        p.add_argument("--state-dir", default=".platform")
+        p.add_argument("--aws-port", type=int, default=4566, help="AWS emulator port")
+        p.add_argument("--mqtt-port", type=int, default=1883, help="MQTT broker port")
+        p.add_argument(
+            "--state-dir",
+            default=".platform",
+            help="folder for checkpoints and the DuckDB warehouse",
+        )
 
     up = sub.add_parser("up", help="run the embedded local cloud until interrupted")
     local_cloud_options(up)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from pipeline_platform.local_cloud.cloud import (
     Endpoints,
     LocalCloud,
 )
-from pipeline_platform.local_cloud.emulator import free_port
+from pipeline_platform.local_cloud.emulator import free_port, port_is_free
 
 #: The payloads of the original project's "Testing" section, in its order.
 SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
@@ -75,12 +74,7 @@ _FLEET_SECONDS = 5.0
 
 def _port(preferred: int) -> int:
     """The preferred port when it is free (a running `up` may hold it), else any free one."""
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", preferred))
-        except OSError:
-            return free_port()
-    return preferred
+    return preferred if port_is_free(preferred) else free_port()
 
 
 @dataclass

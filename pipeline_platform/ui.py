@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from pipeline_platform.local_cloud.cloud import (
     Endpoints,
     LocalCloud,
 )
+from pipeline_platform.local_cloud.emulator import port_is_free
 
 DEFAULT_UI_PORT = 3000
 HOST = "127.0.0.1"
@@ -100,16 +100,10 @@ class Fleet:
 
 
 def _require_free_port(port: int, what: str) -> None:
-    with socket.socket() as sock:
-        # As the servers do: a port whose last connections linger in TIME_WAIT is free.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            raise UiError(
-                f"port {port} for {what} is in use on {HOST}; stop what holds it "
-                f"or pick another port"
-            ) from None
+    if not port_is_free(port, HOST):
+        raise UiError(
+            f"port {port} for {what} is in use on {HOST}; stop what holds it or pick another port"
+        )
 
 
 def dagster_environment(endpoints: Endpoints, state_dir: Path) -> dict[str, str]:

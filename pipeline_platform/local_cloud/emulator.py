@@ -63,6 +63,21 @@ def free_port(host: str = DEFAULT_HOST) -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(port: int, host: str = DEFAULT_HOST) -> bool:
+    """Whether a server could listen on `port` now.
+
+    As the servers do, this sets SO_REUSEADDR: a port whose last connections linger in
+    TIME_WAIT after a server stopped is free to listen on again.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class Emulator:
     """A running moto server; `endpoint_url` is what boto3 clients point at."""

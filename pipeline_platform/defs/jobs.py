@@ -10,7 +10,7 @@ BATCH_JOB = "batch_etl"
 OBSERVE_JOB = "observe_readings_table"
 
 # Everything Dagster materialises, from the export to the marts.
-batch_selection = dg.AssetSelection.keys(keys.DYNAMODB_EXPORT, keys.LAKE_QUARANTINE).downstream()
+batch_selection = dg.AssetSelection.assets(keys.DYNAMODB_EXPORT, keys.LAKE_QUARANTINE).downstream()
 
 batch_etl = dg.define_asset_job(
     BATCH_JOB,
@@ -34,7 +34,7 @@ def batch_etl_hourly(context: dg.ScheduleEvaluationContext):
 
 
 observe_table = dg.define_asset_job(
-    OBSERVE_JOB, selection=dg.AssetSelection.keys(keys.DYNAMODB_TABLE)
+    OBSERVE_JOB, selection=dg.AssetSelection.assets(keys.DYNAMODB_TABLE)
 )
 observe_schedule = dg.ScheduleDefinition(
     job=observe_table, cron_schedule="*/15 * * * *", name="observe_readings_table_15min"

@@ -63,7 +63,6 @@ DEFAULT_RATE = 1000.0
 DEFAULT_RUNS = 2
 DEFAULT_DEVICES = 100
 MALFORMED_SHARE = 0.01
-QUARANTINE_PREFIX = "quarantine/"
 #: A stored timestamp is the publish clock rounded to the millisecond.
 _CLOCK_MATCH_S = 0.0015
 #: Published before the clock starts, so the function's cold start is not in the figures;
@@ -210,12 +209,10 @@ def _stored_items(dynamodb: Any, table: str) -> list[tuple[float, float]]:
     return pairs
 
 
-def _quarantined(s3: Any, bucket: str) -> int:
+def _quarantined(s3: Any, bucket: str, prefix: str) -> int:
     """Distinct Kinesis sequence numbers quarantined (a redelivered batch rewrites its object)."""
     sequences: set[str] = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=QUARANTINE_PREFIX
-    ):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
             sequences.update(
@@ -302,7 +299,9 @@ def run_once(
             pairs = _stored_items(dynamodb, endpoints.output("streaming", "TableName"))
             pairs.remove((WARM_UP_TIMESTAMP, warm_up_ingested(pairs)))
             bucket = endpoints.output("streaming", "QuarantineBucketName")
-            quarantined = _quarantined(s3, bucket)
+            quarantined = _quarantined(
+                s3, bucket, endpoints.output("streaming", "QuarantinePrefix")
+            )
             rule_errors = _rule_errors(s3, bucket)
         finally:
             cloud.stop()

@@ -48,7 +48,7 @@ from troposphere.redshift import (
 from cloudformation.buckets import BucketSpec, hardened_bucket, objects_under
 from cloudformation.iam import allow, arn, document, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
-from cloudformation.naming import Naming
+from cloudformation.naming import NO_WAREHOUSE, Naming
 from cloudformation.parameters import choice, export_output, number, skip, text
 
 #: DynamoDB exports land here (`exports/AWSDynamoDB/<ExportId>/...`).
@@ -76,8 +76,6 @@ CRAWLER_CONFIGURATION = {
         "Tables": {"AddOrUpdateBehavior": "MergeNewColumns"},
     },
 }
-#: Value of the warehouse outputs when DeployWarehouse is false.
-NO_WAREHOUSE = "not-deployed"
 REDSHIFT_LOG_EXPORTS = ["userlog", "connectionlog", "useractivitylog"]
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 DEFAULT_ENV = "dev"
 DEFAULT_REGION = "ap-southeast-2"
+#: What the analytics stack outputs as the Redshift names when DeployWarehouse is false.
+NO_WAREHOUSE = "not-deployed"
 
 _DIRECTIONS = {
     "north": "n",

@@ -47,7 +47,7 @@ from cloudformation.iam import allow, arn, document, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
 from cloudformation.naming import Naming
 from cloudformation.parameters import choice, export_output, number, skip, text
-from stream_processor import contract
+from stream_processor import config, contract
 
 #: The handler, named as a string: this package never imports the function code.
 HANDLER = "stream_processor.handler.handler"
@@ -154,7 +154,7 @@ def build_streaming(naming: Naming) -> Template:
         t,
         "QuarantinePrefix",
         "Key prefix for quarantined records.",
-        default="quarantine/",
+        default=config.DEFAULT_QUARANTINE_PREFIX,
         pattern=r"^[a-z0-9_\-/]+/$",
     )
     quarantine_days = number(

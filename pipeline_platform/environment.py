@@ -20,7 +20,8 @@ from pathlib import Path
 
 import boto3
 
-from cloudformation.naming import DEFAULT_ENV, DEFAULT_REGION, Naming
+from cloudformation.naming import DEFAULT_ENV, DEFAULT_REGION, NO_WAREHOUSE, Naming
+from stream_processor.config import DEFAULT_QUARANTINE_PREFIX
 
 ENV_PLATFORM_ENV = "PLATFORM_ENV"
 ENV_DEPLOYMENT = "DEPLOYMENT_ENV"
@@ -42,6 +43,7 @@ STREAMING_OUTPUTS = (
     "StreamArn",
     "FunctionName",
     "QuarantineBucketName",
+    "QuarantinePrefix",
 )
 ANALYTICS_OUTPUTS = (
     "LakeBucketName",
@@ -98,10 +100,13 @@ class Settings:
     stream_name: str
     function_name: str
     quarantine_bucket: str
+    #: Where the stream processor writes quarantined records in that bucket (a stack parameter).
+    quarantine_prefix: str
     lake_bucket: str
     glue_database: str
     crawler_name: str
     warehouse_path: str
+    #: None locally, and in `aws` when the analytics stack was deployed without a warehouse.
     redshift: RedshiftSettings | None = None
 
     @property
@@ -157,6 +162,8 @@ def _local_settings() -> Settings:
         stream_name=naming.stream,
         function_name=naming.function,
         quarantine_bucket=naming.quarantine_bucket(account),
+        # The local cloud deploys the streaming stack with its default parameters.
+        quarantine_prefix=DEFAULT_QUARANTINE_PREFIX,
         lake_bucket=naming.lake_bucket(account),
         glue_database=naming.glue_database,
         crawler_name=naming.crawler,
@@ -177,17 +184,24 @@ def _aws_settings() -> Settings:
         stream_name=streaming["StreamName"],
         function_name=streaming["FunctionName"],
         quarantine_bucket=streaming["QuarantineBucketName"],
+        quarantine_prefix=streaming["QuarantinePrefix"],
         lake_bucket=analytics["LakeBucketName"],
         glue_database=analytics["GlueDatabaseName"],
         crawler_name=analytics["CrawlerName"],
         warehouse_path="",
-        redshift=RedshiftSettings(
-            host=analytics["RedshiftEndpointAddress"],
-            port=int(analytics["RedshiftPort"]),
-            database=analytics["RedshiftDatabaseName"],
-            copy_role_arn=analytics["RedshiftCopyRoleArn"],
-            secret_arn=analytics["RedshiftSecretArn"],
-        ),
+        redshift=_redshift_settings(analytics),
+    )
+
+
+def _redshift_settings(analytics: dict[str, str]) -> RedshiftSettings | None:
+    if analytics["RedshiftEndpointAddress"] == NO_WAREHOUSE:
+        return None
+    return RedshiftSettings(
+        host=analytics["RedshiftEndpointAddress"],
+        port=int(analytics["RedshiftPort"]),
+        database=analytics["RedshiftDatabaseName"],
+        copy_role_arn=analytics["RedshiftCopyRoleArn"],
+        secret_arn=analytics["RedshiftSecretArn"],
     )
 
 

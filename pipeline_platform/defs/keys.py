@@ -20,4 +20,3 @@ RAW_QUARANTINE = dg.AssetKey(["warehouse", "raw_quarantined_records"])
 EXPORT_PREFIX = "exports/sensor_readings/"
 LAKE_READINGS_PREFIX = "lake/sensor_readings/"
 LAKE_QUARANTINE_PREFIX = "lake/quarantined_records/"
-QUARANTINE_PREFIX = "quarantine/"

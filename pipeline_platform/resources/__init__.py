@@ -7,9 +7,34 @@ LOCAL = the DuckDB warehouse, AWS = the Redshift warehouse.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline_platform.environment import ENV_WAREHOUSE_PATH, Environment, Settings
+from pipeline_platform.environment import (
+    ANALYTICS_STACK,
+    ENV_WAREHOUSE_PATH,
+    Environment,
+    SettingMissing,
+    Settings,
+)
+
+if TYPE_CHECKING:
+    from pipeline_platform.resources.cloud import CloudResource
+
+
+def cloud_resource(settings: Settings) -> CloudResource:
+    """The AWS side of `settings`: endpoint, region and the deployment's resource names."""
+    from pipeline_platform.resources.cloud import CloudResource
+
+    return CloudResource(
+        region=settings.region,
+        endpoint_url=settings.endpoint_url,
+        table_name=settings.table_name,
+        quarantine_bucket=settings.quarantine_bucket,
+        quarantine_prefix=settings.quarantine_prefix,
+        lake_bucket=settings.lake_bucket,
+        glue_database=settings.glue_database,
+        crawler_name=settings.crawler_name,
+    )
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
@@ -20,18 +45,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         dbt_executable,
         dbt_project,
     )
-    from pipeline_platform.resources.cloud import CloudResource
     from pipeline_platform.resources.warehouse import DuckDBWarehouse, RedshiftWarehouse
 
-    cloud = CloudResource(
-        region=settings.region,
-        endpoint_url=settings.endpoint_url,
-        table_name=settings.table_name,
-        quarantine_bucket=settings.quarantine_bucket,
-        lake_bucket=settings.lake_bucket,
-        glue_database=settings.glue_database,
-        crawler_name=settings.crawler_name,
-    )
+    cloud = cloud_resource(settings)
     by_environment: dict[Environment, Any] = {}
     if settings.environment is Environment.LOCAL:
         # dbt runs inside the project folder, so the profile needs an absolute path.
@@ -42,7 +58,11 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         )
     else:
         rs = settings.redshift
-        assert rs is not None  # _aws_settings always fills it
+        if rs is None:
+            raise SettingMissing(
+                f"the {ANALYTICS_STACK} stack was deployed with DeployWarehouse=false, so there "
+                "is no Redshift warehouse to load; redeploy it with DeployWarehouse=true"
+            )
         by_environment[Environment.AWS] = (
             RedshiftWarehouse(
                 host=rs.host,

@@ -30,6 +30,7 @@ class CloudResource(dg.ConfigurableResource):
     endpoint_url: str | None = None
     table_name: str
     quarantine_bucket: str
+    quarantine_prefix: str
     lake_bucket: str
     glue_database: str
     crawler_name: str

@@ -163,3 +163,65 @@ def test_destroy_empties_the_buckets_and_deletes_the_stacks(aws_endpoint):
         StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"]
     )["StackSummaries"]
     assert naming.stack("streaming") not in {s["StackName"] for s in live}
+
+
+def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_prefix(
+    aws_endpoint, tmp_path
+):
+    """GIVEN both stacks deployed (no warehouse) with a non-default QuarantinePrefix and a record
+    quarantined under it WHEN the pipeline loads its settings in `aws` mode and shapes that day's
+    quarantine THEN every name comes from the stack outputs, the record reaches the lake, and
+    asking for the warehouse says the stack has none."""
+    import json
+
+    import dagster as dg
+
+    from pipeline_platform.defs.keys import LAKE_QUARANTINE_PREFIX
+    from pipeline_platform.defs.lake.assets import lake_quarantined_records
+    from pipeline_platform.environ import overridden
+    from pipeline_platform.environment import Environment, SettingMissing, load_settings
+    from pipeline_platform.resources import build_resources, cloud_resource
+
+    naming = Naming("cfnaws")
+    outputs = _deploy(
+        naming,
+        parameters={"streaming": {"QuarantinePrefix": "rejected/"}, "analytics": LOCAL_ANALYTICS},
+    )
+    streaming, analytics = outputs["streaming"], outputs["analytics"]
+    with overridden({"PLATFORM_ENV": "aws", "DEPLOYMENT_ENV": "cfnaws"}):
+        settings = load_settings()
+    assert settings.environment is Environment.AWS
+    assert (settings.table_name, settings.stream_name, settings.function_name) == (
+        streaming["TableName"],
+        streaming["StreamName"],
+        streaming["FunctionName"],
+    )
+    assert settings.quarantine_bucket == streaming["QuarantineBucketName"]
+    assert settings.quarantine_prefix == "rejected/"
+    assert (settings.lake_bucket, settings.glue_database, settings.crawler_name) == (
+        analytics["LakeBucketName"],
+        analytics["GlueDatabaseName"],
+        analytics["CrawlerName"],
+    )
+    assert settings.redshift is None
+    with pytest.raises(SettingMissing, match="DeployWarehouse=false"):
+        build_resources(settings)
+
+    s3 = boto3.client("s3")
+    line = {"reason": contract.INVALID_JSON, "sequence_number": "1", "quarantined_at": 1700102001}
+    s3.put_object(
+        Bucket=settings.quarantine_bucket,
+        Key="rejected/dt=2023-11-16/batch-1.jsonl",
+        Body=json.dumps(line).encode() + b"\n",
+    )
+    result = dg.materialize(
+        [lake_quarantined_records],
+        resources={"cloud": cloud_resource(settings)},
+        partition_key="2023-11-16",
+    )
+    (materialization,) = result.asset_materializations_for_node(lake_quarantined_records.op.name)
+    assert materialization.metadata["dagster/row_count"].value == 1
+    written = s3.list_objects_v2(
+        Bucket=settings.lake_bucket, Prefix=f"{LAKE_QUARANTINE_PREFIX}dt=2023-11-16/"
+    )
+    assert written["KeyCount"] >= 1

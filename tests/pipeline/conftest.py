@@ -79,7 +79,7 @@ class Deployment:
         }
         self.client("s3").put_object(
             Bucket=self.settings.quarantine_bucket,
-            Key=f"quarantine/dt={day}/batch-{sequence}.jsonl",
+            Key=f"{self.settings.quarantine_prefix}dt={day}/batch-{sequence}.jsonl",
             Body=(json.dumps(line) + "\n").encode(),
         )
 

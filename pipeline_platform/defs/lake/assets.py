@@ -143,19 +143,20 @@ def lake_quarantined_records(
 ) -> dg.MaterializeResult:
     """Quarantined records as Parquet in `lake/quarantined_records/dt=YYYY-MM-DD/` (arrival day).
 
-    Read from the quarantine bucket's `quarantine/dt=YYYY-MM-DD/*.jsonl`;
+    Read from the quarantine bucket's `<quarantine prefix>dt=YYYY-MM-DD/*.jsonl` (the
+    prefix is the streaming stack's `QuarantinePrefix`, `quarantine/` by default);
     each partition of the run is replaced as a whole.
     """
     days = days_of(context)
     with tempfile.TemporaryDirectory(prefix="lake-quarantine-") as tmp:
         listed = [
             k
-            for k in cloud.partition_keys(cloud.quarantine_bucket, keys.QUARANTINE_PREFIX, days)
+            for k in cloud.partition_keys(cloud.quarantine_bucket, cloud.quarantine_prefix, days)
             if k.endswith(".jsonl")
         ]
         files_by_day: dict = {}
         for day in days:
-            day_prefix = f"{keys.QUARANTINE_PREFIX}dt={day.isoformat()}/"
+            day_prefix = f"{cloud.quarantine_prefix}dt={day.isoformat()}/"
             day_keys = [k for k in listed if k.startswith(day_prefix)]
             if day_keys:
                 local = cloud.download(cloud.quarantine_bucket, day_keys, Path(tmp) / "jsonl")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 
+from awacs import cloudformation as cfna
 from awacs import dynamodb as ddb
 from awacs import glue as gluea
 from awacs import kms as kmsa
@@ -46,10 +47,17 @@ from troposphere.redshift import (
 )
 
 from cloudformation.buckets import BucketSpec, hardened_bucket, objects_under
-from cloudformation.iam import allow, arn, document, service_role
+from cloudformation.iam import allow, arn, document, global_arn, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
 from cloudformation.naming import NO_WAREHOUSE, Naming
-from cloudformation.parameters import choice, export_output, number, skip, text
+from cloudformation.parameters import (
+    KEY_PREFIX_PATTERN,
+    choice,
+    export_output,
+    number,
+    skip,
+    text,
+)
 
 #: DynamoDB exports land here (`exports/AWSDynamoDB/<ExportId>/...`).
 EXPORTS_PREFIX = "exports/"
@@ -92,6 +100,23 @@ def build_analytics(naming: Naming) -> Template:
         "TableArn",
         "ARN of the readings table (the streaming stack's TableArn output).",
         pattern=r"^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[A-Za-z0-9_.-]+$",
+    )
+    quarantine_bucket = text(
+        t,
+        "QuarantineBucketName",
+        "Bucket of quarantined records (the streaming stack's QuarantineBucketName output).",
+    )
+    quarantine_prefix = text(
+        t,
+        "QuarantinePrefix",
+        "Key prefix of quarantined records (the streaming stack's QuarantinePrefix output).",
+        pattern=KEY_PREFIX_PATTERN,
+    )
+    data_key_arn = text(
+        t,
+        "DataKeyArn",
+        "KMS key of the table and quarantine bucket (the streaming stack's DataKeyArn output).",
+        pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$",
     )
     access_log_bucket = text(
         t,
@@ -393,6 +418,7 @@ def build_analytics(naming: Naming) -> Template:
 
     # --- Orchestrator -----------------------------------------------------
     lake_paths = [objects_under(lake, EXPORTS_PREFIX), objects_under(lake, LAKE_PREFIX)]
+    quarantine_arn = global_arn("s3", f"${{{quarantine_bucket.title}}}")
     orchestrator_role = t.add_resource(
         iam.Role(
             "OrchestratorRole",
@@ -425,6 +451,11 @@ def build_analytics(naming: Naming) -> Template:
                                 sid="ExportTheTable",
                             ),
                             allow(
+                                [ddb.Scan],
+                                [Ref(table_arn)],
+                                sid="ObserveTheTable",
+                            ),
+                            allow(
                                 [ddb.DescribeExport],
                                 [Join("", [Ref(table_arn), "/export/*"])],
                                 sid="FollowExports",
@@ -442,6 +473,31 @@ def build_analytics(naming: Naming) -> Template:
                             ),
                             _list_prefixes(lake_arn, [EXPORTS_PREFIX, LAKE_PREFIX]),
                             allow(USE_ACTIONS, [key_arn_], sid="UseTheLakeKey"),
+                            allow(
+                                [s3a.GetObject],
+                                [objects_under(quarantine_arn, Ref(quarantine_prefix))],
+                                sid="ReadQuarantinedRecords",
+                            ),
+                            _list_prefixes(
+                                quarantine_arn,
+                                [Ref(quarantine_prefix)],
+                                sid="ListQuarantinedRecords",
+                            ),
+                            # The table and the quarantine bucket are encrypted with it.
+                            allow(
+                                [kmsa.Decrypt, kmsa.DescribeKey],
+                                [Ref(data_key_arn)],
+                                sid="ReadTheStreamingData",
+                            ),
+                            # In `aws` the pipeline finds its resources in the stacks' outputs.
+                            allow(
+                                [cfna.DescribeStacks],
+                                [
+                                    arn("cloudformation", f"stack/{naming.stack(purpose)}/*")
+                                    for purpose in ("streaming", "analytics")
+                                ],
+                                sid="ReadTheStackOutputs",
+                            ),
                             allow(
                                 [gluea.StartCrawler, gluea.GetCrawler],
                                 [arn("glue", f"crawler/{naming.crawler}")],
@@ -525,12 +581,16 @@ def build_analytics(naming: Naming) -> Template:
     return t
 
 
-def _list_prefixes(bucket_arn, prefixes: list[str]) -> Statement:
-    """ListBucket limited to keys under `prefixes`."""
-    patterns = [p for prefix in prefixes for p in (prefix, f"{prefix}*")]
+def _list_prefixes(bucket_arn, prefixes: list, sid: str | None = None) -> Statement:
+    """ListBucket limited to keys under `prefixes` (literals, or references to parameters)."""
+    patterns = [
+        p
+        for prefix in prefixes
+        for p in (prefix, f"{prefix}*" if isinstance(prefix, str) else Join("", [prefix, "*"]))
+    ]
     return allow(
         [s3a.ListBucket],
         [bucket_arn],
-        sid="List" + "And".join(p.strip("/").capitalize() for p in prefixes),
+        sid=sid or "List" + "And".join(p.strip("/").capitalize() for p in prefixes),
         condition=Condition(StringLike("s3:prefix", patterns)),
     )

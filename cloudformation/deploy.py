@@ -286,10 +286,8 @@ def _derived_parameters(
                     "the analytics stack needs the streaming stack's outputs; "
                     "deploy the streaming stack first"
                 ) from error
-        return {
-            "TableArn": streaming["TableArn"],
-            "AccessLogBucketName": streaming["AccessLogBucketName"],
-        }
+        taken = ("TableArn", "QuarantineBucketName", "QuarantinePrefix", "DataKeyArn")
+        return {key: streaming[key] for key in (*taken, "AccessLogBucketName")}
     return {}
 
 

@@ -50,6 +50,10 @@ def choice(
     )
 
 
+#: An S3 key prefix given as a parameter: lowercase path segments ending in `/`.
+KEY_PREFIX_PATTERN = r"^[a-z0-9_\-/]+/$"
+
+
 def text(
     template: Template,
     title: str,

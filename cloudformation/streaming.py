@@ -46,7 +46,14 @@ from cloudformation.buckets import (
 from cloudformation.iam import allow, arn, document, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
 from cloudformation.naming import Naming
-from cloudformation.parameters import choice, export_output, number, skip, text
+from cloudformation.parameters import (
+    KEY_PREFIX_PATTERN,
+    choice,
+    export_output,
+    number,
+    skip,
+    text,
+)
 from stream_processor import config, contract
 
 #: The handler, named as a string: this package never imports the function code.
@@ -155,7 +162,7 @@ def build_streaming(naming: Naming) -> Template:
         "QuarantinePrefix",
         "Key prefix for quarantined records.",
         default=config.DEFAULT_QUARANTINE_PREFIX,
-        pattern=r"^[a-z0-9_\-/]+/$",
+        pattern=KEY_PREFIX_PATTERN,
     )
     quarantine_days = number(
         t,

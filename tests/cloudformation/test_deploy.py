@@ -8,7 +8,11 @@ Each test uses its own environment name so its stacks and buckets are its own.
 
 from __future__ import annotations
 
+import ast
+import fnmatch
+import json
 import warnings
+from datetime import date
 
 import boto3
 import pytest
@@ -165,31 +169,46 @@ def test_destroy_empties_the_buckets_and_deletes_the_stacks(aws_endpoint):
     assert naming.stack("streaming") not in {s["StackName"] for s in live}
 
 
-def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_prefix(
-    aws_endpoint, tmp_path
-):
+AWS_MODE = Naming("cfnaws")
+CUSTOM_QUARANTINE_PREFIX = "rejected/"
+DAY = "2023-11-16"
+
+
+@pytest.fixture(scope="module")
+def aws_mode(aws_endpoint):
+    """Both stacks of env `cfnaws` (no warehouse, quarantine under `rejected/`), and the settings
+    the pipeline loads from them in `aws` mode."""
+    from pipeline_platform.environ import overridden
+    from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_PLATFORM_ENV, load_settings
+
+    outputs = _deploy(
+        AWS_MODE,
+        parameters={
+            "streaming": {"QuarantinePrefix": CUSTOM_QUARANTINE_PREFIX},
+            "analytics": LOCAL_ANALYTICS,
+        },
+    )
+    with overridden({ENV_PLATFORM_ENV: "aws", ENV_DEPLOYMENT: AWS_MODE.env}):
+        settings = load_settings()
+    return outputs, settings
+
+
+def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_prefix(aws_mode):
     """GIVEN both stacks deployed (no warehouse) with a non-default QuarantinePrefix and a record
     quarantined under it WHEN the pipeline loads its settings in `aws` mode and shapes that day's
     quarantine THEN every name comes from the stack outputs, the record reaches the lake, and
     asking for the warehouse says the stack has none."""
-    import json
-
     import dagster as dg
 
     from pipeline_platform.defs.keys import LAKE_QUARANTINE_PREFIX
     from pipeline_platform.defs.lake.assets import lake_quarantined_records
-    from pipeline_platform.environ import overridden
-    from pipeline_platform.environment import Environment, SettingMissing, load_settings
+    from pipeline_platform.environment import Environment, SettingMissing
     from pipeline_platform.resources import build_resources, cloud_resource
 
-    naming = Naming("cfnaws")
-    outputs = _deploy(
-        naming,
-        parameters={"streaming": {"QuarantinePrefix": "rejected/"}, "analytics": LOCAL_ANALYTICS},
+    (streaming, analytics), settings = (
+        (aws_mode[0][k] for k in ("streaming", "analytics")),
+        aws_mode[1],
     )
-    streaming, analytics = outputs["streaming"], outputs["analytics"]
-    with overridden({"PLATFORM_ENV": "aws", "DEPLOYMENT_ENV": "cfnaws"}):
-        settings = load_settings()
     assert settings.environment is Environment.AWS
     assert (settings.table_name, settings.stream_name, settings.function_name) == (
         streaming["TableName"],
@@ -197,7 +216,7 @@ def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_p
         streaming["FunctionName"],
     )
     assert settings.quarantine_bucket == streaming["QuarantineBucketName"]
-    assert settings.quarantine_prefix == "rejected/"
+    assert settings.quarantine_prefix == CUSTOM_QUARANTINE_PREFIX
     assert (settings.lake_bucket, settings.glue_database, settings.crawler_name) == (
         analytics["LakeBucketName"],
         analytics["GlueDatabaseName"],
@@ -211,17 +230,122 @@ def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_p
     line = {"reason": contract.INVALID_JSON, "sequence_number": "1", "quarantined_at": 1700102001}
     s3.put_object(
         Bucket=settings.quarantine_bucket,
-        Key="rejected/dt=2023-11-16/batch-1.jsonl",
+        Key=f"{CUSTOM_QUARANTINE_PREFIX}dt={DAY}/batch-1.jsonl",
         Body=json.dumps(line).encode() + b"\n",
     )
     result = dg.materialize(
         [lake_quarantined_records],
         resources={"cloud": cloud_resource(settings)},
-        partition_key="2023-11-16",
+        partition_key=DAY,
     )
     (materialization,) = result.asset_materializations_for_node(lake_quarantined_records.op.name)
     assert materialization.metadata["dagster/row_count"].value == 1
     written = s3.list_objects_v2(
-        Bucket=settings.lake_bucket, Prefix=f"{LAKE_QUARANTINE_PREFIX}dt=2023-11-16/"
+        Bucket=settings.lake_bucket, Prefix=f"{LAKE_QUARANTINE_PREFIX}dt={DAY}/"
     )
     assert written["KeyCount"] >= 1
+
+
+def _allowed(statements: list[dict], action: str, resource: str, context: dict[str, str]) -> bool:
+    """Whether Allow statements (no Deny, no NotAction in these policies) grant the request.
+
+    Enough of IAM for the project's own policies: exact actions, `*` wildcards in
+    resources, and StringLike conditions.
+    """
+    for statement in statements:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        if statement["Effect"] != "Allow" or action not in actions:
+            continue
+        if not any(fnmatch.fnmatchcase(resource, pattern) for pattern in resources):
+            continue
+        like = statement.get("Condition", {}).get("StringLike", {})
+        if all(
+            any(
+                fnmatch.fnmatchcase(context.get(key, ""), p)
+                for p in (v if isinstance(v, list) else [v])
+            )
+            for key, v in like.items()
+        ):
+            return True
+    return False
+
+
+def test_orchestrator_role_allows_every_call_the_pipeline_makes_in_aws(aws_mode):
+    """GIVEN the deployed orchestrator role (the role the pipeline runs as) THEN its policy, as
+    the emulator resolved it, allows each AWS call of the batch graph on the resources the
+    pipeline's own settings and key layout name, including the non-default quarantine prefix."""
+    from pipeline_platform.defs import keys
+    from pipeline_platform.defs.lake.assets import export_prefix
+
+    outputs, settings = aws_mode
+    streaming, analytics = outputs["streaming"], outputs["analytics"]
+    role = analytics["OrchestratorRoleArn"].rsplit("/", 1)[-1]
+    document = boto3.client("iam").get_role_policy(RoleName=role, PolicyName="batch-pipeline")[
+        "PolicyDocument"
+    ]
+    if isinstance(document, str):  # the emulator returns the stored document as Python text
+        document = ast.literal_eval(document)
+    statements = document["Statement"]
+
+    cfn = boto3.client("cloudformation")
+    stack_ids = [
+        cfn.describe_stacks(StackName=AWS_MODE.stack(p))["Stacks"][0]["StackId"]
+        for p in ("streaming", "analytics")
+    ]
+    table = streaming["TableArn"]
+    lake = f"arn:aws:s3:::{settings.lake_bucket}"
+    quarantine = f"arn:aws:s3:::{settings.quarantine_bucket}"
+    glue = f"arn:aws:glue:{settings.region}:{table.split(':')[4]}"
+    day_prefix = f"dt={DAY}/"
+    exports = export_prefix((date.fromisoformat(DAY),))
+    calls = [
+        *(("cloudformation:DescribeStacks", stack_id, {}) for stack_id in stack_ids),
+        ("dynamodb:DescribeTable", table, {}),
+        ("dynamodb:Scan", table, {}),
+        ("dynamodb:ExportTableToPointInTime", table, {}),
+        ("dynamodb:DescribeExport", f"{table}/export/01700000000000-abcdef12", {}),
+        ("kms:Decrypt", streaming["DataKeyArn"], {}),
+        ("s3:ListBucket", lake, {"s3:prefix": exports}),
+        ("s3:PutObject", f"{lake}/{exports}AWSDynamoDB/data/part.json.gz", {}),
+        ("s3:GetObject", f"{lake}/{exports}AWSDynamoDB/data/part.json.gz", {}),
+        ("s3:DeleteObject", f"{lake}/{exports}AWSDynamoDB/data/part.json.gz", {}),
+        ("kms:GenerateDataKey", analytics["LakeKeyArn"], {}),
+        ("kms:Decrypt", analytics["LakeKeyArn"], {}),
+        ("s3:ListBucket", quarantine, {"s3:prefix": f"{settings.quarantine_prefix}{day_prefix}"}),
+        ("s3:GetObject", f"{quarantine}/{settings.quarantine_prefix}{day_prefix}b.jsonl", {}),
+        *(
+            (action, f"{lake}/{prefix}{day_prefix}part-0.parquet", {})
+            for prefix in (keys.LAKE_READINGS_PREFIX, keys.LAKE_QUARANTINE_PREFIX)
+            for action in ("s3:PutObject", "s3:DeleteObject")
+        ),
+        *(
+            ("s3:ListBucket", lake, {"s3:prefix": f"{prefix}{day_prefix}"})
+            for prefix in (keys.LAKE_READINGS_PREFIX, keys.LAKE_QUARANTINE_PREFIX)
+        ),
+        ("glue:StartCrawler", f"{glue}:crawler/{settings.crawler_name}", {}),
+        ("glue:GetCrawler", f"{glue}:crawler/{settings.crawler_name}", {}),
+        *(
+            (action, resource, {})
+            for action in ("glue:GetTable", "glue:GetPartitions")
+            # Glue checks the catalog, the database and the table.
+            for resource in (
+                f"{glue}:catalog",
+                f"{glue}:database/{settings.glue_database}",
+                f"{glue}:table/{settings.glue_database}/sensor_readings",
+            )
+        ),
+    ]
+    denied = [(a, r, c) for a, r, c in calls if not _allowed(statements, a, r, c)]
+    assert not denied, f"the orchestrator role does not allow: {denied}"
+    # and it stays least-privilege: nothing outside the quarantine prefix, no writes there
+    assert not _allowed(statements, "s3:GetObject", f"{quarantine}/errors/x.json", {})
+    assert not _allowed(
+        statements, "s3:PutObject", f"{quarantine}/{settings.quarantine_prefix}x", {}
+    )

@@ -24,16 +24,19 @@ from pathlib import Path
 import boto3
 import dagster as dg
 
+from cloudformation.naming import Naming
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.lake.assets import export_prefix
 from pipeline_platform.defs.lake.shaping import shape_readings
 from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_WAREHOUSE_PATH, load_settings
+from pipeline_platform.local_cloud.cloud import deploy_stacks
 from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS, Emulator, free_port
 from pipeline_platform.local_cloud.glue_crawler import GlueCrawlerRunner
 from stream_processor import contract
 
 FIRST, LAST = date(2023, 11, 14), date(2023, 11, 26)
 FILES = 8
+BENCH_ENV = "bench"
 # Everything after the export (the export files are written directly, as moto lays them out).
 STAGES = [
     keys.LAKE_READINGS,
@@ -74,24 +77,14 @@ def _setup(endpoint: str, tmp: Path, n: int) -> tuple[list[Path], object]:
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": endpoint,
-            ENV_DEPLOYMENT: "bench",
+            ENV_DEPLOYMENT: BENCH_ENV,
             ENV_WAREHOUSE_PATH: str(tmp / "warehouse.duckdb"),
         }
     )
     settings = load_settings()
-    kw = {"endpoint_url": endpoint, "region_name": settings.region}
-    s3, glue = boto3.client("s3", **kw), boto3.client("glue", **kw)
-    for bucket in (settings.lake_bucket, settings.quarantine_bucket):
-        s3.create_bucket(
-            Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": settings.region}
-        )
-    glue.create_database(DatabaseInput={"Name": settings.glue_database})
-    glue.create_crawler(
-        Name=settings.crawler_name,
-        Role="arn:aws:iam::123456789012:role/crawler",
-        DatabaseName=settings.glue_database,
-        Targets={"S3Targets": [{"Path": f"s3://{settings.lake_bucket}/lake/"}]},
-    )
+    # The buckets, catalog and crawler as the templates define them.
+    deploy_stacks(Naming(BENCH_ENV, settings.region))
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=settings.region)
     days = tuple(FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1))
     prefix = export_prefix(days) + "AWSDynamoDB/bench/data/"
     files = []

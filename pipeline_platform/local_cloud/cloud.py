@@ -44,6 +44,31 @@ LOCAL_ANALYTICS_PARAMETERS = {
 }
 
 
+def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
+    """Deploy both stacks into the emulator (`AWS_ENDPOINT_URL`) as `deploy` does against AWS,
+    then create from the templates what the emulator skips; return outputs by stack purpose.
+    """
+    session = boto3.Session(region_name=naming.region)
+    moto_log = logging.getLogger("moto")
+    level = moto_log.level
+    with warnings.catch_warnings():
+        # moto warns for every resource type it skips; stack_fill covers them.
+        warnings.simplefilter("ignore")
+        moto_log.setLevel(logging.ERROR)
+        try:
+            outputs = deploy(
+                naming,
+                parameters={"analytics": LOCAL_ANALYTICS_PARAMETERS},
+                session=session,
+                poll_seconds=0.1,
+            )
+        finally:
+            moto_log.setLevel(level)
+    for purpose in outputs:
+        fill_stack(session, naming.stack(purpose))
+    return outputs
+
+
 # Process environment the local cloud sets while it runs, restored when it stops.
 _ENVIRON_KEYS = (*LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
 
@@ -145,23 +170,7 @@ class LocalCloud:
         return self.endpoints
 
     def _deploy(self) -> dict[str, dict[str, str]]:
-        session = boto3.Session(region_name=self.naming.region)
-        moto_log = logging.getLogger("moto")
-        level = moto_log.level
-        with warnings.catch_warnings():
-            # moto warns for every resource type it skips; stack_fill covers them.
-            warnings.simplefilter("ignore")
-            moto_log.setLevel(logging.ERROR)
-            outputs = deploy(
-                self.naming,
-                parameters={"analytics": LOCAL_ANALYTICS_PARAMETERS},
-                session=session,
-                poll_seconds=0.1,
-            )
-            moto_log.setLevel(level)
-        for purpose in outputs:
-            fill_stack(session, self.naming.stack(purpose))
-        return outputs
+        return deploy_stacks(self.naming)
 
     def wait_until_drained(self, timeout: float = 60.0) -> None:
         """Block until every message published so far is through the rules and the function."""

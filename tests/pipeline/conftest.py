@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from cloudformation.naming import Naming
 from pipeline_platform.environ import overridden
 from pipeline_platform.environment import (
     ENV_DEPLOYMENT,
@@ -20,6 +21,7 @@ from pipeline_platform.environment import (
     Settings,
     load_settings,
 )
+from pipeline_platform.local_cloud.cloud import deploy_stacks
 from pipeline_platform.local_cloud.glue_crawler import GlueCrawlerRunner
 from stream_processor import contract
 
@@ -86,44 +88,14 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(aws_endpoint: str, tmp_path_factory) -> Iterator[Deployment]:
-    """A table (PITR on), the two buckets, the Glue database and crawler, and a tmp warehouse."""
+    """Both stacks deployed from their templates (as the local cloud deploys them) under an
+    environment name of its own, and a tmp warehouse."""
     env = f"pipe{next(_deployments)}{os.getpid() % 1000}"
     warehouse = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
     variables = {ENV_DEPLOYMENT: env, ENV_WAREHOUSE_PATH: str(warehouse), ENV_PLATFORM_ENV: "local"}
     with overridden(variables):
         settings = load_settings()
-        kw = {"endpoint_url": aws_endpoint, "region_name": settings.region}
-        dynamodb = boto3.client("dynamodb", **kw)
-        dynamodb.create_table(
-            TableName=settings.table_name,
-            KeySchema=[
-                {"AttributeName": contract.DEVICE_ID, "KeyType": "HASH"},
-                {"AttributeName": contract.TIMESTAMP, "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": contract.DEVICE_ID, "AttributeType": "S"},
-                {"AttributeName": contract.TIMESTAMP, "AttributeType": "N"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.update_continuous_backups(
-            TableName=settings.table_name,
-            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-        )
-        s3 = boto3.client("s3", **kw)
-        for bucket in (settings.lake_bucket, settings.quarantine_bucket):
-            s3.create_bucket(
-                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": settings.region}
-            )
-        glue = boto3.client("glue", **kw)
-        glue.create_database(DatabaseInput={"Name": settings.glue_database})
-        glue.create_crawler(
-            Name=settings.crawler_name,
-            Role="arn:aws:iam::123456789012:role/crawler",
-            DatabaseName=settings.glue_database,
-            # One table per dataset folder under the path: sensor_readings, quarantined_records.
-            Targets={"S3Targets": [{"Path": f"s3://{settings.lake_bucket}/lake/"}]},
-        )
+        deploy_stacks(Naming(env, settings.region))
         # The local cloud's crawler runner makes StartCrawler really crawl the lake.
         crawler_runner = GlueCrawlerRunner(aws_endpoint, settings.region).start()
         yield Deployment(settings, warehouse)

@@ -74,6 +74,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"Stream            {streaming['StreamName']}")
         print(f"Quarantine bucket {streaming['QuarantineBucketName']}")
         print(f"Warehouse         {endpoints.warehouse}")
+        print(f"Function logs     {endpoints.function_logs}/<function name>.log")
         print("ready: local cloud is up (Ctrl-C to stop)", flush=True)
         stop.wait()
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from pipeline_platform.environment import load_settings
@@ -9,6 +11,15 @@ from pipeline_platform.environment import load_settings
 
 def build_definitions() -> dg.Definitions:
     """Definitions of every stage, wired to the resources of the current environment."""
+    # Two beta features are used on purpose: a single-run backfill policy (one run
+    # loads a whole partition range) and the table's observable source asset. Their
+    # warnings, repeated on every load, give the user nothing to act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _build_definitions()
+
+
+def _build_definitions() -> dg.Definitions:
     from pipeline_platform.defs import jobs
     from pipeline_platform.defs.catalog.assets import glue_tables
     from pipeline_platform.defs.dbt.assets import build_dbt_assets

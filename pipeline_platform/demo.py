@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -251,7 +252,7 @@ def run_demo(
     env: str = DEFAULT_ENV,
 ) -> int:
     """Run the demo; 0 when every stage reconciles, 1 otherwise."""
-    from pipeline_platform.defs.runs import materialize
+    from pipeline_platform.defs.runs import RunFailed, materialize
     from pipeline_platform.report import write_report
 
     state = Path(state_dir).resolve()
@@ -262,6 +263,7 @@ def run_demo(
         mqtt_port=_port(DEFAULT_MQTT_PORT),
         env=env,
     )
+    batch_log = state / "batch.log"
     started = time.monotonic()
 
     def step(message: str) -> None:
@@ -283,8 +285,19 @@ def run_demo(
             "AWS_ENDPOINT_URL": endpoints.aws,
             "WAREHOUSE_PATH": str(endpoints.warehouse),
         }
-        with overridden(pipeline_environ):
-            batch = materialize(all_partitions=True, log_level="WARNING")
+        # dbt's and Dagster's own output (what the UI shows as a run's logs) goes to a file;
+        # the console keeps the demo's steps and results.
+        try:
+            with (
+                overridden(pipeline_environ),
+                batch_log.open("w", encoding="utf-8") as log,
+                contextlib.redirect_stdout(log),
+                contextlib.redirect_stderr(log),
+            ):
+                batch = materialize(all_partitions=True, log_level="WARNING")
+        except RunFailed:
+            step(f"the batch run failed; dbt's and Dagster's output is in {batch_log}")
+            raise
         step("reconciling")
         result = reconcile(cloud, traffic, batch)
     finally:
@@ -303,6 +316,7 @@ def run_demo(
     report = write_report(endpoints.warehouse, state / "report.html", result.counts)
     print(f"\nHTML report: {report}")
     print(f"Warehouse:   {endpoints.warehouse} (duckdb {endpoints.warehouse})")
+    print(f"Logs:        {batch_log} (dbt, Dagster), {endpoints.function_logs}/ (functions)")
     print("Next: `pipeline-platform up` keeps the local cloud running; `make ui` opens Dagster.")
     step("done")
     if result.problems:

@@ -245,6 +245,7 @@ def run_ui(
             print(f"AWS endpoint  {endpoints.aws}")
             print(f"MQTT broker   {endpoints.mqtt_host}:{endpoints.mqtt_port}")
             print(f"Warehouse     {endpoints.warehouse.resolve()}")
+            print(f"Function logs {endpoints.function_logs.resolve()}/<function name>.log")
             print(f"ready: Dagster UI at {url} (Ctrl-C to stop)", flush=True)
         while not stop.wait(0.5):
             if dagster.poll() is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import pytest
 
@@ -14,7 +16,8 @@ def test_demo_publishes_processes_loads_and_reconciles(tmp_path, capsys, aws_end
     """GIVEN a fresh state directory
     WHEN the demo runs with a small fleet
     THEN it exits 0, its printed counts reconcile, the marts hold the fleet's devices and
-    the seed's alerts, and the HTML report is written."""
+    the seed's alerts, and the HTML report is written; the console keeps to the demo's
+    steps while the function's batch lines and dbt's output are in their logs."""
     status = run_demo(devices=5, readings=300, state_dir=tmp_path / "demo", env="e2e")
     out = capsys.readouterr().out
     assert status == 0, out
@@ -37,3 +40,10 @@ def test_demo_publishes_processes_loads_and_reconciles(tmp_path, capsys, aws_end
     assert stored >= 7 + 300 * 0.9
     report = (tmp_path / "demo" / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 4
+
+    assert '"_aws"' not in out and "Running with dbt" not in out
+    assert "Running with dbt" in (tmp_path / "demo" / "batch.log").read_text()
+    (function_log,) = (tmp_path / "demo" / "logs").glob("*.log")
+    batches = [json.loads(line) for line in function_log.read_text().splitlines()]
+    assert batches and all(b["message"] == "kinesis batch processed" for b in batches)
+    assert sum(b["stored"] for b in batches) >= stored

@@ -52,7 +52,8 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
     moto_log = logging.getLogger("moto")
     level = moto_log.level
     with warnings.catch_warnings():
-        # moto warns for every resource type it skips; stack_fill covers them.
+        # moto warns for every resource type it skips (while deploying, and again when
+        # asked for the stack's resources); stack_fill creates them.
         warnings.simplefilter("ignore")
         moto_log.setLevel(logging.ERROR)
         try:
@@ -62,10 +63,10 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
                 session=session,
                 poll_seconds=0.1,
             )
+            for purpose in outputs:
+                fill_stack(session, naming.stack(purpose))
         finally:
             moto_log.setLevel(level)
-    for purpose in outputs:
-        fill_stack(session, naming.stack(purpose))
     return outputs
 
 
@@ -82,6 +83,8 @@ class Endpoints:
     mqtt_port: int
     region: str
     warehouse: Path
+    #: The functions' logs (what Lambda sends to CloudWatch Logs): `<function name>.log`.
+    function_logs: Path
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def output(self, stack: str, key: str) -> str:
@@ -103,6 +106,7 @@ class LocalCloud:
         region: str = DEFAULT_REGION,
     ) -> None:
         self.state_dir = Path(state_dir)
+        self.function_logs = self.state_dir / "logs"
         self.naming = Naming(env, region)
         self.host = host
         self.emulator = Emulator(host=host, port=aws_port)
@@ -153,6 +157,7 @@ class LocalCloud:
                 endpoint,
                 self.naming.region,
                 state_dir=self.state_dir / "esm",
+                log_dir=self.function_logs,
                 mapping_filter=lambda mapping: mapping.stream_arn == stream_arn,
             )
             self._started.append(self.esm.start())
@@ -165,6 +170,7 @@ class LocalCloud:
             mqtt_port=self.mqtt_port,
             region=self.naming.region,
             warehouse=self.state_dir / "warehouse.duckdb",
+            function_logs=self.function_logs,
             outputs=outputs,
         )
         return self.endpoints

@@ -406,7 +406,8 @@ def _silence_moto_kinesis_invoke() -> Any:
 class EventSourceMappingRunner:
     """Acts on the emulator's Kinesis event source mappings, invoking handlers in-process.
 
-    `endpoint_url` is the emulator's; `state_dir` keeps the shard checkpoints.
+    `endpoint_url` is the emulator's; `state_dir` keeps the shard checkpoints;
+    `log_dir`, when given, receives each function's output (see `lambda_runtime`).
     `record_source` is "auto" (moto's in-process objects when the stream is in
     this process, else the Kinesis API), "backend" or "http". `mapping_filter`,
     when given, picks the mappings this runner acts on (all Kinesis ones by default).
@@ -426,6 +427,7 @@ class EventSourceMappingRunner:
         refresh_interval: float = 1.0,
         record_source: str = "auto",
         mapping_filter: Callable[[MappingSettings], bool] | None = None,
+        log_dir: str | Path | None = None,
     ) -> None:
         if record_source not in ("auto", "backend", "http"):
             raise ValueError(f"record_source must be auto, backend or http: {record_source!r}")
@@ -436,6 +438,7 @@ class EventSourceMappingRunner:
         self.refresh_interval = refresh_interval
         self.record_source = record_source
         self.mapping_filter = mapping_filter
+        self.log_dir = log_dir
         session = boto3.session.Session(
             aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -551,7 +554,9 @@ class EventSourceMappingRunner:
     def _function(self, arn: str) -> LocalFunction:
         if arn not in self._functions:
             config = self._clients["lambda"].get_function_configuration(FunctionName=arn)
-            self._functions[arn] = LocalFunction(FunctionConfig.from_api(config))
+            self._functions[arn] = LocalFunction(
+                FunctionConfig.from_api(config), log_dir=self.log_dir
+            )
         return self._functions[arn]
 
     def _shards(self, stream_arn: str) -> list[tuple[str, ShardReader]]:

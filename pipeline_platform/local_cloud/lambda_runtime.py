@@ -5,6 +5,10 @@ function's `Handler` and calls it with a Lambda-shaped context. Functions share
 this process, so their environment variables land in the one `os.environ`
 (applied before the handler module's first import, the function's cold start)
 and a timeout is reported through the context but not enforced.
+
+What a function writes to stdout goes, as in Lambda, to its log rather than to
+the console: with a `log_dir`, to `<log_dir>/<function name>.log` (the stand-in
+for the `/aws/lambda/<name>` log group, EMF metric lines included).
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +32,48 @@ Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
 # One import at a time: two functions cold-starting together must not
 # interleave their environment updates with each other's imports.
 _COLD_START_LOCK = threading.Lock()
+_STDOUT_LOCK = threading.Lock()
+_invoking = threading.local()
+
+
+class _FunctionStdout:
+    """Stands in for `sys.stdout`: a thread running a function writes to that function's
+    log; every other thread writes where stdout pointed before."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+
+    def _target(self) -> Any:
+        log = getattr(_invoking, "log", None)
+        return self.console if log is None else log
+
+    def write(self, text: str) -> int:
+        """Write to the running function's log, or to the console."""
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        """Flush the running function's log, or the console."""
+        self._target().flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+
+@contextmanager
+def _stdout_to(log_path: Path) -> Iterator[None]:
+    """While the body runs, this thread's stdout writes are appended to `log_path`."""
+    with _STDOUT_LOCK:
+        # Installed on first use and left in place: it passes every other thread through,
+        # and whoever replaces sys.stdout later (a test's capture) simply drops it.
+        if not isinstance(sys.stdout, _FunctionStdout):
+            sys.stdout = _FunctionStdout(sys.stdout)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("a", encoding="utf-8") as log:
+        _invoking.log = log
+        try:
+            yield
+        finally:
+            _invoking.log = None
 
 
 @dataclass
@@ -96,8 +145,10 @@ def _fresh_module(name: str) -> ModuleType:
 class LocalFunction:
     """A deployed function whose handler is imported on first use and called in-process."""
 
-    def __init__(self, config: FunctionConfig) -> None:
+    def __init__(self, config: FunctionConfig, log_dir: str | Path | None = None) -> None:
         self.config = config
+        #: Where the function's stdout goes; None leaves it on the console.
+        self.log_path = None if log_dir is None else Path(log_dir) / f"{config.name}.log"
         self._handler: Handler | None = None
 
     def _load(self) -> Handler:
@@ -129,4 +180,7 @@ class LocalFunction:
     def invoke(self, event: dict[str, Any], context: LambdaContext | None = None) -> Any:
         """Call the handler; an import failure or exception propagates as the function error."""
         handler = self._handler or self._load()
-        return handler(event, context or self.new_context())
+        if self.log_path is None:
+            return handler(event, context or self.new_context())
+        with _stdout_to(self.log_path):
+            return handler(event, context or self.new_context())

@@ -13,6 +13,7 @@ Two sources hold the same records:
 from __future__ import annotations
 
 import base64
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -109,9 +110,14 @@ class BackendShardReader:
 
 
 class HttpShardReader:
-    """Reads a shard through the Kinesis API (`GetShardIterator`, `GetRecords`)."""
+    """Reads a shard through the Kinesis API (`GetShardIterator`, `GetRecords`).
+
+    Thread-safe: the poller reads while another thread asks whether it has caught up,
+    and both move the one iterator and buffer.
+    """
 
     def __init__(self, client: Any, stream_arn: str, shard_id: str) -> None:
+        self._lock = threading.RLock()
         self._client = client
         self._arn = stream_arn
         self._shard_id = shard_id
@@ -133,6 +139,10 @@ class HttpShardReader:
 
     def read_after(self, sequence: int, limit: int) -> list[StreamRecord]:
         """Up to `limit` records after `sequence`; reuses the iterator while reading forward."""
+        with self._lock:
+            return self._read_after(sequence, limit)
+
+    def _read_after(self, sequence: int, limit: int) -> list[StreamRecord]:
         self._buffer = [r for r in self._buffer if int(r.sequence_number) > sequence]
         if self._buffer and int(self._buffer[0].sequence_number) != sequence + 1:
             self._buffer = []
@@ -157,21 +167,23 @@ class HttpShardReader:
 
     def latest_sequence(self) -> int:
         """Highest sequence number, found by reading forward to the end of the shard."""
-        sequence = self._iterator_after or 0
-        while True:
-            batch = self.read_after(sequence, 10000)
-            if not batch:
-                return sequence
-            sequence = int(batch[-1].sequence_number)
+        with self._lock:
+            sequence = self._iterator_after or 0
+            while True:
+                batch = self._read_after(sequence, 10000)
+                if not batch:
+                    return sequence
+                sequence = int(batch[-1].sequence_number)
 
     def sequence_at(self, timestamp: float) -> int:
         """Sequence number before the first record arriving at or after `timestamp`."""
-        sequence = 0
-        while True:
-            batch = self.read_after(sequence, 10000)
-            for record in batch:
-                if record.arrival >= timestamp:
-                    return int(record.sequence_number) - 1
-            if not batch:
-                return sequence
-            sequence = int(batch[-1].sequence_number)
+        with self._lock:
+            sequence = 0
+            while True:
+                batch = self._read_after(sequence, 10000)
+                for record in batch:
+                    if record.arrival >= timestamp:
+                        return int(record.sequence_number) - 1
+                if not batch:
+                    return sequence
+                sequence = int(batch[-1].sequence_number)

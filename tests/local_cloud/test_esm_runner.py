@@ -293,3 +293,15 @@ def test_reading_over_the_kinesis_api_delivers_the_same_batches(deployment: Depl
     deployment.runner(record_source="http").wait_until_drained(10)
     # THEN the batches are what Lambda would send
     assert ids(deployment.invocations(fn)) == [[0, 1], [2, 3], [4]]
+
+
+def test_asking_whether_an_http_reader_caught_up_never_redelivers(deployment: Deployment):
+    # GIVEN a runner reading over the Kinesis API in small batches, and many records
+    fn = deployment.function("partial")
+    deployment.mapping(fn, BatchSize=2)
+    deployment.put(*({"id": i, "action": "ok"} for i in range(60)))
+    # WHEN another thread keeps asking whether it has caught up while it reads
+    deployment.runner(record_source="http", poll_interval=0.001).wait_until_drained(30)
+    # THEN every record is delivered once, in order
+    delivered = [r["id"] for batch in deployment.invocations(fn) for r in batch]
+    assert delivered == list(range(60))

@@ -14,7 +14,9 @@ Limitations, because functions run in this process: they share `os.environ`
 (each function's variables are applied at its cold start, so two functions
 setting the same variable differently will see the last one), a timeout is
 reported through the context but not enforced, and a function updated after its
-cold start keeps its first configuration until the runner restarts.
+cold start keeps its first configuration until the runner restarts. A
+`ParallelizationFactor` above 1 is not honoured: a shard always has one batch in
+flight, as with the default of 1 (the runner logs a warning for such a mapping).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class MappingSettings:
     max_retry_attempts: int = -1
     max_record_age_s: int = -1
     on_failure_arn: str | None = None
+    parallelization_factor: int = 1
 
     @classmethod
     def from_api(cls, m: dict[str, Any]) -> MappingSettings:
@@ -95,6 +98,7 @@ class MappingSettings:
                 "Destination"
             )
             or None,
+            parallelization_factor=int(m.get("ParallelizationFactor") or 1),
         )
 
 
@@ -453,6 +457,7 @@ class EventSourceMappingRunner:
         self.counters_ = _Counters()
         self._functions: dict[str, LocalFunction] = {}
         self._pollers: dict[tuple[str, str], _ShardPoller] = {}
+        self._warned_parallelization: set[str] = set()
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -543,6 +548,17 @@ class EventSourceMappingRunner:
                     if poller is not None:
                         poller.settings = settings
                         continue
+                    if (
+                        settings.parallelization_factor > 1
+                        and settings.uuid not in self._warned_parallelization
+                    ):
+                        self._warned_parallelization.add(settings.uuid)
+                        log.warning(
+                            "mapping %s asks for ParallelizationFactor %d; the local runner "
+                            "keeps one batch in flight per shard (ordering is unchanged)",
+                            settings.uuid,
+                            settings.parallelization_factor,
+                        )
                     function = self._function(settings.function_arn)
                     poller = _ShardPoller(self, settings, function, shard_id, reader)
                     self._pollers[key] = poller

@@ -305,3 +305,19 @@ def test_asking_whether_an_http_reader_caught_up_never_redelivers(deployment: De
     # THEN every record is delivered once, in order
     delivered = [r["id"] for batch in deployment.invocations(fn) for r in batch]
     assert delivered == list(range(60))
+
+
+def test_a_parallelization_factor_it_cannot_honour_is_reported_once(deployment: Deployment, caplog):
+    # GIVEN a mapping asking for four concurrent batches per shard
+    fn = deployment.function("partial")
+    deployment.mapping(fn, BatchSize=2, ParallelizationFactor=4)
+    deployment.put(*({"id": i, "action": "ok"} for i in range(4)))
+    # WHEN the runner picks it up and refreshes again
+    with caplog.at_level("WARNING", logger="pipeline_platform.local_cloud.esm_runner"):
+        runner = deployment.runner()
+        runner.refresh()
+        runner.wait_until_drained(10)
+    # THEN it says once that it keeps one batch in flight, and still delivers in order
+    warnings = [r for r in caplog.records if "ParallelizationFactor 4" in r.getMessage()]
+    assert len(warnings) == 1
+    assert ids(deployment.invocations(fn)) == [[0, 1], [2, 3]]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 from awacs import cloudformation as cfna
+from awacs import cloudwatch as cwa
 from awacs import dynamodb as ddb
 from awacs import glue as gluea
 from awacs import kms as kmsa
@@ -47,7 +48,7 @@ from troposphere.redshift import (
 )
 
 from cloudformation.buckets import BucketSpec, hardened_bucket, objects_under
-from cloudformation.iam import allow, arn, document, global_arn, service_role
+from cloudformation.iam import NO_RESOURCE_TYPE, allow, arn, document, global_arn, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
 from cloudformation.naming import NO_WAREHOUSE, Naming
 from cloudformation.parameters import (
@@ -451,11 +452,6 @@ def build_analytics(naming: Naming) -> Template:
                                 sid="ExportTheTable",
                             ),
                             allow(
-                                [ddb.Scan],
-                                [Ref(table_arn)],
-                                sid="ObserveTheTable",
-                            ),
-                            allow(
                                 [ddb.DescribeExport],
                                 [Join("", [Ref(table_arn), "/export/*"])],
                                 sid="FollowExports",
@@ -497,6 +493,14 @@ def build_analytics(naming: Naming) -> Template:
                                     for purpose in ("streaming", "analytics")
                                 ],
                                 sid="ReadTheStackOutputs",
+                            ),
+                            # The table observation reads the stream processor's metrics.
+                            # CloudWatch has no resource-level permissions for reading
+                            # metrics: "*" is the only resource AWS accepts here.
+                            allow(
+                                [cwa.GetMetricStatistics],
+                                [NO_RESOURCE_TYPE],
+                                sid="ReadTheStreamMetrics",
                             ),
                             allow(
                                 [gluea.StartCrawler, gluea.GetCrawler],

@@ -15,6 +15,12 @@ from troposphere import AWSHelperFn, Sub, iam
 POLICY_VERSION = "2012-10-17"
 
 
+#: The resource of actions that have no resource types (such as reading CloudWatch metrics).
+NO_RESOURCE_TYPE = "*"
+#: Those actions: the only ones a statement may grant on `NO_RESOURCE_TYPE`.
+ACTIONS_WITHOUT_RESOURCE_TYPES = frozenset({"cloudwatch:GetMetricStatistics"})
+
+
 def arn(service: str, resource: str) -> Sub:
     """An ARN in this stack's partition, region and account.
 

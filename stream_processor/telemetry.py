@@ -13,8 +13,10 @@ import time
 from collections.abc import Mapping
 
 NAMESPACE = "IotDataPlatform/StreamProcessor"
+#: Readings written to the table; the batch side's observation of the table reads it.
+STORED_METRIC = "stored"
 #: Batch counters published as metrics (the log line carries them too).
-COUNT_METRICS = ("records", "stored", "quarantined", "failed", "duplicates")
+COUNT_METRICS = ("records", STORED_METRIC, "quarantined", "failed", "duplicates")
 
 
 def batch_log_line(

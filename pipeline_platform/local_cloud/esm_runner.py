@@ -35,6 +35,7 @@ from typing import Any
 
 import boto3
 
+from pipeline_platform.local_cloud.emf_metrics import EmfPublisher
 from pipeline_platform.local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS
 from pipeline_platform.local_cloud.esm_checkpoints import CheckpointStore
 from pipeline_platform.local_cloud.kinesis_reader import (
@@ -411,7 +412,8 @@ class EventSourceMappingRunner:
     """Acts on the emulator's Kinesis event source mappings, invoking handlers in-process.
 
     `endpoint_url` is the emulator's; `state_dir` keeps the shard checkpoints;
-    `log_dir`, when given, receives each function's output (see `lambda_runtime`).
+    `log_dir`, when given, receives each function's output (see `lambda_runtime`), and
+    the EMF metrics in it are put into the emulator's CloudWatch.
     `record_source` is "auto" (moto's in-process objects when the stream is in
     this process, else the Kinesis API), "backend" or "http". `mapping_filter`,
     when given, picks the mappings this runner acts on (all Kinesis ones by default).
@@ -451,7 +453,7 @@ class EventSourceMappingRunner:
         )
         self._clients = {
             name: session.client(name, endpoint_url=endpoint_url)
-            for name in ("lambda", "kinesis", "sqs", "sns")
+            for name in ("lambda", "kinesis", "sqs", "sns", "cloudwatch")
         }
         self.checkpoints: CheckpointStore | Any = None
         self.counters_ = _Counters()
@@ -570,8 +572,11 @@ class EventSourceMappingRunner:
     def _function(self, arn: str) -> LocalFunction:
         if arn not in self._functions:
             config = self._clients["lambda"].get_function_configuration(FunctionName=arn)
+            metrics = None
+            if self.log_dir is not None:
+                metrics = EmfPublisher(self._clients["cloudwatch"]).publish
             self._functions[arn] = LocalFunction(
-                FunctionConfig.from_api(config), log_dir=self.log_dir
+                FunctionConfig.from_api(config), log_dir=self.log_dir, on_log_lines=metrics
             )
         return self._functions[arn]
 

@@ -8,7 +8,8 @@ and a timeout is reported through the context but not enforced.
 
 What a function writes to stdout goes, as in Lambda, to its log rather than to
 the console: with a `log_dir`, to `<log_dir>/<function name>.log` (the stand-in
-for the `/aws/lambda/<name>` log group, EMF metric lines included).
+for the `/aws/lambda/<name>` log group), and each invocation's lines are handed
+to `on_log_lines` (the local cloud extracts their EMF metrics, as CloudWatch does).
 """
 
 from __future__ import annotations
@@ -59,8 +60,29 @@ class _FunctionStdout:
         return getattr(self.console, name)
 
 
+class _InvocationLog:
+    """One invocation's stdout: appended to the function's log file, and kept as lines."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        """Append to the log file and keep the text."""
+        self._parts.append(text)
+        return self._file.write(text)
+
+    def flush(self) -> None:
+        """Flush the log file."""
+        self._file.flush()
+
+    def lines(self) -> list[str]:
+        """What this invocation wrote, line by line."""
+        return "".join(self._parts).splitlines()
+
+
 @contextmanager
-def _stdout_to(log_path: Path) -> Iterator[None]:
+def _stdout_to(log_path: Path) -> Iterator[_InvocationLog]:
     """While the body runs, this thread's stdout writes are appended to `log_path`."""
     with _STDOUT_LOCK:
         # Installed on first use and left in place: it passes every other thread through,
@@ -68,10 +90,10 @@ def _stdout_to(log_path: Path) -> Iterator[None]:
         if not isinstance(sys.stdout, _FunctionStdout):
             sys.stdout = _FunctionStdout(sys.stdout)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("a", encoding="utf-8") as log:
-        _invoking.log = log
+    with log_path.open("a", encoding="utf-8") as file:
+        _invoking.log = _InvocationLog(file)
         try:
-            yield
+            yield _invoking.log
         finally:
             _invoking.log = None
 
@@ -145,10 +167,16 @@ def _fresh_module(name: str) -> ModuleType:
 class LocalFunction:
     """A deployed function whose handler is imported on first use and called in-process."""
 
-    def __init__(self, config: FunctionConfig, log_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        config: FunctionConfig,
+        log_dir: str | Path | None = None,
+        on_log_lines: Callable[[list[str]], None] | None = None,
+    ) -> None:
         self.config = config
         #: Where the function's stdout goes; None leaves it on the console.
         self.log_path = None if log_dir is None else Path(log_dir) / f"{config.name}.log"
+        self.on_log_lines = on_log_lines
         self._handler: Handler | None = None
 
     def _load(self) -> Handler:
@@ -182,5 +210,9 @@ class LocalFunction:
         handler = self._handler or self._load()
         if self.log_path is None:
             return handler(event, context or self.new_context())
-        with _stdout_to(self.log_path):
-            return handler(event, context or self.new_context())
+        with _stdout_to(self.log_path) as log:
+            try:
+                return handler(event, context or self.new_context())
+            finally:
+                if self.on_log_lines is not None:
+                    self.on_log_lines(log.lines())

@@ -29,6 +29,7 @@ def cloud_resource(settings: Settings) -> CloudResource:
         region=settings.region,
         endpoint_url=settings.endpoint_url,
         table_name=settings.table_name,
+        function_name=settings.function_name,
         quarantine_bucket=settings.quarantine_bucket,
         quarantine_prefix=settings.quarantine_prefix,
         lake_bucket=settings.lake_bucket,

@@ -29,6 +29,7 @@ class CloudResource(dg.ConfigurableResource):
     region: str
     endpoint_url: str | None = None
     table_name: str
+    function_name: str
     quarantine_bucket: str
     quarantine_prefix: str
     lake_bucket: str

@@ -308,7 +308,6 @@ def test_orchestrator_role_allows_every_call_the_pipeline_makes_in_aws(aws_mode)
     calls = [
         *(("cloudformation:DescribeStacks", stack_id, {}) for stack_id in stack_ids),
         ("dynamodb:DescribeTable", table, {}),
-        ("dynamodb:Scan", table, {}),
         ("dynamodb:ExportTableToPointInTime", table, {}),
         ("dynamodb:DescribeExport", f"{table}/export/01700000000000-abcdef12", {}),
         ("kms:Decrypt", streaming["DataKeyArn"], {}),
@@ -329,6 +328,7 @@ def test_orchestrator_role_allows_every_call_the_pipeline_makes_in_aws(aws_mode)
             ("s3:ListBucket", lake, {"s3:prefix": f"{prefix}{day_prefix}"})
             for prefix in (keys.LAKE_READINGS_PREFIX, keys.LAKE_QUARANTINE_PREFIX)
         ),
+        ("cloudwatch:GetMetricStatistics", "*", {}),
         ("glue:StartCrawler", f"{glue}:crawler/{settings.crawler_name}", {}),
         ("glue:GetCrawler", f"{glue}:crawler/{settings.crawler_name}", {}),
         *(
@@ -344,7 +344,9 @@ def test_orchestrator_role_allows_every_call_the_pipeline_makes_in_aws(aws_mode)
     ]
     denied = [(a, r, c) for a, r, c in calls if not _allowed(statements, a, r, c)]
     assert not denied, f"the orchestrator role does not allow: {denied}"
-    # and it stays least-privilege: nothing outside the quarantine prefix, no writes there
+    # and it stays least-privilege: no reading the table item by item, nothing outside the
+    # quarantine prefix, no writes there
+    assert not _allowed(statements, "dynamodb:Scan", table, {})
     assert not _allowed(statements, "s3:GetObject", f"{quarantine}/errors/x.json", {})
     assert not _allowed(
         statements, "s3:PutObject", f"{quarantine}/{settings.quarantine_prefix}x", {}

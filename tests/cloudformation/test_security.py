@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cloudformation.iam import ACTIONS_WITHOUT_RESOURCE_TYPES
 from tests.cloudformation.conftest import resources_of_type
 
 STACKS = ("streaming", "analytics")
@@ -42,12 +43,18 @@ def test_no_allow_statement_grants_a_wildcard_action(templates, stack):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_identity_policies_name_resources_never_everything(templates, stack):
-    """GIVEN role and managed policies THEN no statement's resource is `*`."""
+    """GIVEN role and managed policies THEN no statement's resource is `*`, except for the
+    actions AWS defines no resource type for (reading CloudWatch metrics)."""
     for logical_id, kind, document in _policy_documents(templates[stack]):
         if kind not in ("AWS::IAM::Role", "AWS::IAM::Policy"):
             continue  # key policies use "*" for the key itself; trust policies have none
         for statement in document["Statement"]:
-            assert "*" not in statement["Resource"], (logical_id, statement.get("Sid"))
+            if "*" in statement["Resource"]:
+                assert statement["Resource"] == ["*"], (logical_id, statement.get("Sid"))
+                assert set(statement["Action"]) <= ACTIONS_WITHOUT_RESOURCE_TYPES, (
+                    logical_id,
+                    statement.get("Sid"),
+                )
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -181,3 +181,36 @@ def test_real_time_queries_answer_from_the_table_and_the_alerts_index(seeded, aw
         ("sensor-102", ("HIGH_TEMPERATURE",)),
         ("sensor-103", ("LOW_HUMIDITY",)),
     }
+
+
+def test_table_observation_reports_what_the_function_stored_from_its_metrics(seeded, aws):
+    """GIVEN the seed processed by the deployed function
+    WHEN the batch side's table observation runs
+    THEN it reports the table's item count and, from the function's EMF `stored` metric
+    (extracted from its log as CloudWatch does), at least the seed's seven readings; the
+    function's batch lines are in its log file."""
+    import dagster as dg
+
+    from pipeline_platform.definitions import build_definitions
+    from pipeline_platform.defs import keys
+    from pipeline_platform.defs.jobs import OBSERVE_JOB
+    from pipeline_platform.environ import overridden
+    from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_ENDPOINT_URL
+
+    with overridden({ENV_DEPLOYMENT: ENV, ENV_ENDPOINT_URL: seeded.aws}):
+        job = build_definitions().resolve_job_def(OBSERVE_JOB)
+    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    (observation,) = [
+        e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert observation.asset_key == keys.DYNAMODB_TABLE
+    metadata = {k: v.value for k, v in observation.metadata.items()}
+    table = aws["dynamodb"].describe_table(TableName=seeded.output("streaming", "TableName"))
+    assert metadata["item_count"] == table["Table"]["ItemCount"] >= 7
+    assert metadata["stored_last_24h"] >= 7
+    assert "latest_write_period" in metadata
+    function = seeded.output("streaming", "FunctionName")
+    batch_lines = (seeded.function_logs / f"{function}.log").read_text().splitlines()
+    assert sum(json.loads(line)["stored"] for line in batch_lines) == metadata["stored_last_24h"]

@@ -4,13 +4,13 @@ Dagster does not run the streaming path; these assets put it in the lineage
 graph so the batch side hangs off the table the stream processor writes.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from pipeline_platform.defs import keys
 from pipeline_platform.resources.cloud import CloudResource
-from stream_processor import contract
+from stream_processor import telemetry
 
 GROUP = "streaming"
 
@@ -51,40 +51,46 @@ _table_spec = dg.AssetSpec(
 )
 
 
+#: How far back the observation looks for the stream processor's writes.
+OBSERVED_WINDOW = timedelta(hours=24)
+_PERIOD_SECONDS = 300
+
+
 @dg.multi_observable_source_asset(specs=[_table_spec], name="observe_dynamodb_sensor_readings")
 def readings_table(cloud: CloudResource):
-    """Observe the readings table: approximate item count and the latest ingestion time seen.
+    """Observe the readings table without reading it: its size and its latest writes.
 
-    The item count comes from DescribeTable (refreshed by AWS about every six
-    hours); the latest ingestion time from a projection scan, so it is exact.
+    The item count comes from DescribeTable (AWS refreshes it about every six
+    hours). What was written lately comes from the stream processor's `stored`
+    metric, which its batch log lines publish through CloudWatch EMF: the sum
+    over the last day and the five minutes of the latest write. Scanning the
+    table instead would read every item on every observation.
     """
-    dynamodb = cloud.client("dynamodb")
-    table = dynamodb.describe_table(TableName=cloud.table_name)["Table"]
-    latest = None
-    scanned = 0
-    for page in dynamodb.get_paginator("scan").paginate(
-        TableName=cloud.table_name,
-        ProjectionExpression="#i",
-        ExpressionAttributeNames={"#i": contract.INGESTED_AT},
-    ):
-        scanned += page["Count"]
-        for item in page["Items"]:
-            value = float(item.get(contract.INGESTED_AT, {}).get("N", "nan"))
-            if latest is None or value > latest:
-                latest = value
+    table = cloud.client("dynamodb").describe_table(TableName=cloud.table_name)["Table"]
+    end = datetime.now(UTC)
+    points = cloud.client("cloudwatch").get_metric_statistics(
+        Namespace=telemetry.NAMESPACE,
+        MetricName=telemetry.STORED_METRIC,
+        Dimensions=[{"Name": "FunctionName", "Value": cloud.function_name}],
+        StartTime=end - OBSERVED_WINDOW,
+        EndTime=end,
+        Period=_PERIOD_SECONDS,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    written = [p for p in points if p["Sum"] > 0]
+    stored = int(sum(p["Sum"] for p in written))
+    latest = max((p["Timestamp"] for p in written), default=None)
     metadata = {
         "table_name": table["TableName"],
-        "item_count": scanned,
-        "described_item_count": table.get("ItemCount", 0),
+        "item_count": table.get("ItemCount", 0),
+        "stored_last_24h": stored,
     }
     if latest is not None:
-        metadata["latest_ingested_at"] = dg.MetadataValue.timestamp(
-            datetime.fromtimestamp(latest, tz=UTC)
-        )
+        metadata["latest_write_period"] = dg.MetadataValue.timestamp(latest)
     yield dg.ObserveResult(
         asset_key=keys.DYNAMODB_TABLE,
         metadata=metadata,
-        data_version=dg.DataVersion(f"{scanned}:{latest}"),
+        data_version=dg.DataVersion(f"{latest.isoformat() if latest else 'none'}:{stored}"),
     )
 
 

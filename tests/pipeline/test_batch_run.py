@@ -42,6 +42,11 @@ def test_whole_graph_lands_readings_in_warehouse_and_marts(deployment, first_run
     assert assets["warehouse/raw_sensor_readings"]["rows"] == len(SEED)
     assert assets["warehouse/raw_quarantined_records"]["rows"] == 1
     assert all(first_run["checks"].values()), first_run["checks"]
+    # dbt's tests of its sources are checks of the warehouse tables they read
+    assert (
+        "warehouse/raw_sensor_readings:source_not_null_iot_sensor_readings_device_id"
+        in (first_run["checks"])
+    )
     rows = _query(
         deployment,
         "select device_id, temperature, humidity, alerts, cast(dt as varchar) "

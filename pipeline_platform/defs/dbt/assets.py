@@ -42,7 +42,9 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
     """The project's models for `target` as one partitioned multi-asset running `dbt build`."""
     project = dbt_project(target)
     translator = PlatformDbtTranslator(
-        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+        settings=DagsterDbtTranslatorSettings(
+            enable_asset_checks=True, enable_source_tests_as_checks=True
+        )
     )
 
     @dbt_assets(

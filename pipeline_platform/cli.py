@@ -165,7 +165,9 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print a summary."""
     from pipeline_platform.defs.runs import materialize
 
-    summary = materialize(partition=args.partition, all_partitions=args.all)
+    if args.to and not args.partition:
+        raise SystemExit("--to needs --partition (the first day of the range)")
+    summary = materialize(partition=args.partition, all_partitions=args.all, last=args.to)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -269,8 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     mat = sub.add_parser("materialize", help="run the batch ETL job")
     which = mat.add_mutually_exclusive_group()
-    which.add_argument("--partition", help="one day, YYYY-MM-DD")
-    which.add_argument("--all", action="store_true", help="every day with data")
+    which.add_argument("--partition", help="one day, YYYY-MM-DD (the first, with --to)")
+    which.add_argument(
+        "--all", action="store_true", help="every day since the first partition, in one run"
+    )
+    mat.add_argument("--to", help="the last day of a range starting at --partition")
     mat.set_defaults(func=cmd_materialize)
 
     demo = sub.add_parser("demo", help="the whole platform end to end on the local cloud")

@@ -1,7 +1,7 @@
 """Run the batch job in-process against the configured environment and summarise it.
 
 `materialize()` is what the command line calls: one partition (today by
-default) or every partition so far, in a single run.
+default), a range of them, or every partition so far, in a single run.
 """
 
 import os
@@ -19,15 +19,22 @@ class RunFailed(RuntimeError):
     """The batch run failed; the message names the failed steps."""
 
 
-def partition_range(partition: str | None, all_partitions: bool) -> tuple[str, str]:
-    """First and last partition key to run: one day (today if none given) or all of them."""
+def partition_range(
+    partition: str | None, all_partitions: bool, last: str | None = None
+) -> tuple[str, str]:
+    """First and last partition key to run: one day (today if none given), the days from
+    `partition` to `last`, or all of them."""
     keys = DAILY.get_partition_keys(datetime.now(UTC))
     if all_partitions:
         return keys[0], keys[-1]
-    key = partition or datetime.now(UTC).date().isoformat()
-    if key not in keys:
-        raise ValueError(f"partition {key!r} is not a day from {keys[0]} to {keys[-1]}")
-    return key, key
+    first = partition or datetime.now(UTC).date().isoformat()
+    last = last or first
+    for key in (first, last):
+        if key not in keys:
+            raise ValueError(f"partition {key!r} is not a day from {keys[0]} to {keys[-1]}")
+    if last < first:
+        raise ValueError(f"the range ends ({last}) before it starts ({first})")
+    return first, last
 
 
 def _instance() -> dg.DagsterInstance:
@@ -71,16 +78,23 @@ def summarise(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) -
 
 
 def materialize(
-    partition: str | None = None, all_partitions: bool = False, log_level: str = "DEBUG"
+    partition: str | None = None,
+    all_partitions: bool = False,
+    log_level: str = "DEBUG",
+    last: str | None = None,
 ) -> dict[str, Any]:
-    """Run the batch ETL job in-process for one day (default today) or every day; return a summary.
+    """Run the batch ETL job in-process for one day (default today), the days from `partition`
+    to `last`, or every day; return a summary.
+
+    Every day of the range costs Dagster an event per asset even when it holds no
+    reading, so a range over years is slow to record; run the days that have data.
 
     The summary holds the partition range, per asset its rows and duration in
     seconds, and each asset check's outcome. A failed run raises `RunFailed`.
     """
     from pipeline_platform.definitions import build_definitions
 
-    first, last = partition_range(partition, all_partitions)
+    first, last = partition_range(partition, all_partitions, last)
     job = build_definitions().resolve_job_def(BATCH_JOB)
     instance = _instance()
     result = job.execute_in_process(

@@ -183,7 +183,7 @@ def test_real_time_queries_answer_from_the_table_and_the_alerts_index(seeded, aw
     }
 
 
-def test_table_observation_reports_what_the_function_stored_from_its_metrics(seeded, aws):
+def test_table_observation_reports_what_the_function_stored_from_its_metrics(cloud, seeded, aws):
     """GIVEN the seed processed by the deployed function
     WHEN the batch side's table observation runs
     THEN it reports the table's item count and, from the function's EMF `stored` metric
@@ -197,6 +197,8 @@ def test_table_observation_reports_what_the_function_stored_from_its_metrics(see
     from pipeline_platform.environ import overridden
     from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_ENDPOINT_URL
 
+    # Every invocation so far finished, its metrics put (earlier tests publish too).
+    cloud.wait_until_drained(timeout=60)
     with overridden({ENV_DEPLOYMENT: ENV, ENV_ENDPOINT_URL: seeded.aws}):
         job = build_definitions().resolve_job_def(OBSERVE_JOB)
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import boto3
 import pytest
@@ -197,8 +198,10 @@ def test_table_observation_reports_what_the_function_stored_from_its_metrics(clo
     from pipeline_platform.environ import overridden
     from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_ENDPOINT_URL
 
-    # Every invocation so far finished, its metrics put (earlier tests publish too).
+    # Every invocation so far finished, its metrics put (earlier tests publish too); and a
+    # second passes, since statistics cover whole seconds before their end time.
     cloud.wait_until_drained(timeout=60)
+    time.sleep(1.1)
     with overridden({ENV_DEPLOYMENT: ENV, ENV_ENDPOINT_URL: seeded.aws}):
         job = build_definitions().resolve_job_def(OBSERVE_JOB)
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())

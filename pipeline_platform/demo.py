@@ -159,8 +159,9 @@ def day_ranges(traffic: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One summary of runs over disjoint days: rows and seconds add up. Each run exports the
-    whole table, so the export's item count is the same in every run and is kept once."""
+    """One summary of runs over disjoint days: rows and seconds add up, and a check passes
+    only if it passed in every run. Each run exports the whole table, so the export's item
+    count is the same in every run and is kept once."""
     assets: dict[str, dict[str, Any]] = {}
     for run in runs:
         for key, entry in run["assets"].items():
@@ -169,7 +170,10 @@ def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 total["rows"] = (total["rows"] or 0) + entry["rows"]
             total["seconds"] += entry.get("seconds", 0.0)
             total["counts"] = entry.get("counts", {})
-    checks = {k: v for run in runs for k, v in run["checks"].items()}
+    checks: dict[str, bool] = {}
+    for run in runs:
+        for name, passed in run["checks"].items():
+            checks[name] = checks.get(name, True) and passed
     return {"assets": assets, "checks": checks}
 
 
@@ -252,6 +256,9 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
         quarantined,
         "the warehouse holds every quarantined record",
     )
+    failed = sorted(name for name, passed in batch["checks"].items() if not passed)
+    if failed:
+        result.problems.append(f"asset checks failed: {', '.join(failed)}")
     return result
 
 

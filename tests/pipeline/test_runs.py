@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline_platform.defs.runs import partition_range
-from pipeline_platform.demo import day_ranges
+from pipeline_platform.demo import combined, day_ranges
 
 
 def test_a_range_runs_from_its_first_to_its_last_day_and_refuses_a_backward_one():
@@ -31,3 +31,23 @@ def test_the_demo_runs_the_seed_day_and_the_fleet_days_not_every_day_between():
         ("2023-11-16", "2023-11-16"),
         ((today - timedelta(days=1)).isoformat(), today.isoformat()),
     ]
+
+
+def test_runs_over_disjoint_days_add_their_rows_and_a_check_must_pass_in_every_run():
+    """GIVEN the seed day's run and the fleet's run THEN rows and seconds add up, the export's
+    whole-table count is kept once, and a check that failed in either run failed."""
+    seed_day = {
+        "assets": {"s3/lake/sensor_readings": {"rows": 7, "seconds": 1.0, "counts": {"n": 10}}},
+        "checks": {"s3/lake/sensor_readings:export_items_reach_lake": True},
+    }
+    fleet_days = {
+        "assets": {"s3/lake/sensor_readings": {"rows": 3, "seconds": 2.0, "counts": {"n": 10}}},
+        "checks": {"s3/lake/sensor_readings:export_items_reach_lake": False},
+    }
+    summary = combined([seed_day, fleet_days])
+    assert summary["assets"]["s3/lake/sensor_readings"] == {
+        "rows": 10,
+        "seconds": 3.0,
+        "counts": {"n": 10},
+    }
+    assert summary["checks"] == {"s3/lake/sensor_readings:export_items_reach_lake": False}

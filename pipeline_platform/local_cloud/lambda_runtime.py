@@ -89,7 +89,6 @@ def _stdout_to(log_path: Path) -> Iterator[_InvocationLog]:
         # and whoever replaces sys.stdout later (a test's capture) simply drops it.
         if not isinstance(sys.stdout, _FunctionStdout):
             sys.stdout = _FunctionStdout(sys.stdout)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("a", encoding="utf-8") as file:
         _invoking.log = _InvocationLog(file)
         try:
@@ -176,6 +175,8 @@ class LocalFunction:
         self.config = config
         #: Where the function's stdout goes; None leaves it on the console.
         self.log_path = None if log_dir is None else Path(log_dir) / f"{config.name}.log"
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.on_log_lines = on_log_lines
         self._handler: Handler | None = None
 

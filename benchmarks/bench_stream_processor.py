@@ -33,13 +33,13 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
     KinesisStreamRecord,
 )
 
-from benchmarks._fake_aws import serve_in_subprocess
 from pipeline_platform.environ import overridden
 from stream_processor import contract
 from stream_processor.aws_clients import make_client
 from stream_processor.config import DEFAULT_WRITE_CONCURRENCY, Config
 from stream_processor.handler import StreamProcessor
-from tests.stream_processor.events import kinesis_event
+from tests.support.fake_aws import serve_in_subprocess
+from tests.support.kinesis_events import kinesis_event
 
 RECORDS = 10_000
 ROUND_TRIP_S = 0.005

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from benchmarks._fake_aws import FakeAws
 from stream_processor import contract
 from stream_processor.aws_clients import make_client
 from stream_processor.config import Config
 from stream_processor.handler import StreamProcessor
+from tests.support.fake_aws import FakeAws
 
 REGION = "ap-southeast-2"
 
@@ -47,7 +47,7 @@ def create_table(dynamodb: object, name: str) -> None:
 
 
 @dataclass
-class LocalCloud:
+class DeployedProcessor:
     """One test's table and bucket in the emulator, and a processor writing to them."""
 
     config: Config
@@ -98,7 +98,7 @@ def emulator_clients(aws_endpoint: str) -> tuple[object, object]:
 
 
 @pytest.fixture
-def cloud(emulator_clients: tuple[object, object]) -> Iterator[LocalCloud]:
+def cloud(emulator_clients: tuple[object, object]) -> Iterator[DeployedProcessor]:
     """A fresh table and bucket (unique names) and a processor with default settings."""
     dynamodb, s3 = emulator_clients
     suffix = uuid.uuid4().hex[:12]
@@ -109,7 +109,7 @@ def cloud(emulator_clients: tuple[object, object]) -> Iterator[LocalCloud]:
         CreateBucketConfiguration={"LocationConstraint": REGION},
     )
     processor = StreamProcessor(config, dynamodb=dynamodb, s3=s3)
-    yield LocalCloud(config, dynamodb, s3, processor)
+    yield DeployedProcessor(config, dynamodb, s3, processor)
     processor.close()
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from stream_processor import contract
-from tests.stream_processor.conftest import LocalCloud, raw_bytes
-from tests.stream_processor.events import kinesis_event, sequence_number
+from tests.stream_processor.conftest import DeployedProcessor, raw_bytes
+from tests.support.kinesis_events import kinesis_event, sequence_number
 
 
 def _reading(**fields: object) -> dict:
@@ -102,7 +102,7 @@ QUARANTINED = [
 
 @pytest.mark.parametrize(("payload", "reason", "device_id"), QUARANTINED)
 def test_unstorable_payload_is_quarantined_with_its_reason(
-    cloud: LocalCloud, payload: bytes | dict, reason: str, device_id: str | None
+    cloud: DeployedProcessor, payload: bytes | dict, reason: str, device_id: str | None
 ) -> None:
     """GIVEN a payload that breaks the reading contract, next to a valid reading
     WHEN the batch is processed
@@ -198,7 +198,7 @@ STORED = [
 
 @pytest.mark.parametrize(("payload", "expected"), STORED)
 def test_awkward_but_valid_reading_is_stored_normalised(
-    cloud: LocalCloud, payload: dict, expected: dict
+    cloud: DeployedProcessor, payload: dict, expected: dict
 ) -> None:
     """GIVEN a reading in an unusual but acceptable shape
     WHEN it is processed
@@ -212,7 +212,7 @@ def test_awkward_but_valid_reading_is_stored_normalised(
     assert cloud.quarantine_objects() == {}
 
 
-def test_duplicates_in_a_batch_collapse_to_the_latest_record(cloud: LocalCloud) -> None:
+def test_duplicates_in_a_batch_collapse_to_the_latest_record(cloud: DeployedProcessor) -> None:
     """GIVEN three records for the same device and time (seconds, milliseconds, ISO), then another
     WHEN the batch is processed
     THEN one item holds the values of the record with the highest sequence number.
@@ -237,7 +237,9 @@ def test_duplicates_in_a_batch_collapse_to_the_latest_record(cloud: LocalCloud) 
     assert items[0]["sequence_number"] == {"S": sequence_number(2)}
 
 
-def test_redelivered_batch_leaves_one_item_and_one_quarantine_object(cloud: LocalCloud) -> None:
+def test_redelivered_batch_leaves_one_item_and_one_quarantine_object(
+    cloud: DeployedProcessor,
+) -> None:
     """GIVEN a batch with a valid reading and a malformed record, already processed once
     WHEN Lambda delivers the same batch again
     THEN there is still one item with the same reading and one quarantine object with one line.
@@ -259,7 +261,7 @@ def test_redelivered_batch_leaves_one_item_and_one_quarantine_object(cloud: Loca
     assert len(cloud.quarantine_lines()) == 1
 
 
-def test_quarantine_objects_are_split_by_arrival_date(cloud: LocalCloud) -> None:
+def test_quarantine_objects_are_split_by_arrival_date(cloud: DeployedProcessor) -> None:
     """GIVEN malformed records that arrived on two different UTC days
     WHEN they are processed in one batch
     THEN each day's records land in one object under that day's dt= folder.

@@ -6,12 +6,12 @@ import json
 import math
 import time
 
-from benchmarks._fake_aws import FakeAws
 from pipeline_platform.local_cloud.emulator import free_port
 from stream_processor.aws_clients import make_client
 from stream_processor.config import Config
 from stream_processor.handler import StreamProcessor
-from tests.stream_processor.events import FakeContext, kinesis_event, sequence_number
+from tests.support.fake_aws import FakeAws
+from tests.support.kinesis_events import FakeContext, kinesis_event, sequence_number
 
 
 def _readings(devices: list[str]) -> list[dict]:

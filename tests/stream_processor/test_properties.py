@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from stream_processor.config import Config
 from stream_processor.handler import StreamProcessor
-from tests.stream_processor.conftest import REGION, LocalCloud, create_table, raw_bytes
-from tests.stream_processor.events import as_bytes, kinesis_event, sequence_number
+from tests.stream_processor.conftest import REGION, DeployedProcessor, create_table, raw_bytes
+from tests.support.kinesis_events import as_bytes, kinesis_event, sequence_number
 
 json_values = st.recursive(
     st.none()
@@ -82,7 +82,7 @@ def test_every_record_has_exactly_one_outcome(
         dynamodb=dynamodb,
         s3=s3,
     )
-    cloud = LocalCloud(config, dynamodb, s3, processor)
+    cloud = DeployedProcessor(config, dynamodb, s3, processor)
     try:
         response = processor.process(kinesis_event(batch))
     finally:

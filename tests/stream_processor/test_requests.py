@@ -11,13 +11,13 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from benchmarks._fake_aws import FakeAws
 from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS
 from stream_processor import contract
 from stream_processor import handler as handler_module
 from stream_processor.handler import StreamProcessor
-from tests.stream_processor.conftest import LocalCloud
-from tests.stream_processor.events import kinesis_event
+from tests.stream_processor.conftest import DeployedProcessor
+from tests.support.fake_aws import FakeAws
+from tests.support.kinesis_events import kinesis_event
 
 
 def test_prebuilt_batch_write_body_is_the_body_that_is_signed(
@@ -65,7 +65,7 @@ def test_prebuilt_batch_write_body_is_the_body_that_is_signed(
     assert len(fake_aws.items) == 3
 
 
-def test_one_processor_serves_concurrent_invocations(cloud: LocalCloud) -> None:
+def test_one_processor_serves_concurrent_invocations(cloud: DeployedProcessor) -> None:
     """GIVEN one processor, as the local event source mapping runner shares it between shards
     WHEN four batches are processed at the same time from four threads
     THEN every reading of every batch is stored and no invocation reports a failure.
@@ -85,7 +85,7 @@ def test_one_processor_serves_concurrent_invocations(cloud: LocalCloud) -> None:
 
 
 def test_lambda_entry_point_reads_its_settings_once(
-    cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch
+    cloud: DeployedProcessor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """GIVEN the function's environment naming the table and bucket
     WHEN Lambda invokes `handler` twice, the environment changing in between

@@ -8,8 +8,8 @@ from datetime import datetime
 import pytest
 
 from stream_processor import contract
-from tests.stream_processor.conftest import LocalCloud, raw_bytes
-from tests.stream_processor.events import (
+from tests.stream_processor.conftest import DeployedProcessor, raw_bytes
+from tests.support.kinesis_events import (
     ARRIVAL,
     SHARD_ID,
     STREAM_ARN,
@@ -123,7 +123,9 @@ SEED_READINGS = [
 
 
 @pytest.mark.parametrize(("payload", "expected"), SEED_READINGS)
-def test_seed_reading_is_stored_exactly(cloud: LocalCloud, payload: str, expected: dict) -> None:
+def test_seed_reading_is_stored_exactly(
+    cloud: DeployedProcessor, payload: str, expected: dict
+) -> None:
     """GIVEN a seed payload published by a device
     WHEN its Kinesis record is processed
     THEN exactly one item with the contract's attributes is stored and nothing is reported.
@@ -138,7 +140,7 @@ def test_seed_reading_is_stored_exactly(cloud: LocalCloud, payload: str, expecte
     assert cloud.quarantine_objects() == {}
 
 
-def test_alerting_readings_appear_in_the_sparse_alerts_index(cloud: LocalCloud) -> None:
+def test_alerting_readings_appear_in_the_sparse_alerts_index(cloud: DeployedProcessor) -> None:
     """GIVEN the three seed readings normal, high temperature and low humidity
     WHEN they are processed as one batch
     THEN only the two alerting readings are listed by the alerts-by-date index for their day.
@@ -164,7 +166,7 @@ def test_alerting_readings_appear_in_the_sparse_alerts_index(cloud: LocalCloud) 
     assert sorted(i["device_id"]["S"] for i in listed) == ["sensor-102", "sensor-103"]
 
 
-def test_invalid_json_seed_is_quarantined_with_its_raw_bytes(cloud: LocalCloud) -> None:
+def test_invalid_json_seed_is_quarantined_with_its_raw_bytes(cloud: DeployedProcessor) -> None:
     """GIVEN the seed payload `Invalid JSON Data`
     WHEN it is processed
     THEN nothing is stored, the batch succeeds, and one quarantine line under the arrival date

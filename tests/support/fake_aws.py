@@ -226,8 +226,8 @@ class _Handler(BaseHTTPRequestHandler):
 def serve_in_subprocess(latency_s: float) -> tuple[subprocess.Popen, str]:
     """Run a data-discarding fake endpoint in a child process; returns (process, url)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks._fake_aws", str(latency_s)],
-        cwd=Path(__file__).resolve().parents[1],
+        [sys.executable, "-m", "tests.support.fake_aws", str(latency_s)],
+        cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -25,13 +25,13 @@ import boto3
 import dagster as dg
 
 from cloudformation.naming import Naming
+from local_cloud.cloud import deploy_stacks
+from local_cloud.emulator import LOCAL_CREDENTIALS, Emulator, free_port
+from local_cloud.glue_crawler import GlueCrawlerRunner
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.lake.assets import export_prefix
 from pipeline_platform.defs.lake.shaping import shape_readings
 from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_WAREHOUSE_PATH, load_settings
-from pipeline_platform.local_cloud.cloud import deploy_stacks
-from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS, Emulator, free_port
-from pipeline_platform.local_cloud.glue_crawler import GlueCrawlerRunner
 from stream_processor import contract
 
 FIRST, LAST = date(2023, 11, 14), date(2023, 11, 26)
@@ -145,7 +145,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
             files, _ = _setup(emulator.endpoint_url, Path(tmp), n)
             from pipeline_platform.definitions import build_definitions
-            from pipeline_platform.defs.runs import summarise
+            from platform_tools.batch_runs import summarise
 
             defs = build_definitions()
             job = defs.resolve_implicit_global_asset_job_def()

@@ -19,8 +19,8 @@ import zipfile
 
 import boto3
 
-from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS, Emulator, free_port
-from pipeline_platform.local_cloud.esm_runner import EventSourceMappingRunner
+from local_cloud.emulator import LOCAL_CREDENTIALS, Emulator, free_port
+from local_cloud.esm_runner import EventSourceMappingRunner
 
 RATE = 1000  # records per second
 SECONDS = 10

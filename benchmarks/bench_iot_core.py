@@ -15,15 +15,15 @@ import uuid
 
 import boto3
 
-from pipeline_platform.device_client import simulate
-from pipeline_platform.local_cloud.emulator import (
+from local_cloud.emulator import (
     DEFAULT_REGION,
     LOCAL_CREDENTIALS,
     Emulator,
     free_port,
 )
-from pipeline_platform.local_cloud.iot_rules import InboundMessage, RulesEngine
-from pipeline_platform.local_cloud.mqtt_broker import MqttBroker
+from local_cloud.iot_rules import InboundMessage, RulesEngine
+from local_cloud.mqtt_broker import MqttBroker
+from platform_tools.device_simulator import simulate
 
 RUNS = 3
 ENGINE_MESSAGES = 5000

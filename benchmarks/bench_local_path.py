@@ -48,14 +48,14 @@ from moto.kinesis.models import Shard
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from cloudformation.streaming import RULE_ERRORS_PREFIX
-from pipeline_platform.device_client import (
+from local_cloud import moto_kinesis, moto_routing
+from local_cloud.cloud import LocalCloud
+from local_cloud.emulator import free_port
+from platform_tools.device_simulator import (
     MALFORMED_BAD_TIMESTAMP,
     WITHOUT_PARTITION_KEY,
     publish,
 )
-from pipeline_platform.local_cloud import moto_kinesis, moto_routing
-from pipeline_platform.local_cloud.cloud import LocalCloud
-from pipeline_platform.local_cloud.emulator import free_port
 from stream_processor import contract
 
 DEFAULT_SECONDS = 60.0
@@ -105,7 +105,7 @@ def publish_fleet(
     host: str, port: int, devices: int, rate: float, seconds: float
 ) -> tuple[dict[str, Any], list[float]]:
     """Run the simulated fleet (in a child process); returns its summary and clock values."""
-    from pipeline_platform.device_client import simulate
+    from platform_tools.device_simulator import simulate
 
     clock = RecordingClock()
     summary = simulate(

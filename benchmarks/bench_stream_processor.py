@@ -33,7 +33,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
     KinesisStreamRecord,
 )
 
-from pipeline_platform.environ import overridden
+from pipeline_platform.env_override import overridden
 from stream_processor import contract
 from stream_processor.aws_clients import make_client
 from stream_processor.config import DEFAULT_WRITE_CONCURRENCY, Config

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_platform.environ import overridden
-from pipeline_platform.local_cloud.emulator import (
+from local_cloud.emulator import (
     DEFAULT_REGION,
     LOCAL_CREDENTIALS,
     Emulator,
     free_port,
 )
+from pipeline_platform.env_override import overridden
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import json
 import duckdb
 import pytest
 
-from pipeline_platform.demo import run_demo
+from platform_tools.demo import run_demo
 
 pytestmark = pytest.mark.integration
 

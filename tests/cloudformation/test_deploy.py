@@ -178,7 +178,7 @@ DAY = "2023-11-16"
 def aws_mode(aws_endpoint):
     """Both stacks of env `cfnaws` (no warehouse, quarantine under `rejected/`), and the settings
     the pipeline loads from them in `aws` mode."""
-    from pipeline_platform.environ import overridden
+    from pipeline_platform.env_override import overridden
     from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_PLATFORM_ENV, load_settings
 
     outputs = _deploy(

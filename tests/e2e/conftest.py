@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from pipeline_platform.local_cloud.emulator import free_port
+from local_cloud.emulator import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless on a shared machine with no network: no GPU, no sandbox (containers), nothing
@@ -59,7 +59,7 @@ def _start_ui(state_dir: Path) -> RunningUi:
     command = [
         sys.executable,
         "-m",
-        "pipeline_platform.cli",
+        "platform_tools.cli",
         "ui",
         "--port",
         str(port),

@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 
-from pipeline_platform.local_cloud.esm_runner import EventSourceMappingRunner
+from local_cloud.esm_runner import EventSourceMappingRunner
 from tests.local_cloud import handlers
 
 

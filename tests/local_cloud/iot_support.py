@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline_platform.local_cloud.emulator import DEFAULT_REGION
-from pipeline_platform.local_cloud.iot_rules import RulesEngine
+from local_cloud.emulator import DEFAULT_REGION
+from local_cloud.iot_rules import RulesEngine
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/iot-rules"
 

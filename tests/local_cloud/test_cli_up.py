@@ -22,8 +22,8 @@ import boto3
 import pytest
 
 from cloudformation.naming import Naming
-from pipeline_platform.demo import SEED_PAYLOADS
-from pipeline_platform.local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS, free_port
+from local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS, free_port
+from platform_tools.demo import SEED_PAYLOADS
 from stream_processor import contract
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from pipeline_platform.local_cloud.emf_metrics import metric_data
+from local_cloud.emf_metrics import metric_data
 from stream_processor import telemetry
 
 COUNTS = {"records": 10, "stored": 7, "quarantined": 2, "failed": 1, "duplicates": 0}

@@ -313,7 +313,7 @@ def test_a_parallelization_factor_it_cannot_honour_is_reported_once(deployment: 
     deployment.mapping(fn, BatchSize=2, ParallelizationFactor=4)
     deployment.put(*({"id": i, "action": "ok"} for i in range(4)))
     # WHEN the runner picks it up and refreshes again
-    with caplog.at_level("WARNING", logger="pipeline_platform.local_cloud.esm_runner"):
+    with caplog.at_level("WARNING", logger="local_cloud.esm_runner"):
         runner = deployment.runner()
         runner.refresh()
         runner.wait_until_drained(10)

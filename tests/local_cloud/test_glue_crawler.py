@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline_platform.local_cloud.glue_crawler import GlueCrawlerRunner
+from local_cloud.glue_crawler import GlueCrawlerRunner
 
 pytestmark = pytest.mark.integration
 

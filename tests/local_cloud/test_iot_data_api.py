@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 from moto.iotdata.models import IoTDataPlaneBackend, iotdata_backends
 
-from pipeline_platform.device_client import publish_via_iot_data
-from pipeline_platform.local_cloud import iot_data_hook
-from pipeline_platform.local_cloud.iot_data_hook import IotDataPublishHook
-from pipeline_platform.local_cloud.iot_rules import InboundMessage, RulesEngine
+from local_cloud import iot_data_hook
+from local_cloud.iot_data_hook import IotDataPublishHook
+from local_cloud.iot_rules import InboundMessage, RulesEngine
+from platform_tools.device_simulator import publish_via_iot_data
 from tests.local_cloud import iot_support
 from tests.local_cloud.iot_support import IotWorld
 
@@ -55,7 +55,7 @@ def test_boto3_iot_data_publish_routes_through_rules(
 def test_publish_helper_and_moto_still_records_the_message(
     world: IotWorld, engine: RulesEngine, hooked: IotDataPublishHook
 ):
-    """GIVEN the hook WHEN device_client.publish_via_iot_data publishes
+    """GIVEN the hook WHEN device_simulator.publish_via_iot_data publishes
     THEN the rules route it AND moto's own record of published messages still has it."""
     topic = f"iot/{uuid.uuid4().hex}"
     stream = world.stream()

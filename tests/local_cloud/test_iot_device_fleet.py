@@ -7,10 +7,10 @@ from collections import defaultdict
 
 import pytest
 
-from pipeline_platform import device_client as dc
-from pipeline_platform.local_cloud.emulator import free_port
-from pipeline_platform.local_cloud.iot_rules import RulesEngine
-from pipeline_platform.local_cloud.mqtt_broker import MqttBroker
+from local_cloud.emulator import free_port
+from local_cloud.iot_rules import RulesEngine
+from local_cloud.mqtt_broker import MqttBroker
+from platform_tools import device_simulator as dc
 from stream_processor import contract
 from tests.local_cloud import iot_support
 from tests.local_cloud.iot_support import IotWorld

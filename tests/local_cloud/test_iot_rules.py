@@ -7,7 +7,7 @@ import json
 import re
 import uuid
 
-from pipeline_platform.local_cloud.iot_rules import InboundMessage, RulesEngine
+from local_cloud.iot_rules import InboundMessage, RulesEngine
 from tests.local_cloud import iot_support
 from tests.local_cloud.iot_support import IotWorld, original_payload, wait_for
 

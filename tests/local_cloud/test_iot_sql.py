@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from pipeline_platform.local_cloud.iot_sql import (
+from local_cloud.iot_sql import (
     IotSqlError,
     MessageContext,
     SubstitutionTemplate,

@@ -10,11 +10,11 @@ import time
 import boto3
 import pytest
 
-from pipeline_platform import device_client, queries
-from pipeline_platform.cli import main as cli
-from pipeline_platform.demo import SEED_PAYLOADS
-from pipeline_platform.local_cloud.cloud import LocalCloud
-from pipeline_platform.local_cloud.emulator import free_port
+from local_cloud.cloud import LocalCloud
+from local_cloud.emulator import free_port
+from platform_tools import device_simulator, realtime_queries
+from platform_tools.cli import main as cli
+from platform_tools.demo import SEED_PAYLOADS
 from stream_processor import contract
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ def seeded(cloud, aws):
     """The seed's eight payloads published by MQTT, as devices would, and drained."""
     endpoints = cloud.endpoints
     for _, payload in SEED_PAYLOADS:
-        device_client.publish(
+        device_simulator.publish(
             "iot/sensors", payload, host=endpoints.mqtt_host, port=endpoints.mqtt_port
         )
     cloud.wait_until_drained(timeout=60)
@@ -66,7 +66,7 @@ def _item(aws, endpoints, device_id: str, timestamp: int) -> dict:
         Key={contract.DEVICE_ID: {"S": device_id}, contract.TIMESTAMP: {"N": str(timestamp)}},
     )
     assert "Item" in found, f"{device_id}@{timestamp} was not stored"
-    return queries._plain(found["Item"])
+    return realtime_queries._plain(found["Item"])
 
 
 def _json_lines(aws, bucket: str, prefix: str) -> list[dict]:
@@ -173,11 +173,13 @@ def test_real_time_queries_answer_from_the_table_and_the_alerts_index(seeded, aw
     WHEN the real-time queries run
     THEN latest, device history and recent alerts return what was stored."""
     table = seeded.output("streaming", "TableName")
-    latest = {r["device_id"]: r for r in queries.latest(aws["dynamodb"], table)}
+    latest = {r["device_id"]: r for r in realtime_queries.latest(aws["dynamodb"], table)}
     assert latest["sensor-101"]["timestamp"] == 1700100000
-    history = queries.device_history(aws["dynamodb"], table, "sensor-107")
+    history = realtime_queries.device_history(aws["dynamodb"], table, "sensor-107")
     assert [r["timestamp"] for r in history] == [1700104000]
-    alerts = queries.recent_alerts(aws["dynamodb"], table, since=1700000000, until=1700200000)
+    alerts = realtime_queries.recent_alerts(
+        aws["dynamodb"], table, since=1700000000, until=1700200000
+    )
     assert {(r["device_id"], tuple(r["alerts"])) for r in alerts} == {
         ("sensor-102", ("HIGH_TEMPERATURE",)),
         ("sensor-103", ("LOW_HUMIDITY",)),
@@ -195,7 +197,7 @@ def test_table_observation_reports_what_the_function_stored_from_its_metrics(clo
     from pipeline_platform.definitions import build_definitions
     from pipeline_platform.defs import keys
     from pipeline_platform.defs.jobs import OBSERVE_JOB
-    from pipeline_platform.environ import overridden
+    from pipeline_platform.env_override import overridden
     from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_ENDPOINT_URL
 
     # Every invocation so far finished, its metrics put (earlier tests publish too); and a

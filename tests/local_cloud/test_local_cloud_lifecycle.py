@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import threading
 
-from pipeline_platform.local_cloud.cloud import LocalCloud
-from pipeline_platform.local_cloud.emulator import free_port
+from local_cloud.cloud import LocalCloud
+from local_cloud.emulator import free_port
 
 
 def test_stopping_leaves_no_threads_behind(tmp_path, aws_endpoint):

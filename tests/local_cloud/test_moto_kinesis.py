@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto.kinesis.models import Shard
 
-from pipeline_platform.local_cloud import moto_kinesis
+from local_cloud import moto_kinesis
 
 DATA = base64.b64encode(b'{"device_id": "sensor-0001", "timestamp": 1}').decode()
 

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from pipeline_platform.local_cloud import moto_routing
+from local_cloud import moto_routing
 
 
 @pytest.mark.parametrize(

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import paho.mqtt.client as mqtt
 import pytest
 
-from pipeline_platform.device_client import PublishError, publish
-from pipeline_platform.local_cloud.emulator import free_port, port_is_free
-from pipeline_platform.local_cloud.iot_rules import InboundMessage, RulesEngine
-from pipeline_platform.local_cloud.mqtt_broker import MqttBroker
+from local_cloud.emulator import free_port, port_is_free
+from local_cloud.iot_rules import InboundMessage, RulesEngine
+from local_cloud.mqtt_broker import MqttBroker
+from platform_tools.device_simulator import PublishError, publish
 from tests.local_cloud import iot_support
 from tests.local_cloud.iot_support import IotWorld, original_payload
 
@@ -118,7 +118,7 @@ def test_qos0_messages_are_routed_with_the_publisher_client_id(
 def test_publish_helper_waits_for_the_ack_and_uses_its_client_id(
     world: IotWorld, engine: RulesEngine, broker: MqttBroker
 ):
-    """GIVEN device_client.publish WHEN it returns THEN the broker has the message."""
+    """GIVEN device_simulator.publish WHEN it returns THEN the broker has the message."""
     received: list[InboundMessage] = []
     broker.on_message = received.append
 

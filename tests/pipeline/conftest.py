@@ -13,7 +13,9 @@ import boto3
 import pytest
 
 from cloudformation.naming import Naming
-from pipeline_platform.environ import overridden
+from local_cloud.cloud import deploy_stacks
+from local_cloud.glue_crawler import GlueCrawlerRunner
+from pipeline_platform.env_override import overridden
 from pipeline_platform.environment import (
     ENV_DEPLOYMENT,
     ENV_PLATFORM_ENV,
@@ -21,8 +23,6 @@ from pipeline_platform.environment import (
     Settings,
     load_settings,
 )
-from pipeline_platform.local_cloud.cloud import deploy_stacks
-from pipeline_platform.local_cloud.glue_crawler import GlueCrawlerRunner
 from stream_processor import contract
 
 _deployments = itertools.count(1)

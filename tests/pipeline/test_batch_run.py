@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipeline_platform.defs.runs import materialize
+from platform_tools.batch_runs import materialize
 from stream_processor import contract
 
 DAY = "2023-11-16"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline_platform.defs.runs import partition_range
-from pipeline_platform.demo import combined, day_ranges
+from platform_tools.batch_runs import partition_range
+from platform_tools.demo import combined, day_ranges
 
 
 def test_a_range_runs_from_its_first_to_its_last_day_and_refuses_a_backward_one():

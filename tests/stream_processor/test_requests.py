@@ -11,7 +11,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS
+from local_cloud.emulator import LOCAL_CREDENTIALS
 from stream_processor import contract
 from stream_processor import handler as handler_module
 from stream_processor.handler import StreamProcessor

@@ -9,7 +9,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_
 
 from pipeline_platform.defs.dbt.project import DbtResource, build_args, dbt_project
 from pipeline_platform.defs.partitions import DAILY, SINGLE_RUN
-from pipeline_platform.environ import overridden
+from pipeline_platform.env_override import overridden
 
 MARTS_SCHEMA = "analytics"
 # The batch job runs hourly: a mart older than two hours is late, a day old is failing.

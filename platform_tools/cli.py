@@ -48,7 +48,7 @@ def _endpoint(args: argparse.Namespace) -> str:
     endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT
     host = urllib.parse.urlparse(endpoint).hostname or ""
     if host in ("127.0.0.1", "localhost", "::1") and "AWS_ACCESS_KEY_ID" not in os.environ:
-        from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS
+        from local_cloud.emulator import LOCAL_CREDENTIALS
 
         os.environ.update(LOCAL_CREDENTIALS)
     return endpoint
@@ -59,7 +59,7 @@ def _endpoint(args: argparse.Namespace) -> str:
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Run the local cloud until Ctrl-C or SIGTERM."""
-    from pipeline_platform.local_cloud.cloud import LocalCloud
+    from local_cloud.cloud import LocalCloud
 
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -85,24 +85,24 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Publish one payload to a topic, over MQTT or the IoT Data API."""
-    from pipeline_platform import device_client
+    from platform_tools import device_simulator
 
     payload = Path(args.file).read_bytes() if args.file else args.payload.encode()
     if args.via_iot_data:
-        device_client.publish_via_iot_data(
+        device_simulator.publish_via_iot_data(
             args.topic, payload, endpoint_url=_endpoint(args), region=args.region
         )
     else:
-        device_client.publish(args.topic, payload, host=args.host, port=args.port, qos=args.qos)
+        device_simulator.publish(args.topic, payload, host=args.host, port=args.port, qos=args.qos)
     print(f"published {len(payload)} bytes to {args.topic}")
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run a simulated device fleet over MQTT and print what it published."""
-    from pipeline_platform import device_client
+    from platform_tools import device_simulator
 
-    summary = device_client.simulate(
+    summary = device_simulator.simulate(
         devices=args.devices,
         rate=args.rate,
         duration=args.duration,
@@ -120,7 +120,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     import boto3
 
     from cloudformation.naming import Naming
-    from pipeline_platform import queries
+    from platform_tools import realtime_queries
     from stream_processor import contract
 
     client = boto3.client("dynamodb", endpoint_url=_endpoint(args), region_name=args.region)
@@ -134,12 +134,14 @@ def cmd_query(args: argparse.Namespace) -> int:
         contract.QUALITY_FLAGS,
     ]
     if args.what == "latest":
-        rows = queries.latest(client, table)
+        rows = realtime_queries.latest(client, table)
     elif args.what == "device":
-        rows = queries.device_history(client, table, args.device_id, args.since, args.limit)
+        rows = realtime_queries.device_history(
+            client, table, args.device_id, args.since, args.limit
+        )
     else:
         since = args.since if args.since is not None else parse_since("24h")
-        rows = queries.recent_alerts(client, table, since)
+        rows = realtime_queries.recent_alerts(client, table, since)
         columns = [
             contract.DEVICE_ID,
             contract.TIMESTAMP,
@@ -149,7 +151,7 @@ def cmd_query(args: argparse.Namespace) -> int:
         ]
     for row in rows:
         row["time"] = dt.datetime.fromtimestamp(row[contract.TIMESTAMP], dt.UTC).isoformat()
-    print(queries.format_table(rows, ["time", *columns]))
+    print(realtime_queries.format_table(rows, ["time", *columns]))
     print(f"({len(rows)} rows)")
     return 0
 
@@ -163,7 +165,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print a summary."""
-    from pipeline_platform.defs.runs import materialize
+    from platform_tools.batch_runs import materialize
 
     if args.to and not args.partition:
         raise SystemExit("--to needs --partition (the first day of the range)")
@@ -174,14 +176,14 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole platform end to end on the embedded local cloud."""
-    from pipeline_platform.demo import run_demo
+    from platform_tools.demo import run_demo
 
     return run_demo(devices=args.devices, readings=args.readings, state_dir=args.state_dir)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """The local cloud, a publishing fleet and the Dagster UI, until Ctrl-C or SIGTERM."""
-    from pipeline_platform.ui import run_ui
+    from platform_tools.dagster_ui import run_ui
 
     return run_ui(
         port=args.port,

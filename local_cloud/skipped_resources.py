@@ -251,7 +251,7 @@ def _arn(session: boto3.Session, account: str, region: str) -> Callable[[str, st
     return arn
 
 
-def fill_stack(session: boto3.Session, stack_name: str) -> dict[str, str]:
+def create_skipped_resources(session: boto3.Session, stack_name: str) -> dict[str, str]:
     """Create what the emulator skipped of a deployed stack; return {logical id: physical id}.
 
     The template and parameter values are read back from the deployed stack, so

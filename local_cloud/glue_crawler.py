@@ -36,8 +36,8 @@ from typing import Any
 
 import boto3
 
-from pipeline_platform.local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS
-from pipeline_platform.local_cloud.glue_schema import (
+from local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS
+from local_cloud.glue_schema import (
     Columns,
     json_columns,
     merge_columns,

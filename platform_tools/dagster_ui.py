@@ -22,7 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline_platform import device_client
+from local_cloud.cloud import (
+    DEFAULT_AWS_PORT,
+    DEFAULT_MQTT_PORT,
+    DEFAULT_STATE_DIR,
+    Endpoints,
+    LocalCloud,
+)
+from local_cloud.emulator import port_is_free
 from pipeline_platform.environment import (
     ENV_ENDPOINT_URL,
     ENV_PLATFORM_ENV,
@@ -30,14 +37,7 @@ from pipeline_platform.environment import (
     PROJECT_ROOT,
     Environment,
 )
-from pipeline_platform.local_cloud.cloud import (
-    DEFAULT_AWS_PORT,
-    DEFAULT_MQTT_PORT,
-    DEFAULT_STATE_DIR,
-    Endpoints,
-    LocalCloud,
-)
-from pipeline_platform.local_cloud.emulator import port_is_free
+from platform_tools import device_simulator
 
 DEFAULT_UI_PORT = 3000
 HOST = "127.0.0.1"
@@ -78,7 +78,7 @@ class Fleet:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                summary = device_client.simulate(
+                summary = device_simulator.simulate(
                     devices=self.devices,
                     rate=self.rate,
                     duration=_FLEET_ROUND_SECONDS,

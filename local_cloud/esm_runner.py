@@ -35,17 +35,17 @@ from typing import Any
 
 import boto3
 
-from pipeline_platform.local_cloud.emf_metrics import EmfPublisher
-from pipeline_platform.local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS
-from pipeline_platform.local_cloud.esm_checkpoints import CheckpointStore
-from pipeline_platform.local_cloud.kinesis_reader import (
+from local_cloud.emf_metrics import EmfPublisher
+from local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS
+from local_cloud.esm_checkpoints import CheckpointStore
+from local_cloud.kinesis_reader import (
     BackendShardReader,
     HttpShardReader,
     ShardReader,
     StreamRecord,
     moto_stream,
 )
-from pipeline_platform.local_cloud.lambda_runtime import FunctionConfig, LocalFunction
+from local_cloud.lambda_runtime import FunctionConfig, LocalFunction
 
 log = logging.getLogger(__name__)
 

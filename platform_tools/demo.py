@@ -26,15 +26,15 @@ import boto3
 import duckdb
 
 from cloudformation.naming import DEFAULT_ENV
-from pipeline_platform import device_client
-from pipeline_platform.environ import overridden
-from pipeline_platform.local_cloud.cloud import (
+from local_cloud.cloud import (
     DEFAULT_AWS_PORT,
     DEFAULT_MQTT_PORT,
     Endpoints,
     LocalCloud,
 )
-from pipeline_platform.local_cloud.emulator import free_port, port_is_free
+from local_cloud.emulator import free_port, port_is_free
+from pipeline_platform.env_override import overridden
+from platform_tools import device_simulator
 
 #: The payloads of the original project's "Testing" section, in its order.
 SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
@@ -106,7 +106,7 @@ def _count_lines(s3: Any, bucket: str, prefix: str) -> tuple[int, int]:
 def publish_traffic(endpoints: Endpoints, devices: int, readings: int) -> dict[str, Any]:
     """Publish the seed payloads (IoT Data API) and a fleet (MQTT); return what was sent."""
     for label, payload in SEED_PAYLOADS:
-        device_client.publish_via_iot_data(
+        device_simulator.publish_via_iot_data(
             TOPIC, payload, endpoint_url=endpoints.aws, region=endpoints.region
         )
         print(f"    seed payload published: {label}")
@@ -120,7 +120,7 @@ def publish_traffic(endpoints: Endpoints, devices: int, readings: int) -> dict[s
     def clock() -> float:
         return start + next(sent) * span / readings
 
-    fleet = device_client.simulate(
+    fleet = device_simulator.simulate(
         devices=devices,
         rate=readings / _FLEET_SECONDS,
         duration=_FLEET_SECONDS,
@@ -300,8 +300,8 @@ def run_demo(
     env: str = DEFAULT_ENV,
 ) -> int:
     """Run the demo; 0 when every stage reconciles, 1 otherwise."""
-    from pipeline_platform.defs.runs import RunFailed, materialize
-    from pipeline_platform.report import write_report
+    from platform_tools.batch_runs import RunFailed, materialize
+    from platform_tools.demo_report import write_report
 
     state = Path(state_dir).resolve()
     shutil.rmtree(state, ignore_errors=True)  # a demo always starts from nothing

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from moto.cloudformation.models import CloudFormationBackend
 from moto.server import ThreadedMotoServer
 
-from pipeline_platform.local_cloud.moto_kinesis import use_constant_time_sequence_lookups
-from pipeline_platform.local_cloud.moto_routing import remember_backend_per_host
+from local_cloud.moto_kinesis import use_constant_time_sequence_lookups
+from local_cloud.moto_routing import remember_backend_per_host
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4566

@@ -21,13 +21,13 @@ import boto3
 
 from cloudformation.deploy import deploy
 from cloudformation.naming import DEFAULT_ENV, DEFAULT_REGION, Naming
-from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS, Emulator
-from pipeline_platform.local_cloud.esm_runner import EventSourceMappingRunner
-from pipeline_platform.local_cloud.glue_crawler import GlueCrawlerRunner
-from pipeline_platform.local_cloud.iot_data_hook import IotDataPublishHook
-from pipeline_platform.local_cloud.iot_rules import RulesEngine
-from pipeline_platform.local_cloud.mqtt_broker import MqttBroker
-from pipeline_platform.local_cloud.stack_fill import fill_stack
+from local_cloud.emulator import LOCAL_CREDENTIALS, Emulator
+from local_cloud.esm_runner import EventSourceMappingRunner
+from local_cloud.glue_crawler import GlueCrawlerRunner
+from local_cloud.iot_data_hook import IotDataPublishHook
+from local_cloud.iot_rules import RulesEngine
+from local_cloud.mqtt_broker import MqttBroker
+from local_cloud.skipped_resources import create_skipped_resources
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
     level = moto_log.level
     with warnings.catch_warnings():
         # moto warns for every resource type it skips (while deploying, and again when
-        # asked for the stack's resources); stack_fill creates them.
+        # asked for the stack's resources); skipped_resources creates them.
         warnings.simplefilter("ignore")
         moto_log.setLevel(logging.ERROR)
         try:
@@ -64,7 +64,7 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
                 poll_seconds=0.1,
             )
             for purpose in outputs:
-                fill_stack(session, naming.stack(purpose))
+                create_skipped_resources(session, naming.stack(purpose))
         finally:
             moto_log.setLevel(level)
     return outputs

@@ -25,9 +25,11 @@ import boto3
 import dagster as dg
 
 from cloudformation.naming import Naming
+from local_cloud import defaults
 from local_cloud.cloud import deploy_stacks
-from local_cloud.emulator import LOCAL_CREDENTIALS, Emulator, free_port
+from local_cloud.emulator import Emulator
 from local_cloud.glue_crawler import GlueCrawlerRunner
+from local_cloud.ports import free_port
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.lake.assets import export_prefix
 from pipeline_platform.defs.lake.shaping import shape_readings
@@ -73,7 +75,7 @@ def _export_lines(n: int, start: int, stop: int) -> str:
 
 
 def _setup(endpoint: str, tmp: Path, n: int) -> tuple[list[Path], object]:
-    os.environ.update(LOCAL_CREDENTIALS)
+    os.environ.update(defaults.CREDENTIALS)
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": endpoint,

@@ -19,8 +19,10 @@ import zipfile
 
 import boto3
 
-from local_cloud.emulator import LOCAL_CREDENTIALS, Emulator, free_port
+from local_cloud import defaults
+from local_cloud.emulator import Emulator
 from local_cloud.esm_runner import EventSourceMappingRunner
+from local_cloud.ports import free_port
 
 RATE = 1000  # records per second
 SECONDS = 10
@@ -100,7 +102,7 @@ def _run_once(endpoint: str, source: str) -> dict[str, float]:
 
 def main() -> None:
     """Run both record sources RUNS times and print medians."""
-    os.environ.update(LOCAL_CREDENTIALS)
+    os.environ.update(defaults.CREDENTIALS)
     emulator = Emulator(port=free_port()).start()
     try:
         for source in ("backend", "http"):

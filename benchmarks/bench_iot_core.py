@@ -15,14 +15,11 @@ import uuid
 
 import boto3
 
-from local_cloud.emulator import (
-    DEFAULT_REGION,
-    LOCAL_CREDENTIALS,
-    Emulator,
-    free_port,
-)
+from local_cloud import defaults
+from local_cloud.emulator import Emulator
 from local_cloud.iot_rules import InboundMessage, RulesEngine
 from local_cloud.mqtt_broker import MqttBroker
+from local_cloud.ports import free_port
 from platform_tools.device_simulator import simulate
 
 RUNS = 3
@@ -59,7 +56,7 @@ def _setup(endpoint: str) -> str:
 def bench_engine(endpoint: str) -> float:
     """Messages/s through RulesEngine.process (SQL, template, PutRecord) in one thread."""
     _setup(endpoint)
-    engine = RulesEngine(endpoint, DEFAULT_REGION, refresh_interval=60)
+    engine = RulesEngine(endpoint, defaults.REGION, refresh_interval=60)
     engine.refresh()
     payloads = [
         json.dumps(
@@ -76,7 +73,7 @@ def bench_engine(endpoint: str) -> float:
 def bench_fleet(endpoint: str) -> tuple[float, float]:
     """(published msgs/s, end-to-end msgs/s into Kinesis) for a fleet over MQTT."""
     _setup(endpoint)
-    engine = RulesEngine(endpoint, DEFAULT_REGION, refresh_interval=60).start()
+    engine = RulesEngine(endpoint, defaults.REGION, refresh_interval=60).start()
     try:
         with MqttBroker(engine.submit, port=free_port()) as broker:
             start = time.perf_counter()
@@ -101,8 +98,8 @@ def bench_fleet(endpoint: str) -> tuple[float, float]:
 def main() -> None:
     """Print medians of each measurement."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    os.environ.update(LOCAL_CREDENTIALS)
-    os.environ.setdefault("AWS_DEFAULT_REGION", DEFAULT_REGION)
+    os.environ.update(defaults.CREDENTIALS)
+    os.environ.setdefault("AWS_DEFAULT_REGION", defaults.REGION)
     emulator = Emulator(port=free_port()).start()
     try:
         endpoint = emulator.endpoint_url

@@ -21,8 +21,8 @@ the fleet's publishing would compete with the cloud for the interpreter lock.
 Settings (environment): `BENCH_LOCAL_SECONDS` (default 60), `BENCH_LOCAL_RATE` (readings/s,
 default 1000), `BENCH_LOCAL_RUNS` (default 2), `BENCH_LOCAL_DEVICES` (default 100);
 `BENCH_LOCAL_COMPARE=1` alternates each run with one on moto's own shard lookups and
-request routing (the "before" of `pipeline_platform/local_cloud/moto_kinesis.py` and
-`moto_routing.py`), so both see the same machine load.
+request routing (the "before" of two of `local_cloud/moto_patches.py`), so both see the
+same machine load.
 Goal: 1,000 readings/s sustained with p99 under 2 s on a 2-core machine. Run alone with
 `.venv/bin/python -m benchmarks local_path`.
 """
@@ -48,9 +48,9 @@ from moto.kinesis.models import Shard
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from cloudformation.streaming import RULE_ERRORS_PREFIX
-from local_cloud import moto_kinesis, moto_routing
+from local_cloud import moto_patches
 from local_cloud.cloud import LocalCloud
-from local_cloud.emulator import free_port
+from local_cloud.ports import free_port
 from platform_tools.device_simulator import (
     MALFORMED_BAD_TIMESTAMP,
     WITHOUT_PARTITION_KEY,
@@ -238,6 +238,14 @@ def _unmatched(timestamps: list[float], clock_values: list[float]) -> int:
     return misses
 
 
+#: The patches whose saving `BENCH_LOCAL_COMPARE` measures.
+MOTO_OWN = (
+    "Shard.get_max_sequence_number",
+    "Shard.get_min_sequence_number",
+    "DomainDispatcherApplication.get_backend_for_host",
+)
+
+
 def run_once(
     index: int, seconds: float, rate: float, devices: int, moto_own: bool = False
 ) -> RunResult:
@@ -257,14 +265,11 @@ def run_once(
         # them out of the report.
         with contextlib.redirect_stdout(devnull):
             endpoints = cloud.start()
+        # The "before" figures: moto's own shard lookups (a copy of the shard's keys per
+        # put) and routing (worked out again for every request).
+        unpatched = contextlib.ExitStack()
         if moto_own:
-            # The "before" figures: moto's own shard lookups (a copy of the shard's keys
-            # per put) and routing (worked out again for every request).
-            Shard.get_max_sequence_number = moto_kinesis.MOTO_GET_MAX_SEQUENCE_NUMBER
-            Shard.get_min_sequence_number = moto_kinesis.MOTO_GET_MIN_SEQUENCE_NUMBER
-            DomainDispatcherApplication.get_backend_for_host = (
-                moto_routing.MOTO_GET_BACKEND_FOR_HOST
-            )
+            unpatched.enter_context(moto_patches.without(*MOTO_OWN))
         try:
             assert cloud.rules is not None
             spawn = multiprocessing.get_context("spawn")
@@ -304,6 +309,7 @@ def run_once(
             )
             rule_errors = _rule_errors(s3, bucket)
         finally:
+            unpatched.close()
             cloud.stop()
     by_kind = summary["by_kind"]
     return RunResult(
@@ -384,8 +390,8 @@ def main() -> None:
     )
     fills = (0, 10_000, int(rate * seconds))
     for label, lookup in (
-        ("moto's own lookup", moto_kinesis.MOTO_GET_MAX_SEQUENCE_NUMBER),
-        ("constant-time lookup", moto_kinesis.get_max_sequence_number),
+        ("moto's own lookup", moto_patches.original("Shard.get_max_sequence_number")),
+        ("constant-time lookup", moto_patches.get_max_sequence_number),
     ):
         costs = ", ".join(
             f"{statistics.median(put_record_cost(lookup, fill) for _ in range(3)):,.0f} us at "
@@ -396,8 +402,11 @@ def main() -> None:
     routing = ", ".join(
         f"{label} {statistics.median(routing_cost(lookup) for _ in range(3)):,.1f} us"
         for label, lookup in (
-            ("moto's own", moto_routing.MOTO_GET_BACKEND_FOR_HOST),
-            ("remembered per host", moto_routing.get_backend_for_host),
+            (
+                "moto's own",
+                moto_patches.original("DomainDispatcherApplication.get_backend_for_host"),
+            ),
+            ("remembered per host", moto_patches.get_backend_for_host),
         )
     )
     print(f"  routing one request in moto's server: {routing}")

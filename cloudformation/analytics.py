@@ -51,6 +51,7 @@ from cloudformation.buckets import BucketSpec, hardened_bucket, objects_under
 from cloudformation.iam import NO_RESOURCE_TYPE, allow, arn, document, global_arn, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
 from cloudformation.naming import NO_WAREHOUSE, Naming
+from cloudformation.outputs import AnalyticsOutput
 from cloudformation.parameters import (
     KEY_PREFIX_PATTERN,
     choice,
@@ -559,22 +560,40 @@ def build_analytics(naming: Naming) -> Template:
 
     # --- Outputs ----------------------------------------------------------
     outputs = {
-        "LakeBucketName": (Ref(lake), "Bucket of table exports and the Parquet lake."),
-        "ExportsPrefix": (EXPORTS_PREFIX, "Key prefix of DynamoDB exports."),
-        "LakePrefix": (LAKE_PREFIX, "Key prefix of the Parquet lake."),
-        "LakeKeyArn": (key_arn_, "KMS key encrypting the lake."),
+        AnalyticsOutput.LAKE_BUCKET_NAME: (
+            Ref(lake),
+            "Bucket of table exports and the Parquet lake.",
+        ),
+        AnalyticsOutput.EXPORTS_PREFIX: (EXPORTS_PREFIX, "Key prefix of DynamoDB exports."),
+        AnalyticsOutput.LAKE_PREFIX: (LAKE_PREFIX, "Key prefix of the Parquet lake."),
+        AnalyticsOutput.LAKE_KEY_ARN: (key_arn_, "KMS key encrypting the lake."),
         # Literal names: the same values as Ref, and they resolve where the emulator skips Glue.
-        "GlueDatabaseName": (naming.glue_database, "Glue Data Catalog database of the lake."),
-        "CrawlerName": (naming.crawler, "Glue crawler over the lake."),
-        "RedshiftDatabaseName": (Ref(database_name), "Warehouse database."),
-        "RedshiftCopyRoleArn": (GetAtt(copy_role, "Arn"), "IAM role COPY uses to read the lake."),
-        "OrchestratorRoleArn": (GetAtt(orchestrator_role, "Arn"), "Role the pipeline runs as."),
+        AnalyticsOutput.GLUE_DATABASE_NAME: (
+            naming.glue_database,
+            "Glue Data Catalog database of the lake.",
+        ),
+        AnalyticsOutput.CRAWLER_NAME: (naming.crawler, "Glue crawler over the lake."),
+        AnalyticsOutput.REDSHIFT_DATABASE_NAME: (Ref(database_name), "Warehouse database."),
+        AnalyticsOutput.REDSHIFT_COPY_ROLE_ARN: (
+            GetAtt(copy_role, "Arn"),
+            "IAM role COPY uses to read the lake.",
+        ),
+        AnalyticsOutput.ORCHESTRATOR_ROLE_ARN: (
+            GetAtt(orchestrator_role, "Arn"),
+            "Role the pipeline runs as.",
+        ),
     }
     warehouse_outputs = {
-        "RedshiftClusterIdentifier": (Ref(cluster), "Redshift cluster."),
-        "RedshiftEndpointAddress": (GetAtt(cluster, "Endpoint.Address"), "Warehouse host name."),
-        "RedshiftPort": (GetAtt(cluster, "Endpoint.Port"), "Warehouse port."),
-        "RedshiftSecretArn": (secret_arn, "Secrets Manager secret with the admin credentials."),
+        AnalyticsOutput.REDSHIFT_CLUSTER_IDENTIFIER: (Ref(cluster), "Redshift cluster."),
+        AnalyticsOutput.REDSHIFT_ENDPOINT_ADDRESS: (
+            GetAtt(cluster, "Endpoint.Address"),
+            "Warehouse host name.",
+        ),
+        AnalyticsOutput.REDSHIFT_PORT: (GetAtt(cluster, "Endpoint.Port"), "Warehouse port."),
+        AnalyticsOutput.REDSHIFT_SECRET_ARN: (
+            secret_arn,
+            "Secrets Manager secret with the admin credentials.",
+        ),
     }
     for name, (value, description) in outputs.items():
         export_output(t, name, value, description)

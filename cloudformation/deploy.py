@@ -15,6 +15,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from cloudformation.naming import Naming
+from cloudformation.outputs import StreamingOutput
 from cloudformation.package import LambdaPackage, build_package
 from cloudformation.stacks import STACKS, build_templates, render_compact
 
@@ -286,8 +287,15 @@ def _derived_parameters(
                     "the analytics stack needs the streaming stack's outputs; "
                     "deploy the streaming stack first"
                 ) from error
-        taken = ("TableArn", "QuarantineBucketName", "QuarantinePrefix", "DataKeyArn")
-        return {key: streaming[key] for key in (*taken, "AccessLogBucketName")}
+        taken = (
+            StreamingOutput.TABLE_ARN,
+            StreamingOutput.QUARANTINE_BUCKET_NAME,
+            StreamingOutput.QUARANTINE_PREFIX,
+            StreamingOutput.DATA_KEY_ARN,
+            StreamingOutput.ACCESS_LOG_BUCKET_NAME,
+        )
+        # The analytics stack's parameters are named after the streaming outputs they take.
+        return {str(key): streaming[key] for key in taken}
     return {}
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 DEFAULT_ENV = "dev"
 DEFAULT_REGION = "ap-southeast-2"
+#: The MQTT topic devices publish readings to (the streaming stack's default SensorTopic).
+SENSOR_TOPIC = "iot/sensors"
 #: What the analytics stack outputs as the Redshift names when DeployWarehouse is false.
 NO_WAREHOUSE = "not-deployed"
 

@@ -45,7 +45,8 @@ from cloudformation.buckets import (
 )
 from cloudformation.iam import allow, arn, document, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
-from cloudformation.naming import Naming
+from cloudformation.naming import SENSOR_TOPIC, Naming
+from cloudformation.outputs import StreamingOutput
 from cloudformation.parameters import (
     KEY_PREFIX_PATTERN,
     choice,
@@ -79,7 +80,7 @@ def build_streaming(naming: Naming) -> Template:
         t,
         "SensorTopic",
         "MQTT topic the devices publish readings to.",
-        default="iot/sensors",
+        default=SENSOR_TOPIC,
         pattern=r"^[^#+$]+$",
     )
     stream_mode = choice(
@@ -558,25 +559,46 @@ def build_streaming(naming: Naming) -> Template:
 
     # --- Outputs ----------------------------------------------------------
     outputs = {
-        "TableName": (Ref(table), "DynamoDB table of readings."),
-        "TableArn": (GetAtt(table, "Arn"), "ARN of the readings table."),
-        "StreamName": (Ref(stream), "Kinesis stream the topic rule feeds."),
-        "StreamArn": (GetAtt(stream, "Arn"), "ARN of the stream."),
-        "FunctionName": (Ref(function), "Stream processor function."),
-        "FunctionArn": (GetAtt(function, "Arn"), "ARN of the stream processor."),
-        "QuarantineBucketName": (Ref(quarantine), "Bucket of quarantined records and errors."),
-        "QuarantinePrefix": (Ref(quarantine_prefix), "Key prefix of quarantined records."),
-        "RuleErrorsPrefix": (RULE_ERRORS_PREFIX, "Key prefix of messages the rule failed on."),
-        "AccessLogBucketName": (access_logs.ref(), "Bucket receiving S3 access logs."),
-        "OnFailureQueueUrl": (Ref(on_failure), "Queue of skipped-batch records."),
-        "OnFailureQueueArn": (GetAtt(on_failure, "Arn"), "ARN of the on-failure queue."),
+        StreamingOutput.TABLE_NAME: (Ref(table), "DynamoDB table of readings."),
+        StreamingOutput.TABLE_ARN: (GetAtt(table, "Arn"), "ARN of the readings table."),
+        StreamingOutput.STREAM_NAME: (Ref(stream), "Kinesis stream the topic rule feeds."),
+        StreamingOutput.STREAM_ARN: (GetAtt(stream, "Arn"), "ARN of the stream."),
+        StreamingOutput.FUNCTION_NAME: (Ref(function), "Stream processor function."),
+        StreamingOutput.FUNCTION_ARN: (GetAtt(function, "Arn"), "ARN of the stream processor."),
+        StreamingOutput.QUARANTINE_BUCKET_NAME: (
+            Ref(quarantine),
+            "Bucket of quarantined records and errors.",
+        ),
+        StreamingOutput.QUARANTINE_PREFIX: (
+            Ref(quarantine_prefix),
+            "Key prefix of quarantined records.",
+        ),
+        StreamingOutput.RULE_ERRORS_PREFIX: (
+            RULE_ERRORS_PREFIX,
+            "Key prefix of messages the rule failed on.",
+        ),
+        StreamingOutput.ACCESS_LOG_BUCKET_NAME: (
+            access_logs.ref(),
+            "Bucket receiving S3 access logs.",
+        ),
+        StreamingOutput.ON_FAILURE_QUEUE_URL: (Ref(on_failure), "Queue of skipped-batch records."),
+        StreamingOutput.ON_FAILURE_QUEUE_ARN: (
+            GetAtt(on_failure, "Arn"),
+            "ARN of the on-failure queue.",
+        ),
         # The rule's name as a literal: the same value as Ref, and it resolves even where the
         # emulator does not create topic rules.
-        "TopicRuleName": (naming.topic_rule, "IoT topic rule routing readings to Kinesis."),
-        "SensorTopic": (Ref(topic), "MQTT topic of sensor readings."),
-        "DevicePolicyName": (device_policy_name, "IoT policy to attach to device certificates."),
-        "AlarmTopicArn": (Ref(alarm_topic), "SNS topic the alarms notify."),
-        "DataKeyArn": (key_arn_, "KMS key encrypting the streaming data."),
+        StreamingOutput.TOPIC_RULE_NAME: (
+            naming.topic_rule,
+            "IoT topic rule routing readings to Kinesis.",
+        ),
+        StreamingOutput.SENSOR_TOPIC: (Ref(topic), "MQTT topic of sensor readings."),
+        StreamingOutput.DEVICE_POLICY_NAME: (
+            device_policy_name,
+            "IoT policy to attach to device certificates.",
+        ),
+        StreamingOutput.ALARM_TOPIC_ARN: (Ref(alarm_topic), "SNS topic the alarms notify."),
+        StreamingOutput.DATA_KEY_ARN: (key_arn_, "KMS key encrypting the streaming data."),
     }
     for name, (value, description) in outputs.items():
         export_output(t, name, value, description)

@@ -20,8 +20,10 @@ from typing import Any
 import boto3
 
 from cloudformation.deploy import deploy
-from cloudformation.naming import DEFAULT_ENV, DEFAULT_REGION, Naming
-from local_cloud.emulator import LOCAL_CREDENTIALS, Emulator
+from cloudformation.naming import DEFAULT_ENV, Naming
+from cloudformation.outputs import StreamingOutput
+from local_cloud import defaults
+from local_cloud.emulator import Emulator
 from local_cloud.esm_runner import EventSourceMappingRunner
 from local_cloud.glue_crawler import GlueCrawlerRunner
 from local_cloud.iot_data_hook import IotDataPublishHook
@@ -31,9 +33,6 @@ from local_cloud.skipped_resources import create_skipped_resources
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STATE_DIR = Path(".platform")
-DEFAULT_MQTT_PORT = 1883
-DEFAULT_AWS_PORT = 4566
 
 # The analytics stack's parameters that describe a real network and warehouse;
 # locally they only need to be well-formed (the warehouse is DuckDB).
@@ -71,7 +70,7 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
 
 
 # Process environment the local cloud sets while it runs, restored when it stops.
-_ENVIRON_KEYS = (*LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+_ENVIRON_KEYS = (*defaults.CREDENTIALS, "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
 
 
 @dataclass(frozen=True)
@@ -98,12 +97,12 @@ class LocalCloud:
     def __init__(
         self,
         *,
-        state_dir: Path | str = DEFAULT_STATE_DIR,
-        aws_port: int = DEFAULT_AWS_PORT,
-        mqtt_port: int = DEFAULT_MQTT_PORT,
-        host: str = "127.0.0.1",
+        state_dir: Path | str = defaults.STATE_DIR,
+        aws_port: int = defaults.AWS_PORT,
+        mqtt_port: int = defaults.MQTT_PORT,
+        host: str = defaults.HOST,
         env: str = DEFAULT_ENV,
-        region: str = DEFAULT_REGION,
+        region: str = defaults.REGION,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.function_logs = self.state_dir / "logs"
@@ -123,7 +122,7 @@ class LocalCloud:
         self._saved_environ = {k: os.environ.get(k) for k in _ENVIRON_KEYS}
         # Code in this process (the deployed handler, the pipeline, boto3 made by
         # libraries) reaches the emulator through the standard variables.
-        os.environ.update(LOCAL_CREDENTIALS)
+        os.environ.update(defaults.CREDENTIALS)
         os.environ["AWS_DEFAULT_REGION"] = self.naming.region
         try:
             log_progress(f"starting the AWS emulator on {self.emulator.endpoint_url}")
@@ -139,7 +138,11 @@ class LocalCloud:
             endpoint = self.emulator.endpoint_url
             # As with the mappings below: evaluate the rules this cloud deployed, so
             # two clouds in one process (tests) never route each other's traffic.
-            own_rules = {o["TopicRuleName"] for o in outputs.values() if "TopicRuleName" in o}
+            own_rules = {
+                o[StreamingOutput.TOPIC_RULE_NAME]
+                for o in outputs.values()
+                if StreamingOutput.TOPIC_RULE_NAME in o
+            }
             self.rules = RulesEngine(
                 endpoint, self.naming.region, rule_filter=own_rules.__contains__
             ).start()
@@ -152,7 +155,7 @@ class LocalCloud:
             # The emulator's state is process-wide; act only on the mappings of the
             # stream this cloud deployed, so two clouds in one process (tests) never
             # run each other's functions.
-            stream_arn = outputs["streaming"]["StreamArn"]
+            stream_arn = outputs["streaming"][StreamingOutput.STREAM_ARN]
             self.esm = EventSourceMappingRunner(
                 endpoint,
                 self.naming.region,

@@ -35,8 +35,8 @@ from typing import Any
 
 import boto3
 
+from local_cloud import defaults
 from local_cloud.emf_metrics import EmfPublisher
-from local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS
 from local_cloud.esm_checkpoints import CheckpointStore
 from local_cloud.kinesis_reader import (
     BackendShardReader,
@@ -399,15 +399,6 @@ class _ShardPoller(threading.Thread):
         self._halt.wait(min(0.02 * 2 ** (batch.retries - 1), _MAX_BACKOFF_S))
 
 
-def _silence_moto_kinesis_invoke() -> Any:
-    """Stop moto running mapped functions (in Docker) synchronously on every PutRecord."""
-    from moto.awslambda.models import LambdaBackend
-
-    original = LambdaBackend.send_kinesis_message
-    LambdaBackend.send_kinesis_message = lambda self, *args, **kwargs: None
-    return original
-
-
 class EventSourceMappingRunner:
     """Acts on the emulator's Kinesis event source mappings, invoking handlers in-process.
 
@@ -419,15 +410,11 @@ class EventSourceMappingRunner:
     when given, picks the mappings this runner acts on (all Kinesis ones by default).
     """
 
-    _moto_hook_users = 0
-    _moto_hook_original: Any = None
-    _moto_hook_lock = threading.Lock()
-
     def __init__(
         self,
         endpoint_url: str,
-        region: str = DEFAULT_REGION,
-        state_dir: str | Path = ".platform/esm",
+        region: str = defaults.REGION,
+        state_dir: str | Path = defaults.STATE_DIR / "esm",
         *,
         poll_interval: float = 0.02,
         refresh_interval: float = 1.0,
@@ -446,9 +433,9 @@ class EventSourceMappingRunner:
         self.mapping_filter = mapping_filter
         self.log_dir = log_dir
         session = boto3.session.Session(
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+            aws_access_key_id=defaults.CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=defaults.CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=defaults.CREDENTIALS["AWS_SESSION_TOKEN"],
             region_name=region,
         )
         self._clients = {
@@ -471,11 +458,6 @@ class EventSourceMappingRunner:
 
     def start(self) -> EventSourceMappingRunner:
         """Start polling every Kinesis mapping; new mappings are picked up within a second."""
-        cls = type(self)
-        with cls._moto_hook_lock:
-            if cls._moto_hook_users == 0:
-                cls._moto_hook_original = _silence_moto_kinesis_invoke()
-            cls._moto_hook_users += 1
         self.checkpoints = CheckpointStore(self.state_dir)
         self._stop.clear()
         self.refresh()
@@ -498,13 +480,6 @@ class EventSourceMappingRunner:
         if self.checkpoints is not None:
             self.checkpoints.close()
             self.checkpoints = None
-        cls = type(self)
-        with cls._moto_hook_lock:
-            cls._moto_hook_users -= 1
-            if cls._moto_hook_users == 0:
-                from moto.awslambda.models import LambdaBackend
-
-                LambdaBackend.send_kinesis_message = cls._moto_hook_original
 
     def wait_until_drained(self, timeout: float = 10.0) -> None:
         """Block until every enabled mapping has handled every record now in its stream.

@@ -29,14 +29,13 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS
+from local_cloud import defaults, moto_patches
 from local_cloud.glue_schema import (
     Columns,
     json_columns,
@@ -70,9 +69,6 @@ STORAGE_FORMATS = {
         },
     },
 }
-
-# moto's crawl states -> what AWS reports in LastCrawl.Status
-_LAST_CRAWL_STATUS = {"COMPLETED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "CANCELLED"}
 
 
 class CrawlError(Exception):
@@ -385,14 +381,10 @@ class GlueCrawlerRunner:
     and unused: crawls keep no state of their own.
     """
 
-    _active: list[GlueCrawlerRunner] = []
-    _originals: dict[str, Callable[..., Any]] = {}
-    _lock = threading.Lock()
-
     def __init__(
         self,
         endpoint_url: str,
-        region: str = DEFAULT_REGION,
+        region: str = defaults.REGION,
         state_dir: str | Path | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
@@ -402,41 +394,24 @@ class GlueCrawlerRunner:
 
     def _client(self, service: str, region: str) -> Any:
         return boto3.session.Session(
-            aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-            aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+            aws_access_key_id=defaults.CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=defaults.CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=defaults.CREDENTIALS["AWS_SESSION_TOKEN"],
             region_name=region,
         ).client(service, endpoint_url=self.endpoint_url)
 
     def start(self) -> GlueCrawlerRunner:
-        """Hook moto's Glue backend so that starting a crawler crawls."""
-        from moto.glue.models import FakeCrawler, GlueBackend
-
-        cls = type(self)
-        with cls._lock:
-            if not cls._active:
-                cls._originals = {
-                    "start_crawler": GlueBackend.start_crawler,
-                    "as_dict": FakeCrawler.as_dict,
-                }
-                GlueBackend.start_crawler = _start_crawler_hook
-                FakeCrawler.as_dict = _crawler_as_dict
-            cls._active.append(self)
+        """Crawl for every crawl moto starts (through `moto_patches`)."""
+        if self.launch not in moto_patches.on_start_crawler:
+            moto_patches.on_start_crawler.append(self.launch)
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Wait for running crawls, then give moto back its own behaviour."""
+        """Take no more crawls, and wait for running ones."""
+        if self.launch in moto_patches.on_start_crawler:
+            moto_patches.on_start_crawler.remove(self.launch)
         for thread in list(self._threads):
             thread.join(timeout)
-        from moto.glue.models import FakeCrawler, GlueBackend
-
-        cls = type(self)
-        with cls._lock:
-            if self in cls._active:
-                cls._active.remove(self)
-            if not cls._active and cls._originals:
-                GlueBackend.start_crawler = cls._originals["start_crawler"]
-                FakeCrawler.as_dict = cls._originals["as_dict"]
 
     def launch(self, backend: Any, crawler: Any) -> None:
         """Crawl in the background for a crawl moto has just started."""
@@ -479,30 +454,3 @@ class GlueCrawlerRunner:
             crawl_state.status = "STOPPED"
         else:
             crawl_state.status = "FAILED" if error else "COMPLETED"
-
-
-def _start_crawler_hook(backend: Any, name: str) -> None:
-    """moto's StartCrawler (its checks and state), then a real crawl."""
-    GlueCrawlerRunner._originals["start_crawler"](backend, name)
-    runner = GlueCrawlerRunner._active[-1]
-    runner.launch(backend, backend.get_crawler(name))
-
-
-def _crawler_as_dict(crawler: Any) -> dict[str, Any]:
-    """moto's GetCrawler body with `LastCrawl` as AWS reports it (the last finished crawl)."""
-    data = GlueCrawlerRunner._originals["as_dict"](crawler)
-    finished = [c for c in crawler.crawls if c.status in _LAST_CRAWL_STATUS]
-    data.pop("LastCrawl", None)
-    if finished:
-        last = finished[-1]
-        data["LastCrawl"] = {
-            "Status": _LAST_CRAWL_STATUS[last.status],
-            "LogGroup": last.log_group,
-            "LogStream": last.log_stream,
-            "MessagePrefix": last.message_prefix,
-            "StartTime": last.start_time,
-        }
-        message = getattr(last, "error_message", None)
-        if message:
-            data["LastCrawl"]["ErrorMessage"] = message
-    return data

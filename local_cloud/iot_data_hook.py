@@ -1,68 +1,22 @@
 """Route the IoT Data API's ``publish`` through the rules engine.
 
 ``aws iot-data publish`` and boto3's ``iot-data`` ``publish`` reach moto's IoT data-plane
-backend, which only records the message. The emulator runs in this process, so this
-module wraps that backend's ``publish``: moto's own behaviour is kept (the message is
-still recorded) and the message is also handed to the rules engine, like a device's
-message arriving over MQTT. ``clientid()`` of such a message is ``n/a``, as in AWS.
-
-The wrapper is installed on the backend class once, however many hooks are active, and
-removed when the last hook is removed, leaving moto exactly as it was.
+backend, which only records the message. `moto_patches` hands every such message to
+its listeners after moto recorded it; a hook is one listener, giving the message to
+the rules engine like a device's message arriving over MQTT. ``clientid()`` of such a
+message is ``n/a``, as in AWS.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from moto.iotdata.models import IoTDataPlaneBackend
-
-from .iot_rules import NON_MQTT_CLIENT_ID, InboundMessage, now_ms
-
-log = logging.getLogger(__name__)
+from local_cloud import moto_patches
+from local_cloud.iot_rules import NON_MQTT_CLIENT_ID, InboundMessage, now_ms
 
 _lock = threading.Lock()
-_hooks: list[IotDataPublishHook] = []
-_original_publish: Callable[..., None] | None = None
-
-
-def _dispatch(backend: IoTDataPlaneBackend, topic: str, payload: Any) -> None:
-    data = payload.encode() if isinstance(payload, str) else bytes(payload or b"")
-    message = InboundMessage(topic, data, NON_MQTT_CLIENT_ID, now_ms())
-    for hook in list(_hooks):
-        if hook.accepts(backend.region_name, backend.account_id):
-            try:
-                hook.on_message(message)
-            except Exception:  # the API call itself must still succeed
-                log.exception("handing an iot-data message to the rules engine failed")
-
-
-def _install() -> None:
-    global _original_publish
-    original = IoTDataPlaneBackend.publish
-    _original_publish = original
-
-    @functools.wraps(original)
-    def publish(self: IoTDataPlaneBackend, topic: str, payload: bytes) -> None:
-        original(self, topic, payload)
-        _dispatch(self, topic, payload)
-
-    IoTDataPlaneBackend.publish = publish  # type: ignore[method-assign]
-
-
-def _uninstall() -> None:
-    global _original_publish
-    if _original_publish is not None:
-        IoTDataPlaneBackend.publish = _original_publish  # type: ignore[method-assign]
-        _original_publish = None
-
-
-def is_installed() -> bool:
-    """Whether moto's iot-data ``publish`` is currently wrapped."""
-    return _original_publish is not None
 
 
 class IotDataPublishHook:
@@ -89,19 +43,19 @@ class IotDataPublishHook:
             self.account_id is None or self.account_id == account_id
         )
 
+    def _deliver(self, backend: Any, topic: str, payload: bytes) -> None:
+        if self.accepts(backend.region_name, backend.account_id):
+            self.on_message(InboundMessage(topic, payload, NON_MQTT_CLIENT_ID, now_ms()))
+
     def start(self) -> IotDataPublishHook:
-        """Install the hook (idempotent)."""
+        """Start receiving publishes (idempotent)."""
         with _lock:
-            if self not in _hooks:
-                if not _hooks:
-                    _install()
-                _hooks.append(self)
+            if self._deliver not in moto_patches.on_iot_data_publish:
+                moto_patches.on_iot_data_publish.append(self._deliver)
         return self
 
     def stop(self) -> None:
-        """Remove the hook; moto's own ``publish`` is restored when none is left."""
+        """Stop receiving publishes."""
         with _lock:
-            if self in _hooks:
-                _hooks.remove(self)
-                if not _hooks:
-                    _uninstall()
+            if self._deliver in moto_patches.on_iot_data_publish:
+                moto_patches.on_iot_data_publish.remove(self._deliver)

@@ -25,12 +25,12 @@ from typing import Any
 from amqtt.broker import Broker
 from amqtt.plugins.base import BasePlugin
 
+from local_cloud import defaults
+
 from .iot_rules import InboundMessage, now_ms
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 1883
 
 MessageSink = Callable[[InboundMessage], None]
 
@@ -65,8 +65,8 @@ class MqttBroker:
         self,
         on_message: MessageSink | None = None,
         *,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
+        host: str = defaults.HOST,
+        port: int = defaults.MQTT_PORT,
     ) -> None:
         self.on_message = on_message
         self.host = host

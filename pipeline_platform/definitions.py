@@ -6,7 +6,7 @@ import warnings
 
 import dagster as dg
 
-from pipeline_platform.environment import load_settings
+from pipeline_platform.environment import dbt_target, get_environment
 
 
 def build_definitions() -> dg.Definitions:
@@ -32,8 +32,8 @@ def _build_definitions() -> dg.Definitions:
     from pipeline_platform.defs.warehouse.assets import raw_quarantined_records, raw_sensor_readings
     from pipeline_platform.resources import build_resources
 
-    settings = load_settings()
-    dbt_models = build_dbt_assets(settings.dbt_target)
+    environment = get_environment()
+    dbt_models = build_dbt_assets(dbt_target(environment))
     return dg.Definitions(
         assets=[
             *external_specs,
@@ -48,7 +48,7 @@ def _build_definitions() -> dg.Definitions:
         ],
         jobs=[jobs.batch_etl, jobs.observe_table],
         schedules=[jobs.batch_etl_hourly, jobs.observe_schedule],
-        resources=build_resources(settings),
+        resources=build_resources(environment),
     )
 
 

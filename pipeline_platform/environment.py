@@ -1,26 +1,31 @@
 """The one switch between the embedded local cloud and a real AWS deployment.
 
-`get_environment()` decides; `load_settings()` turns that decision into the
-endpoint, region, resource names and warehouse location the pipeline uses.
+`get_environment()` decides, from the process environment alone; `load_settings()`
+turns that decision into the resource names and warehouse location the pipeline
+uses, asking AWS (STS locally, the stacks' outputs in `aws`). Loading the code
+location calls only the first: settings that need AWS resolve when a run starts.
 Both read the process environment when called, never at import time, so tests
 and the CLI can change the environment without re-importing anything.
 
-- `local` (default): the AWS emulator on `http://127.0.0.1:4566` (or
-  `AWS_ENDPOINT_URL`), region `ap-southeast-2`, names from the naming
-  convention, a DuckDB file as the warehouse (`WAREHOUSE_PATH`).
+- `local` (default): the local cloud's emulator (`local_cloud.defaults`, or
+  `AWS_ENDPOINT_URL`), names from the naming convention, a DuckDB file as the
+  warehouse (`WAREHOUSE_PATH`).
 - `aws`: real endpoints; names and ARNs come from the deployed stacks' outputs.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import boto3
 
 from cloudformation.naming import DEFAULT_ENV, DEFAULT_REGION, NO_WAREHOUSE, Naming
+from cloudformation.outputs import AnalyticsOutput, StreamingOutput
+from local_cloud.defaults import ENDPOINT_URL as LOCAL_ENDPOINT_URL
 from stream_processor.config import DEFAULT_QUARANTINE_PREFIX
 
 ENV_PLATFORM_ENV = "PLATFORM_ENV"
@@ -29,32 +34,11 @@ ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 ENV_REGION = "AWS_DEFAULT_REGION"
 ENV_WAREHOUSE_PATH = "WAREHOUSE_PATH"
 
-LOCAL_ENDPOINT_URL = "http://127.0.0.1:4566"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WAREHOUSE_PATH = PROJECT_ROOT / ".platform" / "warehouse.duckdb"
 
 STREAMING_STACK = "streaming"
 ANALYTICS_STACK = "analytics"
-# Output keys of the two CloudFormation stacks this pipeline reads in `aws`.
-STREAMING_OUTPUTS = (
-    "TableName",
-    "TableArn",
-    "StreamName",
-    "StreamArn",
-    "FunctionName",
-    "QuarantineBucketName",
-    "QuarantinePrefix",
-)
-ANALYTICS_OUTPUTS = (
-    "LakeBucketName",
-    "GlueDatabaseName",
-    "CrawlerName",
-    "RedshiftEndpointAddress",
-    "RedshiftPort",
-    "RedshiftDatabaseName",
-    "RedshiftCopyRoleArn",
-    "RedshiftSecretArn",
-)
 
 
 class Environment(StrEnum):
@@ -90,6 +74,33 @@ class RedshiftSettings:
 
 
 @dataclass(frozen=True)
+class AwsLocation:
+    """Which AWS API the pipeline talks to: known from the process environment alone."""
+
+    region: str
+    #: None for real AWS; the emulator's URL locally.
+    endpoint_url: str | None
+
+
+def aws_location() -> AwsLocation:
+    """Region and endpoint of the current environment, without asking AWS anything."""
+    region = os.environ.get(ENV_REGION) or os.environ.get("AWS_REGION") or DEFAULT_REGION
+    if get_environment() is Environment.AWS:
+        return AwsLocation(region, None)
+    return AwsLocation(region, os.environ.get(ENV_ENDPOINT_URL) or LOCAL_ENDPOINT_URL)
+
+
+def warehouse_path() -> str:
+    """The local DuckDB warehouse file, absolute (dbt runs in its project folder)."""
+    return str(Path(os.environ.get(ENV_WAREHOUSE_PATH) or DEFAULT_WAREHOUSE_PATH).resolve())
+
+
+def dbt_target(environment: Environment) -> str:
+    """The dbt profile target matching the environment's warehouse."""
+    return "redshift" if environment is Environment.AWS else "local"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the batch pipeline needs to know about its deployment."""
 
@@ -108,15 +119,6 @@ class Settings:
     warehouse_path: str
     #: None locally, and in `aws` when the analytics stack was deployed without a warehouse.
     redshift: RedshiftSettings | None = None
-
-    @property
-    def dbt_target(self) -> str:
-        """The dbt profile target matching the warehouse."""
-        return "redshift" if self.environment is Environment.AWS else "local"
-
-
-def _region() -> str:
-    return os.environ.get(ENV_REGION) or os.environ.get("AWS_REGION") or DEFAULT_REGION
 
 
 def _naming(region: str) -> Naming:
@@ -138,7 +140,7 @@ def account_id(endpoint_url: str | None, region: str) -> str:
         ) from error
 
 
-def stack_outputs(stack_name: str, required: tuple[str, ...], region: str) -> dict[str, str]:
+def stack_outputs(stack_name: str, required: Iterable[str], region: str) -> dict[str, str]:
     """Outputs of a deployed stack; fails naming the stack and every missing key."""
     cfn = boto3.client("cloudformation", region_name=region)
     stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
@@ -150,8 +152,7 @@ def stack_outputs(stack_name: str, required: tuple[str, ...], region: str) -> di
 
 
 def _local_settings() -> Settings:
-    region = _region()
-    endpoint = os.environ.get(ENV_ENDPOINT_URL) or LOCAL_ENDPOINT_URL
+    region, endpoint = astuple(aws_location())
     naming = _naming(region)
     account = account_id(endpoint, region)
     return Settings(
@@ -167,41 +168,41 @@ def _local_settings() -> Settings:
         lake_bucket=naming.lake_bucket(account),
         glue_database=naming.glue_database,
         crawler_name=naming.crawler,
-        warehouse_path=os.environ.get(ENV_WAREHOUSE_PATH) or str(DEFAULT_WAREHOUSE_PATH),
+        warehouse_path=warehouse_path(),
     )
 
 
 def _aws_settings() -> Settings:
-    region = _region()
+    region = aws_location().region
     naming = _naming(region)
-    streaming = stack_outputs(naming.stack(STREAMING_STACK), STREAMING_OUTPUTS, region)
-    analytics = stack_outputs(naming.stack(ANALYTICS_STACK), ANALYTICS_OUTPUTS, region)
+    streaming = stack_outputs(naming.stack(STREAMING_STACK), StreamingOutput, region)
+    analytics = stack_outputs(naming.stack(ANALYTICS_STACK), AnalyticsOutput, region)
     return Settings(
         environment=Environment.AWS,
         region=region,
         endpoint_url=None,
-        table_name=streaming["TableName"],
-        stream_name=streaming["StreamName"],
-        function_name=streaming["FunctionName"],
-        quarantine_bucket=streaming["QuarantineBucketName"],
-        quarantine_prefix=streaming["QuarantinePrefix"],
-        lake_bucket=analytics["LakeBucketName"],
-        glue_database=analytics["GlueDatabaseName"],
-        crawler_name=analytics["CrawlerName"],
+        table_name=streaming[StreamingOutput.TABLE_NAME],
+        stream_name=streaming[StreamingOutput.STREAM_NAME],
+        function_name=streaming[StreamingOutput.FUNCTION_NAME],
+        quarantine_bucket=streaming[StreamingOutput.QUARANTINE_BUCKET_NAME],
+        quarantine_prefix=streaming[StreamingOutput.QUARANTINE_PREFIX],
+        lake_bucket=analytics[AnalyticsOutput.LAKE_BUCKET_NAME],
+        glue_database=analytics[AnalyticsOutput.GLUE_DATABASE_NAME],
+        crawler_name=analytics[AnalyticsOutput.CRAWLER_NAME],
         warehouse_path="",
         redshift=_redshift_settings(analytics),
     )
 
 
 def _redshift_settings(analytics: dict[str, str]) -> RedshiftSettings | None:
-    if analytics["RedshiftEndpointAddress"] == NO_WAREHOUSE:
+    if analytics[AnalyticsOutput.REDSHIFT_ENDPOINT_ADDRESS] == NO_WAREHOUSE:
         return None
     return RedshiftSettings(
-        host=analytics["RedshiftEndpointAddress"],
-        port=int(analytics["RedshiftPort"]),
-        database=analytics["RedshiftDatabaseName"],
-        copy_role_arn=analytics["RedshiftCopyRoleArn"],
-        secret_arn=analytics["RedshiftSecretArn"],
+        host=analytics[AnalyticsOutput.REDSHIFT_ENDPOINT_ADDRESS],
+        port=int(analytics[AnalyticsOutput.REDSHIFT_PORT]),
+        database=analytics[AnalyticsOutput.REDSHIFT_DATABASE_NAME],
+        copy_role_arn=analytics[AnalyticsOutput.REDSHIFT_COPY_ROLE_ARN],
+        secret_arn=analytics[AnalyticsOutput.REDSHIFT_SECRET_ARN],
     )
 
 

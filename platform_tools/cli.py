@@ -13,7 +13,21 @@ import threading
 import urllib.parse
 from pathlib import Path
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:4566"
+from cloudformation.outputs import StreamingOutput
+from local_cloud.defaults import (
+    AWS_PORT,
+    CREDENTIALS,
+    ENDPOINT_URL,
+    HOST,
+    LOOPBACK_HOSTS,
+    MQTT_PORT,
+    REGION,
+    STATE_DIR,
+    TOPIC,
+)
+
+ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -40,18 +54,23 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 
 def _endpoint(args: argparse.Namespace) -> str:
-    """The AWS endpoint to talk to; on loopback, the local cloud's credentials if none are set.
+    """The AWS endpoint a command talks to: `--endpoint-url`, `$AWS_ENDPOINT_URL`, or the local
+    cloud's."""
+    return getattr(args, "endpoint_url", None) or os.environ.get(ENV_ENDPOINT_URL) or ENDPOINT_URL
 
-    The local cloud accepts any credentials, so a laptop without an AWS profile
-    still works; a real endpoint always uses the caller's own credentials.
+
+def _use_local_credentials_on_loopback(args: argparse.Namespace) -> None:
+    """On a loopback endpoint, the local cloud's credentials when the shell has none.
+
+    The one place the CLI decides this, for every command (`materialize` included): the
+    local cloud accepts any credentials, so a laptop without an AWS profile works; a
+    real endpoint always uses the caller's own credentials.
     """
-    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or DEFAULT_ENDPOINT
-    host = urllib.parse.urlparse(endpoint).hostname or ""
-    if host in ("127.0.0.1", "localhost", "::1") and "AWS_ACCESS_KEY_ID" not in os.environ:
-        from local_cloud.emulator import LOCAL_CREDENTIALS
-
-        os.environ.update(LOCAL_CREDENTIALS)
-    return endpoint
+    if args.command == "stack" or os.environ.get("PLATFORM_ENV", "local") != "local":
+        return  # deploying and `aws` runs go to real AWS unless an endpoint says otherwise
+    host = urllib.parse.urlparse(_endpoint(args)).hostname or ""
+    if host in LOOPBACK_HOSTS and "AWS_ACCESS_KEY_ID" not in os.environ:
+        os.environ.update(CREDENTIALS)
 
 
 # --- commands -------------------------------------------------------------------
@@ -70,9 +89,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         streaming = endpoints.outputs["streaming"]
         print(f"AWS endpoint      {endpoints.aws}   (aws --endpoint-url {endpoints.aws} ...)")
         print(f"MQTT broker       {endpoints.mqtt_host}:{endpoints.mqtt_port}")
-        print(f"Table             {streaming['TableName']}")
-        print(f"Stream            {streaming['StreamName']}")
-        print(f"Quarantine bucket {streaming['QuarantineBucketName']}")
+        print(f"Table             {streaming[StreamingOutput.TABLE_NAME]}")
+        print(f"Stream            {streaming[StreamingOutput.STREAM_NAME]}")
+        print(f"Quarantine bucket {streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]}")
         print(f"Warehouse         {endpoints.warehouse}")
         print(f"Function logs     {endpoints.function_logs}/<function name>.log")
         print("ready: local cloud is up (Ctrl-C to stop)", flush=True)
@@ -209,21 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
     def aws_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--endpoint-url",
-            help=f"AWS endpoint (default: $AWS_ENDPOINT_URL or "
-            f"{DEFAULT_ENDPOINT}, the local cloud)",
+            help=f"AWS endpoint (default: $AWS_ENDPOINT_URL or {ENDPOINT_URL}, the local cloud)",
         )
-        p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "ap-southeast-2"))
+        p.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", REGION))
 
     def mqtt_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--host", default="127.0.0.1", help="MQTT broker host")
-        p.add_argument("--port", type=int, default=1883, help="MQTT broker port")
+        p.add_argument("--host", default=HOST, help="MQTT broker host")
+        p.add_argument("--port", type=int, default=MQTT_PORT, help="MQTT broker port")
 
     def local_cloud_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--aws-port", type=int, default=4566, help="AWS emulator port")
-        p.add_argument("--mqtt-port", type=int, default=1883, help="MQTT broker port")
+        p.add_argument("--aws-port", type=int, default=AWS_PORT, help="AWS emulator port")
+        p.add_argument("--mqtt-port", type=int, default=MQTT_PORT, help="MQTT broker port")
         p.add_argument(
             "--state-dir",
-            default=".platform",
+            default=str(STATE_DIR),
             help="folder for checkpoints and the DuckDB warehouse",
         )
 
@@ -232,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
 
     pub = sub.add_parser("publish", help="publish one payload (like `aws iot-data publish`)")
-    pub.add_argument("--topic", default="iot/sensors")
+    pub.add_argument("--topic", default=TOPIC)
     source = pub.add_mutually_exclusive_group(required=True)
     source.add_argument("--payload", help="the payload text, usually JSON")
     source.add_argument("--file", help="read the payload bytes from a file")
@@ -283,7 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the whole platform end to end on the local cloud")
     demo.add_argument("--devices", type=int, default=25)
     demo.add_argument("--readings", type=int, default=3000)
-    demo.add_argument("--state-dir", default=".platform/demo")
+    demo.add_argument(
+        "--state-dir", help=f"folder of the demo's own state (default: demo/ in {STATE_DIR})"
+    )
     demo.set_defaults(func=cmd_demo)
 
     ui = sub.add_parser("ui", help="the local cloud, a publishing fleet and the Dagster UI")
@@ -304,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "query" and args.what == "device" and not args.device_id:
         parser.error("query device needs a DEVICE_ID")
+    _use_local_credentials_on_loopback(args)
     return args.func(args)
 
 

@@ -22,14 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local_cloud.cloud import (
-    DEFAULT_AWS_PORT,
-    DEFAULT_MQTT_PORT,
-    DEFAULT_STATE_DIR,
-    Endpoints,
-    LocalCloud,
-)
-from local_cloud.emulator import port_is_free
+from local_cloud import defaults
+from local_cloud.cloud import Endpoints, LocalCloud
+from local_cloud.ports import port_is_free
 from pipeline_platform.environment import (
     ENV_ENDPOINT_URL,
     ENV_PLATFORM_ENV,
@@ -207,9 +202,9 @@ def _group_alive(pgid: int) -> bool:
 def run_ui(
     *,
     port: int = DEFAULT_UI_PORT,
-    aws_port: int = DEFAULT_AWS_PORT,
-    mqtt_port: int = DEFAULT_MQTT_PORT,
-    state_dir: Path | str = DEFAULT_STATE_DIR,
+    aws_port: int = defaults.AWS_PORT,
+    mqtt_port: int = defaults.MQTT_PORT,
+    state_dir: Path | str = defaults.STATE_DIR,
     devices: int = 20,
     rate: float = 20.0,
 ) -> int:

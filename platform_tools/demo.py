@@ -26,13 +26,10 @@ import boto3
 import duckdb
 
 from cloudformation.naming import DEFAULT_ENV
-from local_cloud.cloud import (
-    DEFAULT_AWS_PORT,
-    DEFAULT_MQTT_PORT,
-    Endpoints,
-    LocalCloud,
-)
-from local_cloud.emulator import free_port, port_is_free
+from cloudformation.outputs import StreamingOutput
+from local_cloud import defaults
+from local_cloud.cloud import Endpoints, LocalCloud
+from local_cloud.ports import free_port, port_is_free
 from pipeline_platform.env_override import overridden
 from platform_tools import device_simulator
 
@@ -69,7 +66,8 @@ SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
         b'"temperature": 25, "humidity": 65, "pressure": 1012}',
     ),
 )
-TOPIC = "iot/sensors"
+#: The demo keeps its state apart from `up` and `ui`, so it never touches their table or warehouse.
+DEMO_STATE_DIR = defaults.STATE_DIR / "demo"
 #: How long the demo's fleet publishes; its readings carry a day of timestamps.
 _FLEET_SECONDS = 5.0
 
@@ -107,7 +105,7 @@ def publish_traffic(endpoints: Endpoints, devices: int, readings: int) -> dict[s
     """Publish the seed payloads (IoT Data API) and a fleet (MQTT); return what was sent."""
     for label, payload in SEED_PAYLOADS:
         device_simulator.publish_via_iot_data(
-            TOPIC, payload, endpoint_url=endpoints.aws, region=endpoints.region
+            defaults.TOPIC, payload, endpoint_url=endpoints.aws, region=endpoints.region
         )
         print(f"    seed payload published: {label}")
     # The fleet's readings are spread over the last 24 hours so the hourly marts
@@ -184,15 +182,15 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
     streaming = endpoints.outputs["streaming"]
     s3 = boto3.client("s3", endpoint_url=endpoints.aws, region_name=endpoints.region)
     ddb = boto3.client("dynamodb", endpoint_url=endpoints.aws, region_name=endpoints.region)
-    bucket = streaming["QuarantineBucketName"]
+    bucket = streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]
     stats = cloud.rules.stats
     published = traffic["seed"] + traffic["fleet"].published
-    _, quarantined = _count_lines(s3, bucket, streaming["QuarantinePrefix"])
-    rule_errors, _ = _count_lines(s3, bucket, streaming["RuleErrorsPrefix"])
+    _, quarantined = _count_lines(s3, bucket, streaming[StreamingOutput.QUARANTINE_PREFIX])
+    rule_errors, _ = _count_lines(s3, bucket, streaming[StreamingOutput.RULE_ERRORS_PREFIX])
     stored = sum(
         page["Count"]
         for page in ddb.get_paginator("scan").paginate(
-            TableName=streaming["TableName"], Select="COUNT"
+            TableName=streaming[StreamingOutput.TABLE_NAME], Select="COUNT"
         )
     )
     with duckdb.connect(str(endpoints.warehouse), read_only=True) as con:
@@ -296,19 +294,20 @@ def print_marts(warehouse: Path) -> None:
 def run_demo(
     devices: int = 25,
     readings: int = 3000,
-    state_dir: str | Path = ".platform/demo",
+    state_dir: str | Path | None = None,
     env: str = DEFAULT_ENV,
 ) -> int:
-    """Run the demo; 0 when every stage reconciles, 1 otherwise."""
+    """Run the demo in `state_dir` (default `DEMO_STATE_DIR`); 0 when every stage reconciles,
+    1 otherwise."""
     from platform_tools.batch_runs import RunFailed, materialize
     from platform_tools.demo_report import write_report
 
-    state = Path(state_dir).resolve()
+    state = Path(state_dir or DEMO_STATE_DIR).resolve()
     shutil.rmtree(state, ignore_errors=True)  # a demo always starts from nothing
     cloud = LocalCloud(
         state_dir=state,
-        aws_port=_port(DEFAULT_AWS_PORT),
-        mqtt_port=_port(DEFAULT_MQTT_PORT),
+        aws_port=_port(defaults.AWS_PORT),
+        mqtt_port=_port(defaults.MQTT_PORT),
         env=env,
     )
     batch_log = state / "batch.log"

@@ -27,11 +27,8 @@ from typing import Any
 import boto3
 import paho.mqtt.client as mqtt
 
+from local_cloud import defaults
 from stream_processor import contract
-
-DEFAULT_TOPIC = "iot/sensors"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 1883
 
 # Reading kinds the simulator produces. Anomalies are chosen to trip the stream
 # processor's default thresholds (alert above 50 C, below 20 % RH) while staying inside
@@ -92,8 +89,8 @@ def publish(
     topic: str,
     payload: bytes,
     *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
+    host: str = defaults.HOST,
+    port: int = defaults.MQTT_PORT,
     qos: int = 1,
     client_id: str | None = None,
     timeout: float = 10.0,
@@ -314,11 +311,11 @@ def simulate(
     rate: float = 100.0,
     duration: float = 10.0,
     malformed_share: float = 0.02,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
+    host: str = defaults.HOST,
+    port: int = defaults.MQTT_PORT,
     seed: int | None = None,
     *,
-    topic: str = DEFAULT_TOPIC,
+    topic: str = defaults.TOPIC,
     anomaly_share: float = 0.05,
     clients: int = 4,
     progress: bool = True,

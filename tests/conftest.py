@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from local_cloud.emulator import (
-    DEFAULT_REGION,
-    LOCAL_CREDENTIALS,
-    Emulator,
-    free_port,
-)
+from local_cloud import defaults
+from local_cloud.emulator import Emulator
+from local_cloud.ports import free_port
 from pipeline_platform.env_override import overridden
 
 
@@ -22,9 +19,9 @@ def aws_endpoint() -> str:
     """
     emulator = Emulator(port=free_port()).start()
     variables = {
-        **LOCAL_CREDENTIALS,
+        **defaults.CREDENTIALS,
         "AWS_ENDPOINT_URL": emulator.endpoint_url,
-        "AWS_DEFAULT_REGION": DEFAULT_REGION,
+        "AWS_DEFAULT_REGION": defaults.REGION,
     }
     with overridden(variables):
         yield emulator.endpoint_url

@@ -1,94 +1,41 @@
-"""Dagster resources: the cloud (AWS or the local emulator) and the warehouse.
+"""Dagster resources: the cloud (AWS or the local emulator), the warehouse and dbt.
 
 `build_resources()` is the one place that maps an environment to resources:
-LOCAL = the DuckDB warehouse, AWS = the Redshift warehouse.
+LOCAL = the emulator and the DuckDB warehouse, AWS = AWS and the Redshift
+warehouse. It asks AWS nothing: what needs AWS resolves when a run starts.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pipeline_platform.environment import (
-    ANALYTICS_STACK,
-    ENV_WAREHOUSE_PATH,
-    Environment,
-    SettingMissing,
-    Settings,
-)
+from dagster_aws.s3 import S3Resource
+from dagster_aws.secretsmanager import SecretsManagerResource
 
-if TYPE_CHECKING:
-    from pipeline_platform.resources.cloud import CloudResource
+from pipeline_platform.environment import Environment, aws_location, dbt_target, warehouse_path
+from pipeline_platform.resources.cloud import CloudResource
+from pipeline_platform.resources.dbt import dbt_resource
+from pipeline_platform.resources.warehouse import DuckDBWarehouse, RedshiftWarehouse, Warehouse
 
 
-def cloud_resource(settings: Settings) -> CloudResource:
-    """The AWS side of `settings`: endpoint, region and the deployment's resource names."""
-    from pipeline_platform.resources.cloud import CloudResource
-
+def cloud_resource() -> CloudResource:
+    """The AWS side of the current environment: its endpoint, region and (at run time) names."""
+    location = aws_location()
     return CloudResource(
-        region=settings.region,
-        endpoint_url=settings.endpoint_url,
-        table_name=settings.table_name,
-        function_name=settings.function_name,
-        quarantine_bucket=settings.quarantine_bucket,
-        quarantine_prefix=settings.quarantine_prefix,
-        lake_bucket=settings.lake_bucket,
-        glue_database=settings.glue_database,
-        crawler_name=settings.crawler_name,
+        s3=S3Resource(region_name=location.region, endpoint_url=location.endpoint_url)
     )
 
 
-def build_resources(settings: Settings) -> dict[str, Any]:
-    """Resources for `settings.environment`, keyed as the assets require them."""
-    from pipeline_platform.defs.dbt.project import (
-        DBT_PROJECT_DIR,
-        DbtResource,
-        dbt_executable,
-        dbt_project,
-    )
-    from pipeline_platform.resources.warehouse import DuckDBWarehouse, RedshiftWarehouse
-
-    cloud = cloud_resource(settings)
-    by_environment: dict[Environment, Any] = {}
-    if settings.environment is Environment.LOCAL:
-        # dbt runs inside the project folder, so the profile needs an absolute path.
-        path = str(Path(settings.warehouse_path).resolve())
-        by_environment[Environment.LOCAL] = (
-            DuckDBWarehouse(path=path),
-            {ENV_WAREHOUSE_PATH: path},
-        )
+def build_resources(environment: Environment) -> dict[str, Any]:
+    """Resources for `environment`, keyed as the assets require them."""
+    location = aws_location()
+    warehouse: Warehouse
+    if environment is Environment.LOCAL:
+        warehouse = DuckDBWarehouse(path=warehouse_path())
     else:
-        rs = settings.redshift
-        if rs is None:
-            raise SettingMissing(
-                f"the {ANALYTICS_STACK} stack was deployed with DeployWarehouse=false, so there "
-                "is no Redshift warehouse to load; redeploy it with DeployWarehouse=true"
-            )
-        by_environment[Environment.AWS] = (
-            RedshiftWarehouse(
-                host=rs.host,
-                port=rs.port,
-                database=rs.database,
-                copy_role_arn=rs.copy_role_arn,
-                secret_arn=rs.secret_arn,
-                region=settings.region,
-            ),
-            {
-                "REDSHIFT_HOST": rs.host,
-                "REDSHIFT_PORT": str(rs.port),
-                "REDSHIFT_DATABASE": rs.database,
-                "AWS_REGION": settings.region,
-            },
-        )
-    warehouse, dbt_env = by_environment[settings.environment]
-    project = dbt_project(settings.dbt_target)
+        warehouse = RedshiftWarehouse(secrets=SecretsManagerResource(region_name=location.region))
     return {
-        "cloud": cloud,
+        "cloud": cloud_resource(),
         "warehouse": warehouse,
-        "dbt": DbtResource(
-            project_dir=str(DBT_PROJECT_DIR),
-            dbt_executable=dbt_executable(),
-            target=project.target,
-            env_overrides=dbt_env,
-        ),
+        "dbt": dbt_resource(dbt_target(environment)),
     }

@@ -1,7 +1,9 @@
 """The AWS side as one resource: clients for the configured endpoint and the deployment's names.
 
 The pipeline never asks whether it talks to AWS or to the local cloud; it gets
-an endpoint (or none, for real AWS) and names, and moves bytes with boto3.
+an endpoint (or none, for real AWS) and names, and moves bytes with boto3. S3
+goes through dagster-aws's `S3Resource`. The names (`Settings`) resolve when a
+run starts, so loading the code location asks AWS nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from typing import Any
 import boto3
 import dagster as dg
 from botocore.config import Config
+from dagster_aws.s3 import S3Resource
+from pydantic import PrivateAttr
+
+from pipeline_platform.environment import Settings, load_settings
 
 # Enough parallel transfers to keep a laptop's emulator and S3 busy.
 _TRANSFER_THREADS = 8
@@ -24,22 +30,36 @@ _BOTO_CONFIG = Config(max_pool_connections=_TRANSFER_THREADS * 2, retries={"mode
 
 
 class CloudResource(dg.ConfigurableResource):
-    """Clients and resource names of one deployment (AWS or the local cloud)."""
+    """Clients and resource names of one deployment (AWS or the local cloud).
 
-    region: str
-    endpoint_url: str | None = None
-    table_name: str
-    function_name: str
-    quarantine_bucket: str
-    quarantine_prefix: str
-    lake_bucket: str
-    glue_database: str
-    crawler_name: str
+    `s3` carries the region and endpoint (known without asking AWS); `settings`,
+    the deployment's names, resolve at the start of a run (or on first use
+    outside one), from STS locally and from the stacks' outputs in `aws`.
+    """
+
+    s3: S3Resource
+    _settings: Settings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Resolve the deployment's names once per run, before any asset needs them."""
+        self._settings = load_settings()
+
+    @property
+    def settings(self) -> Settings:
+        """The deployment's names and warehouse location."""
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
 
     def client(self, service: str) -> Any:
         """A boto3 client for `service` at the configured endpoint and region."""
+        if service == "s3":
+            return self.s3.get_client()
         return boto3.client(
-            service, endpoint_url=self.endpoint_url, region_name=self.region, config=_BOTO_CONFIG
+            service,
+            endpoint_url=self.s3.endpoint_url,
+            region_name=self.s3.region_name,
+            config=_BOTO_CONFIG,
         )
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
@@ -110,18 +130,18 @@ class CloudResource(dg.ConfigurableResource):
         import pyarrow.parquet as pq
         from pyarrow import fs
 
-        session = boto3.Session(region_name=self.region)
+        session = boto3.Session(region_name=self.s3.region_name)
         creds = session.get_credentials()
         frozen = creds.get_frozen_credentials() if creds else None
-        options: dict[str, Any] = {"region": self.region}
+        options: dict[str, Any] = {"region": self.s3.region_name}
         if frozen:
             options.update(
                 access_key=frozen.access_key,
                 secret_key=frozen.secret_key,
                 session_token=frozen.token,
             )
-        if self.endpoint_url:
-            scheme, _, host = self.endpoint_url.partition("://")
+        if self.s3.endpoint_url:
+            scheme, _, host = self.s3.endpoint_url.partition("://")
             options.update(endpoint_override=host, scheme=scheme)
         filesystem = fs.S3FileSystem(**options)
         return [pq.read_metadata(f"{bucket}/{key}", filesystem=filesystem) for key in keys]

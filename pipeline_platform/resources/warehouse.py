@@ -11,50 +11,49 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
+from dagster_aws.secretsmanager import SecretsManagerResource
+from pydantic import PrivateAttr
 
 from pipeline_platform import warehouse_schema as ws
-from pipeline_platform.defs.warehouse import redshift_sql
+from pipeline_platform.environment import (
+    ANALYTICS_STACK,
+    ENV_WAREHOUSE_PATH,
+    RedshiftSettings,
+    SettingMissing,
+    load_settings,
+)
+from pipeline_platform.resources import redshift_sql
 from pipeline_platform.resources.cloud import CloudResource
+from pipeline_platform.resources.warehouse_load import LoadResult, LoadSpec
 
 
-@dataclass(frozen=True)
-class LoadSpec:
-    """What to load: lake partitions of one table into `raw.<table>`."""
+class Warehouse(dg.ConfigurableResource):
+    """What every warehouse offers the assets: a merge of lake partitions, and dbt's profile
+    environment."""
 
-    table: str
-    columns: tuple[ws.Column, ...]
-    key: tuple[str, ...]
-    bucket: str
-    lake_prefix: str  # e.g. `lake/sensor_readings/`; partitions live in `dt=.../` below it
-    days: tuple[date, ...]
-    #: Extra lake columns beyond `columns`, name -> logical type (`double` or `string`).
-    extra_columns: dict[str, str] = field(default_factory=dict)
+    def merge_partitions(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
+        """Stage the spec's partitions and merge them into `raw.<table>` by natural key."""
+        raise NotImplementedError
 
-    def partition_prefix(self, day: date) -> str:
-        """The S3 prefix of one day's partition."""
-        return f"{self.lake_prefix}dt={day.isoformat()}/"
+    def dbt_environment(self) -> dict[str, str]:
+        """What the dbt profile's target for this warehouse reads from the environment."""
+        raise NotImplementedError
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    """Rows in the warehouse table per loaded day after the merge, and its columns."""
-
-    rows_by_day: dict[str, int]
-    staged_rows: int
-    added_columns: tuple[str, ...]
-    table_columns: tuple[str, ...]
-
-
-class DuckDBWarehouse(dg.ConfigurableResource):
+class DuckDBWarehouse(Warehouse):
     """The local warehouse: a DuckDB file that reads the lake's Parquet files."""
 
     path: str
+
+    def dbt_environment(self) -> dict[str, str]:
+        """What the dbt profile's `local` target reads from the environment."""
+        return {ENV_WAREHOUSE_PATH: self.path}
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """Open the warehouse file (creating its folder on first use)."""
@@ -146,31 +145,55 @@ def _merge_into_duckdb(
     return LoadResult(_day_counts(con, spec.table, spec.days), staged, tuple(added), columns)
 
 
-class RedshiftWarehouse(dg.ConfigurableResource):
-    """The AWS warehouse: Redshift COPYs the lake's Parquet with the stack's IAM role."""
+class RedshiftWarehouse(Warehouse):
+    """The AWS warehouse: Redshift COPYs the lake's Parquet with the stack's IAM role.
 
-    host: str
-    port: int = 5439
-    database: str
-    copy_role_arn: str
-    secret_arn: str
-    region: str
+    Where the cluster is comes from the analytics stack's outputs, resolved when a
+    run starts; its admin credentials from Secrets Manager through dagster-aws.
+    """
 
-    def _engine(self):
-        import boto3
+    secrets: SecretsManagerResource
+    _redshift: RedshiftSettings | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Find the cluster once per run: a stack without one fails the run here, clearly."""
+        self._redshift = self.cluster()
+
+    def cluster(self) -> RedshiftSettings:
+        """The cluster's endpoint, database, COPY role and secret, from the stack's outputs."""
+        if self._redshift is None:
+            found = load_settings().redshift
+            if found is None:
+                raise SettingMissing(
+                    f"the {ANALYTICS_STACK} stack was deployed with DeployWarehouse=false, so "
+                    "there is no Redshift warehouse to load; redeploy it with DeployWarehouse=true"
+                )
+            self._redshift = found
+        return self._redshift
+
+    def dbt_environment(self) -> dict[str, str]:
+        """What the dbt profile's `redshift` target reads from the environment."""
+        rs = self.cluster()
+        return {
+            "REDSHIFT_HOST": rs.host,
+            "REDSHIFT_PORT": str(rs.port),
+            "REDSHIFT_DATABASE": rs.database,
+            "AWS_REGION": self.secrets.region_name or "",
+        }
+
+    def _engine(self) -> Any:
         import sqlalchemy as sa
 
-        secret = boto3.client("secretsmanager", region_name=self.region).get_secret_value(
-            SecretId=self.secret_arn
-        )
+        rs = self.cluster()
+        secret = self.secrets.get_client().get_secret_value(SecretId=rs.secret_arn)
         creds = json.loads(secret["SecretString"])
         url = sa.engine.URL.create(
             "redshift+redshift_connector",
             username=creds["username"],
             password=creds["password"],
-            host=self.host,
-            port=self.port,
-            database=self.database,
+            host=rs.host,
+            port=rs.port,
+            database=rs.database,
         )
         return sa.create_engine(url)
 
@@ -190,7 +213,7 @@ class RedshiftWarehouse(dg.ConfigurableResource):
                     {"s": ws.RAW_SCHEMA, "t": spec.table},
                 )
             }
-            plan = redshift_sql.merge_statements(spec, self.copy_role_arn, existing)
+            plan = redshift_sql.merge_statements(spec, self.cluster().copy_role_arn, existing)
             conn.execution_options(isolation_level="AUTOCOMMIT")
             for statement in plan.setup:
                 conn.exec_driver_sql(statement)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from cloudformation.analytics import CRAWLER_EXCLUSIONS
-from pipeline_platform.environment import ANALYTICS_OUTPUTS
+from cloudformation.outputs import AnalyticsOutput
 from tests.cloudformation.conftest import one
 
-# The outputs the pipeline reads, plus the role operators run the orchestrator as.
-REQUIRED_OUTPUTS = set(ANALYTICS_OUTPUTS) | {"OrchestratorRoleArn"}
+# Every output key the pipeline and operators may ask for.
+REQUIRED_OUTPUTS = set(AnalyticsOutput)
 
 
 def _grants(role: dict) -> dict[str, tuple[list[str], list]]:

@@ -190,7 +190,7 @@ def aws_mode(aws_endpoint):
     )
     with overridden({ENV_PLATFORM_ENV: "aws", ENV_DEPLOYMENT: AWS_MODE.env}):
         settings = load_settings()
-    return outputs, settings
+        yield outputs, settings
 
 
 def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_prefix(aws_mode):
@@ -203,7 +203,7 @@ def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_p
     from pipeline_platform.defs.keys import LAKE_QUARANTINE_PREFIX
     from pipeline_platform.defs.lake.assets import lake_quarantined_records
     from pipeline_platform.environment import Environment, SettingMissing
-    from pipeline_platform.resources import build_resources, cloud_resource
+    from pipeline_platform.resources import build_resources
 
     (streaming, analytics), settings = (
         (aws_mode[0][k] for k in ("streaming", "analytics")),
@@ -223,8 +223,9 @@ def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_p
         analytics["CrawlerName"],
     )
     assert settings.redshift is None
+    resources = build_resources(Environment.AWS)  # loading asks AWS nothing
     with pytest.raises(SettingMissing, match="DeployWarehouse=false"):
-        build_resources(settings)
+        resources["warehouse"].cluster()
 
     s3 = boto3.client("s3")
     line = {"reason": contract.INVALID_JSON, "sequence_number": "1", "quarantined_at": 1700102001}
@@ -235,7 +236,7 @@ def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_p
     )
     result = dg.materialize(
         [lake_quarantined_records],
-        resources={"cloud": cloud_resource(settings)},
+        resources={"cloud": resources["cloud"]},
         partition_key=DAY,
     )
     (materialization,) = result.asset_materializations_for_node(lake_quarantined_records.op.name)

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from cloudformation.naming import Naming
-from pipeline_platform.environment import STREAMING_OUTPUTS
+from cloudformation.outputs import StreamingOutput
 from stream_processor import contract
 from tests.cloudformation.conftest import one
 
-# The outputs the pipeline reads, plus those operators and alarms use.
-REQUIRED_OUTPUTS = set(STREAMING_OUTPUTS) | {
-    "OnFailureQueueUrl",
-    "OnFailureQueueArn",
-    "TopicRuleName",
-    "AlarmTopicArn",
-}
+# Every output key the pipeline, the deployer and the local cloud may ask for.
+REQUIRED_OUTPUTS = set(StreamingOutput)
 
 
 def test_table_is_keyed_by_device_and_time_with_pitr_ttl_and_encryption(streaming, naming):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from local_cloud.emulator import free_port
+from local_cloud.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless on a shared machine with no network: no GPU, no sandbox (containers), nothing

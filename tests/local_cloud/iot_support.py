@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from local_cloud.emulator import DEFAULT_REGION
+from local_cloud import defaults
 from local_cloud.iot_rules import RulesEngine
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/iot-rules"
@@ -29,7 +29,7 @@ class IotWorld:
     """A slice of the emulator for one test: its rules, streams and buckets, cleaned up."""
 
     endpoint_url: str
-    region: str = DEFAULT_REGION
+    region: str = defaults.REGION
     rules: list[str] = field(default_factory=list)
     streams: list[str] = field(default_factory=list)
 
@@ -129,7 +129,7 @@ def world(aws_endpoint: str) -> Iterator[IotWorld]:
 @pytest.fixture
 def engine(aws_endpoint: str) -> Iterator[RulesEngine]:
     """A running rules engine; tests call ``refresh()`` after creating rules."""
-    eng = RulesEngine(aws_endpoint, DEFAULT_REGION, refresh_interval=60.0).start()
+    eng = RulesEngine(aws_endpoint, defaults.REGION, refresh_interval=60.0).start()
     yield eng
     eng.stop()
 

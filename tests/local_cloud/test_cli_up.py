@@ -22,7 +22,8 @@ import boto3
 import pytest
 
 from cloudformation.naming import Naming
-from local_cloud.emulator import DEFAULT_REGION, LOCAL_CREDENTIALS, free_port
+from local_cloud import defaults
+from local_cloud.ports import free_port
 from platform_tools.demo import SEED_PAYLOADS
 from stream_processor import contract
 
@@ -35,7 +36,7 @@ CRAWL_TIMEOUT_S = 30.0
 EXIT_TIMEOUT_S = 15.0
 #: The seed's normal reading, as its "Testing" section publishes it.
 SEED_NORMAL = dict(SEED_PAYLOADS)["normal"].decode()
-NAMES = Naming("dev", DEFAULT_REGION)
+NAMES = Naming("dev", defaults.REGION)
 
 
 def _clean_environ() -> dict[str, str]:
@@ -87,10 +88,10 @@ def _aws(up: RunningUp, service: str):
     return boto3.client(
         service,
         endpoint_url=up.endpoint,
-        region_name=DEFAULT_REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=defaults.REGION,
+        aws_access_key_id=defaults.CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=defaults.CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=defaults.CREDENTIALS["AWS_SESSION_TOKEN"],
     )
 
 

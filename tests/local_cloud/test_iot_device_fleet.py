@@ -7,9 +7,9 @@ from collections import defaultdict
 
 import pytest
 
-from local_cloud.emulator import free_port
 from local_cloud.iot_rules import RulesEngine
 from local_cloud.mqtt_broker import MqttBroker
+from local_cloud.ports import free_port
 from platform_tools import device_simulator as dc
 from stream_processor import contract
 from tests.local_cloud import iot_support

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from local_cloud.cloud import LocalCloud
-from local_cloud.emulator import free_port
+from local_cloud.ports import free_port
 from platform_tools import device_simulator, realtime_queries
 from platform_tools.cli import main as cli
 from platform_tools.demo import SEED_PAYLOADS
@@ -204,9 +204,10 @@ def test_table_observation_reports_what_the_function_stored_from_its_metrics(clo
     # second passes, since statistics cover whole seconds before their end time.
     cloud.wait_until_drained(timeout=60)
     time.sleep(1.1)
+    # The deployment's names resolve when the run starts, so the environment says where.
     with overridden({ENV_DEPLOYMENT: ENV, ENV_ENDPOINT_URL: seeded.aws}):
         job = build_definitions().resolve_job_def(OBSERVE_JOB)
-    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+        result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
     (observation,) = [
         e.asset_observation_data.asset_observation
         for e in result.all_events

@@ -6,7 +6,7 @@ import os
 import threading
 
 from local_cloud.cloud import LocalCloud
-from local_cloud.emulator import free_port
+from local_cloud.ports import free_port
 
 
 def test_stopping_leaves_no_threads_behind(tmp_path, aws_endpoint):

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import paho.mqtt.client as mqtt
 import pytest
 
-from local_cloud.emulator import free_port, port_is_free
 from local_cloud.iot_rules import InboundMessage, RulesEngine
 from local_cloud.mqtt_broker import MqttBroker
+from local_cloud.ports import free_port, port_is_free
 from platform_tools.device_simulator import PublishError, publish
 from tests.local_cloud import iot_support
 from tests.local_cloud.iot_support import IotWorld, original_payload

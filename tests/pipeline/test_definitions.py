@@ -9,8 +9,8 @@ import dagster as dg
 from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.lake.export import data_file_keys, export_request
-from pipeline_platform.defs.warehouse.redshift_sql import merge_statements
-from pipeline_platform.resources.warehouse import LoadSpec
+from pipeline_platform.resources.redshift_sql import merge_statements
+from pipeline_platform.resources.warehouse_load import LoadSpec
 
 
 def test_definitions_load_and_connect_topic_to_marts(deployment):

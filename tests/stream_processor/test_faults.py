@@ -6,7 +6,7 @@ import json
 import math
 import time
 
-from local_cloud.emulator import free_port
+from local_cloud.ports import free_port
 from stream_processor.aws_clients import make_client
 from stream_processor.config import Config
 from stream_processor.handler import StreamProcessor

@@ -11,7 +11,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from local_cloud.emulator import LOCAL_CREDENTIALS
+from local_cloud import defaults
 from stream_processor import contract
 from stream_processor import handler as handler_module
 from stream_processor.handler import StreamProcessor
@@ -41,7 +41,7 @@ def test_prebuilt_batch_write_body_is_the_body_that_is_signed(
         w["PutRequest"]["Item"]["device_id"]["S"] for w in body["RequestItems"]["readings"]
     ] == ["s-0", "s-1", "s-2"]
     authorization = request.headers["Authorization"]
-    assert f"Credential={LOCAL_CREDENTIALS['AWS_ACCESS_KEY_ID']}/" in authorization
+    assert f"Credential={defaults.CREDENTIALS['AWS_ACCESS_KEY_ID']}/" in authorization
     assert "/ap-southeast-2/dynamodb/aws4_request" in authorization
     signed = re.search(r"SignedHeaders=([^,]+)", authorization).group(1).split(";")
     assert {"host", "x-amz-date", "x-amz-target", "x-amz-security-token"} <= set(signed)
@@ -53,9 +53,9 @@ def test_prebuilt_batch_write_body_is_the_body_that_is_signed(
             check.headers[name] = value
     check.context["timestamp"] = request.headers["X-Amz-Date"]
     credentials = Credentials(
-        LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        LOCAL_CREDENTIALS["AWS_SESSION_TOKEN"],
+        defaults.CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        defaults.CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        defaults.CREDENTIALS["AWS_SESSION_TOKEN"],
     )
     signer = SigV4Auth(credentials, "dynamodb", "ap-southeast-2")
     expected = signer.signature(

@@ -97,19 +97,19 @@ def glue_tables(context: dg.AssetExecutionContext, cloud: CloudResource):
     """Crawl the lake so the Data Catalog has its tables, columns and partitions."""
     glue = cloud.client("glue")
     before = {
-        key: table_columns(glue, cloud.glue_database, table)
+        key: table_columns(glue, cloud.settings.glue_database, table)
         for key, (table, _) in CATALOG_TABLES.items()
     }
-    last = run_crawler(glue, cloud.crawler_name, context.log.info)
+    last = run_crawler(glue, cloud.settings.crawler_name, context.log.info)
     for key, (table, _) in CATALOG_TABLES.items():
-        after = table_columns(glue, cloud.glue_database, table)
+        after = table_columns(glue, cloud.settings.glue_database, table)
         if after is None:
-            context.log.warning(f"crawl made no table {cloud.glue_database}.{table}")
-        partitions = partition_values(glue, cloud.glue_database, table) if after else []
+            context.log.warning(f"crawl made no table {cloud.settings.glue_database}.{table}")
+        partitions = partition_values(glue, cloud.settings.glue_database, table) if after else []
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={
-                "database": cloud.glue_database,
+                "database": cloud.settings.glue_database,
                 "table": table,
                 "table_exists": after is not None,
                 "columns": dg.MetadataValue.json(after or {}),

@@ -5,17 +5,34 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
 
-from pipeline_platform.defs.dbt.project import DbtResource, build_args, dbt_project
 from pipeline_platform.defs.partitions import DAILY, SINGLE_RUN
 from pipeline_platform.env_override import overridden
+from pipeline_platform.resources.dbt import dbt_project
+from pipeline_platform.resources.warehouse import Warehouse
 
 MARTS_SCHEMA = "analytics"
 # The batch job runs hourly: a mart older than two hours is late, a day old is failing.
 MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
 )
+
+
+def build_args(partition_range: tuple[str, str] | None = None) -> list[str]:
+    """`dbt build` arguments; a partition range is passed to dbt as vars for the log only."""
+    args = ["build"]
+    if partition_range:
+        args += [
+            "--vars",
+            f'{{"batch_start": "{partition_range[0]}", "batch_end": "{partition_range[1]}"}}',
+        ]
+    return args
 
 
 class PlatformDbtTranslator(DagsterDbtTranslator):
@@ -55,11 +72,16 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         backfill_policy=SINGLE_RUN,
         name="dbt_models",
     )
-    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtResource):
+    def dbt_models(
+        context: dg.AssetExecutionContext,
+        dbt: DbtCliResource,
+        warehouse: Warehouse,
+    ):
         """Staging views and marts built by `dbt build`, tests reported as asset checks."""
         window = context.partition_time_window
         args = build_args((window.start.date().isoformat(), window.end.date().isoformat()))
-        with overridden(dbt.env_overrides):
+        # The profile reads where the warehouse is from the environment of the dbt process.
+        with overridden(warehouse.dbt_environment()):
             yield from dbt.cli(args, context=context).stream()
 
     return dbt_models

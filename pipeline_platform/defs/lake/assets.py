@@ -38,24 +38,24 @@ def dynamodb_export(
     """
     days = days_of(context)
     dynamodb = cloud.client("dynamodb")
-    table_arn = dynamodb.describe_table(TableName=cloud.table_name)["Table"]["TableArn"]
+    table_arn = dynamodb.describe_table(TableName=cloud.settings.table_name)["Table"]["TableArn"]
     prefix = export_prefix(days)
-    removed = cloud.delete_prefix(cloud.lake_bucket, prefix)
+    removed = cloud.delete_prefix(cloud.settings.lake_bucket, prefix)
     if removed:
         context.log.info(f"replacing the previous export of this range ({removed} objects)")
-    request = export.export_request(table_arn, cloud.lake_bucket, prefix)
+    request = export.export_request(table_arn, cloud.settings.lake_bucket, prefix)
     try:
         started = dynamodb.export_table_to_point_in_time(**request)["ExportDescription"]
     except dynamodb.exceptions.PointInTimeRecoveryUnavailableException as error:
         raise export.ExportFailed(
-            f"table {cloud.table_name} has point-in-time recovery disabled; exports need it "
-            "(the streaming stack enables it; locally the local cloud does)"
+            f"table {cloud.settings.table_name} has point-in-time recovery disabled; exports "
+            "need it (the streaming stack enables it; locally the local cloud does)"
         ) from error
     description = export.wait_for_export(dynamodb, started["ExportArn"], context.log.info)
     data_keys = export.data_file_keys(
         cloud.client("s3"),
-        cloud.lake_bucket,
-        cloud.list_keys(cloud.lake_bucket, prefix),
+        cloud.settings.lake_bucket,
+        cloud.list_keys(cloud.settings.lake_bucket, prefix),
         description,
     )
     return dg.MaterializeResult(
@@ -63,7 +63,7 @@ def dynamodb_export(
             "export_arn": description["ExportArn"],
             "export_type": description.get("ExportType", request["ExportType"]),
             "item_count": description.get("ItemCount", 0),
-            "s3_prefix": f"s3://{cloud.lake_bucket}/{prefix}",
+            "s3_prefix": f"s3://{cloud.settings.lake_bucket}/{prefix}",
             "data_files": len(data_keys),
         }
     )
@@ -87,24 +87,24 @@ def lake_sensor_readings(context: dg.AssetExecutionContext, cloud: CloudResource
     """
     days = days_of(context)
     prefix = export_prefix(days)
-    listed = cloud.list_keys(cloud.lake_bucket, prefix)
+    listed = cloud.list_keys(cloud.settings.lake_bucket, prefix)
     if not listed:
         raise FileNotFoundError(
-            f"no export under s3://{cloud.lake_bucket}/{prefix}: materialise "
+            f"no export under s3://{cloud.settings.lake_bucket}/{prefix}: materialise "
             f"{keys.DYNAMODB_EXPORT.to_user_string()} for the same partitions first"
         )
-    data_keys = export.data_file_keys(cloud.client("s3"), cloud.lake_bucket, listed, {})
+    data_keys = export.data_file_keys(cloud.client("s3"), cloud.settings.lake_bucket, listed, {})
     with tempfile.TemporaryDirectory(prefix="lake-readings-") as tmp:
-        local = cloud.download(cloud.lake_bucket, data_keys, Path(tmp) / "export")
+        local = cloud.download(cloud.settings.lake_bucket, data_keys, Path(tmp) / "export")
         result = shaping.shape_readings(
             [str(p) for p in local], Path(tmp) / "parquet", days[0], days[-1]
         )
         cloud.delete_keys(
-            cloud.lake_bucket,
-            cloud.partition_keys(cloud.lake_bucket, keys.LAKE_READINGS_PREFIX, days),
+            cloud.settings.lake_bucket,
+            cloud.partition_keys(cloud.settings.lake_bucket, keys.LAKE_READINGS_PREFIX, days),
         )
         written = cloud.upload_tree(
-            Path(tmp) / "parquet", cloud.lake_bucket, keys.LAKE_READINGS_PREFIX
+            Path(tmp) / "parquet", cloud.settings.lake_bucket, keys.LAKE_READINGS_PREFIX
         )
     if result.skipped_fields:
         context.log.warning(
@@ -151,23 +151,27 @@ def lake_quarantined_records(
     with tempfile.TemporaryDirectory(prefix="lake-quarantine-") as tmp:
         listed = [
             k
-            for k in cloud.partition_keys(cloud.quarantine_bucket, cloud.quarantine_prefix, days)
+            for k in cloud.partition_keys(
+                cloud.settings.quarantine_bucket, cloud.settings.quarantine_prefix, days
+            )
             if k.endswith(".jsonl")
         ]
         files_by_day: dict = {}
         for day in days:
-            day_prefix = f"{cloud.quarantine_prefix}dt={day.isoformat()}/"
+            day_prefix = f"{cloud.settings.quarantine_prefix}dt={day.isoformat()}/"
             day_keys = [k for k in listed if k.startswith(day_prefix)]
             if day_keys:
-                local = cloud.download(cloud.quarantine_bucket, day_keys, Path(tmp) / "jsonl")
+                local = cloud.download(
+                    cloud.settings.quarantine_bucket, day_keys, Path(tmp) / "jsonl"
+                )
                 files_by_day[day] = [str(p) for p in local]
         rows = shaping.shape_quarantine(files_by_day, Path(tmp) / "parquet")
         cloud.delete_keys(
-            cloud.lake_bucket,
-            cloud.partition_keys(cloud.lake_bucket, keys.LAKE_QUARANTINE_PREFIX, days),
+            cloud.settings.lake_bucket,
+            cloud.partition_keys(cloud.settings.lake_bucket, keys.LAKE_QUARANTINE_PREFIX, days),
         )
         written = cloud.upload_tree(
-            Path(tmp) / "parquet", cloud.lake_bucket, keys.LAKE_QUARANTINE_PREFIX
+            Path(tmp) / "parquet", cloud.settings.lake_bucket, keys.LAKE_QUARANTINE_PREFIX
         )
     per_day = {d.isoformat(): int(rows.get(d.isoformat(), 0)) for d in days}
     context.log.info(f"quarantined records per day: {per_day}")

@@ -66,12 +66,12 @@ def readings_table(cloud: CloudResource):
     over the last day and the five minutes of the latest write. Scanning the
     table instead would read every item on every observation.
     """
-    table = cloud.client("dynamodb").describe_table(TableName=cloud.table_name)["Table"]
+    table = cloud.client("dynamodb").describe_table(TableName=cloud.settings.table_name)["Table"]
     end = datetime.now(UTC)
     points = cloud.client("cloudwatch").get_metric_statistics(
         Namespace=telemetry.NAMESPACE,
         MetricName=telemetry.STORED_METRIC,
-        Dimensions=[{"Name": "FunctionName", "Value": cloud.function_name}],
+        Dimensions=[{"Name": "FunctionName", "Value": cloud.settings.function_name}],
         StartTime=end - OBSERVED_WINDOW,
         EndTime=end,
         Period=_PERIOD_SECONDS,

@@ -7,7 +7,7 @@ from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.partitions import DAILY, SINGLE_RUN, days_of
 from pipeline_platform.resources.cloud import CloudResource
-from pipeline_platform.resources.warehouse import LoadSpec
+from pipeline_platform.resources.warehouse_load import LoadSpec
 
 GROUP = "warehouse"
 RECONCILE = "lake_rows_equal_warehouse_rows"
@@ -28,16 +28,22 @@ def extra_columns(schemas: list[pa.Schema], fixed: tuple[ws.Column, ...]) -> dic
 
 def _load(context, cloud: CloudResource, warehouse, table: str, columns, key, lake_prefix: str):
     days = days_of(context)
-    spec = LoadSpec(table, columns, key, cloud.lake_bucket, lake_prefix, days)
+    spec = LoadSpec(table, columns, key, cloud.settings.lake_bucket, lake_prefix, days)
     file_keys = [
         k
-        for k in cloud.partition_keys(cloud.lake_bucket, lake_prefix, days)
+        for k in cloud.partition_keys(cloud.settings.lake_bucket, lake_prefix, days)
         if k.endswith(".parquet")
     ]
-    footers = cloud.parquet_metadata(cloud.lake_bucket, file_keys)
+    footers = cloud.parquet_metadata(cloud.settings.lake_bucket, file_keys)
     schemas = [footer.schema.to_arrow_schema() for footer in footers]
     spec = LoadSpec(
-        table, columns, key, cloud.lake_bucket, lake_prefix, days, extra_columns(schemas, columns)
+        table,
+        columns,
+        key,
+        cloud.settings.lake_bucket,
+        lake_prefix,
+        days,
+        extra_columns(schemas, columns),
     )
     result = warehouse.merge_partitions(spec, cloud)
     lake_rows = sum(footer.num_rows for footer in footers)

@@ -1,4 +1,4 @@
-"""The dbt project, its target, and the dbt command the assets run."""
+"""The dbt project for a target, and the dbt CLI resource that runs it."""
 
 from __future__ import annotations
 
@@ -37,18 +37,8 @@ def dbt_project(target: str) -> DbtProject:
     return project
 
 
-def build_args(partition_range: tuple[str, str] | None = None) -> list[str]:
-    """`dbt build` arguments; a partition range is passed to dbt as vars for the log only."""
-    args = ["build"]
-    if partition_range:
-        args += [
-            "--vars",
-            f'{{"batch_start": "{partition_range[0]}", "batch_end": "{partition_range[1]}"}}',
-        ]
-    return args
-
-
-class DbtResource(DbtCliResource):
-    """The dbt CLI with the environment the profile reads (warehouse path, Redshift endpoint)."""
-
-    env_overrides: dict[str, str] = {}
+def dbt_resource(target: str) -> DbtCliResource:
+    """The dbt CLI for the project's `target` (`local` DuckDB or `redshift`)."""
+    return DbtCliResource(
+        project_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable(), target=target
+    )

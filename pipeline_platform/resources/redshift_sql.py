@@ -7,16 +7,13 @@ Redshift dialect, so they can be checked without a cluster.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy_redshift.commands import CopyCommand, Format
 from sqlalchemy_redshift.dialect import RedshiftDialect_redshift_connector
 
 from pipeline_platform import warehouse_schema as ws
-
-if TYPE_CHECKING:
-    from pipeline_platform.resources.warehouse import LoadSpec
+from pipeline_platform.resources.warehouse_load import LoadSpec
 
 _DIALECT = RedshiftDialect_redshift_connector()
 

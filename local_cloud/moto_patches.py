@@ -1,0 +1,233 @@
+"""Every change the local cloud makes to moto, in one place, on and off together.
+
+moto stores much of what AWS acts on and leaves some hot paths slow; the local
+cloud changes exactly these methods (written against moto 5.2, which
+`pyproject.toml` pins to its minor version):
+
+- `CloudFormationBackend.execute_change_set`: moto swaps in the change set's
+  template but keeps the outputs parsed from the previous one, so a stack
+  created through a change set had no outputs and registered no exports (and
+  could not be deleted). The stack's outputs and exports are re-parsed after.
+- `Shard.get_max_sequence_number` / `get_min_sequence_number`: moto copies every
+  key of the shard on each `PutRecord` (2 ms per put at 60,000 records on a
+  2-core machine); its records are an insertion-ordered dict numbered upwards,
+  so both ends are read in constant time instead, with the same answers.
+- `DomainDispatcherApplication.get_backend_for_host`: moto works out which
+  service answers a host name on every request (about 0.7 ms, under a lock all
+  request threads share); the answer depends only on the host, so it is kept
+  per host. A host no service answers is not kept.
+- `IoTDataPlaneBackend.publish`: moto only records the message; it is recorded
+  and also handed to every `on_iot_data_publish` listener (the rules engine),
+  like a device's message arriving over MQTT.
+- `GlueBackend.start_crawler`: moto's checks and state, then every
+  `on_start_crawler` listener (the crawler runner crawls for real).
+- `FakeCrawler.as_dict`: `LastCrawl` as AWS reports it, the last finished crawl.
+- `LambdaBackend.send_kinesis_message`: moto would run the mapped function (in
+  Docker) synchronously inside every `PutRecord`; the event source mapping
+  runner invokes functions instead, as Lambda's pollers do.
+
+`install()` and `uninstall()` count their callers: the first install applies every
+patch and the last uninstall restores moto's own methods, whatever the order in
+which the local services of one process start and stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Called as `listener(backend, topic, payload_bytes)` after moto records an iot-data publish.
+on_iot_data_publish: list[Callable[[Any, str, bytes], None]] = []
+#: Called as `listener(backend, crawler)` after moto has started a crawl.
+on_start_crawler: list[Callable[[Any, Any], None]] = []
+
+# The crawl states that count as a finished crawl, and how AWS names them in LastCrawl.
+_LAST_CRAWL_STATUS = {"COMPLETED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "CANCELLED"}
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One method of one moto class and what replaces it."""
+
+    owner: type
+    name: str
+    replacement: Callable[..., Any]
+
+    @property
+    def key(self) -> str:
+        """`Class.method`, as `without()` names it."""
+        return f"{self.owner.__name__}.{self.name}"
+
+
+_lock = threading.RLock()
+_users = 0
+_originals: dict[str, Callable[..., Any]] = {}
+
+
+def original(key: str) -> Callable[..., Any]:
+    """moto's own method for `Class.method` (the patched one's fallback, and benchmarks')."""
+    if key not in _originals:
+        for patch in _patches():
+            _originals.setdefault(patch.key, getattr(patch.owner, patch.name))
+    return _originals[key]
+
+
+def install() -> None:
+    """Apply every patch (on the first call; later calls only count)."""
+    global _users
+    with _lock:
+        if _users == 0:
+            for patch in _patches():
+                _originals.setdefault(patch.key, getattr(patch.owner, patch.name))
+                setattr(patch.owner, patch.name, patch.replacement)
+        _users += 1
+
+
+def uninstall() -> None:
+    """Give moto back its own methods when the last installer is done."""
+    global _users
+    with _lock:
+        if _users == 0:
+            return
+        _users -= 1
+        if _users == 0:
+            for patch in _patches():
+                setattr(patch.owner, patch.name, _originals[patch.key])
+
+
+def is_installed() -> bool:
+    """Whether the patches are applied now."""
+    return _users > 0
+
+
+@contextlib.contextmanager
+def without(*keys: str) -> Iterator[None]:
+    """moto's own methods for `keys` (`Class.method`) inside the block; for benchmarks that
+    measure what a patch saves. Restored to the patched ones after."""
+    with _lock:
+        chosen = [p for p in _patches() if p.key in keys]
+        for patch in chosen:
+            setattr(patch.owner, patch.name, original(patch.key))
+    try:
+        yield
+    finally:
+        with _lock:
+            if _users:
+                for patch in chosen:
+                    setattr(patch.owner, patch.name, patch.replacement)
+
+
+# --- the replacements --------------------------------------------------------------
+
+
+def execute_change_set(self: Any, change_set_name: str, stack_name: str | None = None) -> Any:
+    """moto's ExecuteChangeSet, then the stack's outputs and exports re-parsed as AWS has them."""
+    result = original("CloudFormationBackend.execute_change_set")(self, change_set_name, stack_name)
+    for stack in self.stacks.values():
+        if stack.template and stack.template_dict != stack.parse_template(stack.template):
+            stack._parse_template()
+            stack.output_map = stack._create_output_map()
+            for export in stack.exports:
+                self.exports[export.name] = export
+    return result
+
+
+def _end_key(records: Any, reverse: bool) -> int:
+    while True:
+        try:
+            return next(reversed(records) if reverse else iter(records), 0)
+        except RuntimeError:  # another thread added a record between the two calls
+            continue
+
+
+def get_max_sequence_number(shard: Any) -> int:
+    """The shard's highest sequence number (0 when empty), without copying its keys."""
+    return _end_key(shard.records, reverse=True)
+
+
+def get_min_sequence_number(shard: Any) -> int:
+    """The shard's lowest sequence number (0 when empty), without copying its keys."""
+    return _end_key(shard.records, reverse=False)
+
+
+def get_backend_for_host(app: Any, host: str | None) -> Any:
+    """moto's answer for `host`, computed on the first request for it."""
+    known: dict[str | None, Any] = app.__dict__.setdefault("_backend_by_host", {})
+    backend = known.get(host)
+    if backend is None:
+        backend = original("DomainDispatcherApplication.get_backend_for_host")(app, host)
+        if backend is not None:
+            known[host] = backend
+    return backend
+
+
+def publish(self: Any, topic: str, payload: Any) -> None:
+    """moto's iot-data Publish (the message is recorded), then every listener."""
+    original("IoTDataPlaneBackend.publish")(self, topic, payload)
+    data = payload.encode() if isinstance(payload, str) else bytes(payload or b"")
+    for listener in list(on_iot_data_publish):
+        try:
+            listener(self, topic, data)
+        except Exception:  # the API call itself must still succeed
+            log.exception("handing an iot-data message to the rules engine failed")
+
+
+def start_crawler(self: Any, name: str) -> None:
+    """moto's StartCrawler (its checks and state), then every listener."""
+    original("GlueBackend.start_crawler")(self, name)
+    crawler = self.get_crawler(name)
+    for listener in list(on_start_crawler):
+        listener(self, crawler)
+
+
+def crawler_as_dict(crawler: Any) -> dict[str, Any]:
+    """moto's GetCrawler body with `LastCrawl` as AWS reports it (the last finished crawl)."""
+    data: dict[str, Any] = original("FakeCrawler.as_dict")(crawler)
+    finished = [c for c in crawler.crawls if c.status in _LAST_CRAWL_STATUS]
+    data.pop("LastCrawl", None)
+    if finished:
+        last = finished[-1]
+        data["LastCrawl"] = {
+            "Status": _LAST_CRAWL_STATUS[last.status],
+            "LogGroup": last.log_group,
+            "LogStream": last.log_stream,
+            "MessagePrefix": last.message_prefix,
+            "StartTime": last.start_time,
+        }
+        message = getattr(last, "error_message", None)
+        if message:
+            data["LastCrawl"]["ErrorMessage"] = message
+    return data
+
+
+def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
+    """Nothing: the event source mapping runner invokes mapped functions."""
+
+
+@functools.cache
+def _patches() -> tuple[Patch, ...]:
+    # Imported here: reading this module (for the listener lists) must not load moto.
+    from moto.awslambda.models import LambdaBackend
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.glue.models import FakeCrawler, GlueBackend
+    from moto.iotdata.models import IoTDataPlaneBackend
+    from moto.kinesis.models import Shard
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    return (
+        Patch(CloudFormationBackend, "execute_change_set", execute_change_set),
+        Patch(Shard, "get_max_sequence_number", get_max_sequence_number),
+        Patch(Shard, "get_min_sequence_number", get_min_sequence_number),
+        Patch(DomainDispatcherApplication, "get_backend_for_host", get_backend_for_host),
+        Patch(IoTDataPlaneBackend, "publish", publish),
+        Patch(GlueBackend, "start_crawler", start_crawler),
+        Patch(FakeCrawler, "as_dict", crawler_as_dict),
+        Patch(LambdaBackend, "send_kinesis_message", send_kinesis_message),
+    )

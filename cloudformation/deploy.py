@@ -306,7 +306,7 @@ def _parameter_list(
     unknown = sorted(set(values) - set(template_parameters))
     if unknown:
         raise DeployError(f"unknown parameter(s) {unknown}")
-    result = []
+    result: list[dict[str, Any]] = []
     missing = []
     for name, parameter in template_parameters.items():
         if name in values:
@@ -342,9 +342,13 @@ def _stack_status(cfn: Any, stack_name: str) -> str | None:
     return None if status == "DELETE_COMPLETE" else status
 
 
-def _wait_change_set(cfn: Any, stack_name: str, change_set: str, poll_seconds: float) -> dict:
+def _wait_change_set(
+    cfn: Any, stack_name: str, change_set: str, poll_seconds: float
+) -> dict[str, Any]:
     while True:
-        description = cfn.describe_change_set(StackName=stack_name, ChangeSetName=change_set)
+        description: dict[str, Any] = cfn.describe_change_set(
+            StackName=stack_name, ChangeSetName=change_set
+        )
         if description["Status"] in ("CREATE_COMPLETE", "FAILED"):
             return description
         time.sleep(poll_seconds)

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from cloudformation.naming import Naming
+from cloudformation.naming import ANALYTICS_STACK, STREAMING_STACK, Naming
 from cloudformation.outputs import StreamingOutput
 from cloudformation.package import LambdaPackage, build_package
 from cloudformation.stacks import STACKS, build_templates, render_compact
@@ -275,13 +275,13 @@ def _derived_parameters(
     naming: Naming,
 ) -> dict[str, str]:
     """Parameter values this module knows: the code location, other stacks' outputs."""
-    if purpose == "streaming":
+    if purpose == STREAMING_STACK:
         return {"CodeS3Bucket": artifacts, "CodeS3Key": package.s3_key}
-    if purpose == "analytics":
-        streaming = outputs.get("streaming")
+    if purpose == ANALYTICS_STACK:
+        streaming = outputs.get(STREAMING_STACK)
         if streaming is None:
             try:
-                streaming = stack_outputs(cfn, naming.stack("streaming"))
+                streaming = stack_outputs(cfn, naming.stack(STREAMING_STACK))
             except ClientError as error:
                 raise DeployError(
                     "the analytics stack needs the streaming stack's outputs; "

@@ -12,6 +12,9 @@ from typing import overload
 
 DEFAULT_ENV = "dev"
 DEFAULT_REGION = "ap-southeast-2"
+#: The two stacks' purposes: the `{purpose}` of their names and the keys of their outputs.
+STREAMING_STACK = "streaming"
+ANALYTICS_STACK = "analytics"
 #: The MQTT topic devices publish readings to (the streaming stack's default SensorTopic).
 SENSOR_TOPIC = "iot/sensors"
 #: What the analytics stack outputs as the Redshift names when DeployWarehouse is false.

@@ -35,10 +35,10 @@ from cloudformation.iam import (
     service_role,
 )
 from cloudformation.kms import USE_ACTIONS
-from cloudformation.naming import Naming
+from cloudformation.naming import ANALYTICS_STACK, STREAMING_STACK, Naming
 
 #: The stacks whose outputs the pipeline reads in `aws` mode.
-STACKS_THE_PIPELINE_READS = ("streaming", "analytics")
+STACKS_THE_PIPELINE_READS = (STREAMING_STACK, ANALYTICS_STACK)
 
 
 def add_copy_role(t: Template, naming: Naming, *, lake: Bucket, key_arn: AWSHelperFn) -> iam.Role:

@@ -271,7 +271,6 @@ def run_once(
         if moto_own:
             unpatched.enter_context(moto_patches.without(*MOTO_OWN))
         try:
-            assert cloud.rules is not None
             spawn = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
                 # Warm the child (interpreter start, imports) and the function (its cold
@@ -297,7 +296,7 @@ def run_once(
                     ).result()
                     cloud.wait_until_drained(timeout=max(120.0, seconds * 2))
             drained_s = time.monotonic() - started
-            rule_stats = dict(cloud.rules.stats)
+            rule_stats = cloud.rule_stats()
 
             kw = {"endpoint_url": endpoints.aws, "region_name": endpoints.region}
             dynamodb, s3 = boto3.client("dynamodb", **kw), boto3.client("s3", **kw)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import sys
@@ -266,6 +267,8 @@ class LocalCloud:
         )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
+        if self.fresh:
+            self._empty_state_dir()
         self._saved_environ = {k: os.environ.get(k) for k in _ENVIRON_KEYS}
         # Code in this process (the pipeline, boto3 made by libraries) reaches the
         # emulator through the standard variables.
@@ -295,6 +298,17 @@ class LocalCloud:
         )
         return self.endpoints
 
+    def _empty_state_dir(self) -> None:
+        """Everything a previous run kept (emulator state, checkpoints, warehouse, Dagster
+        instance, function logs) goes; the lock this cloud holds stays."""
+        for entry in self.state_dir.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
     def _start_service(self, log_progress: Any) -> dict[str, Any]:
         control, control_child = socket.socketpair()
         messages, messages_child = socket.socketpair()
@@ -319,8 +333,6 @@ class LocalCloud:
             "--messages-fd",
             str(messages_child.fileno()),
         ]
-        if self.fresh:
-            command.append("--fresh")
         try:
             self._process = subprocess.Popen(
                 command, pass_fds=(control_child.fileno(), messages_child.fileno())

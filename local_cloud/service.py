@@ -10,8 +10,9 @@ the event source mapping runner with the function (which read the shard from mot
 backend). This process and the one holding the broker each get an interpreter lock,
 so the local cloud uses two cores.
 
-Start-up: restore the saved state (unless `--fresh`), serve, deploy the stacks (or,
-with restored stacks, take their outputs), start the services, then say `ready`.
+Start-up: restore the saved state (`LocalCloud(fresh=True)` empties it first), serve,
+deploy the stacks (or, with restored stacks, take their outputs), start the services,
+then say `ready`.
 Stop: on `stop`, SIGTERM, or the parent's end (its connection closes, as after
 `kill -9`), stop taking work, finish what is queued, write a last snapshot and exit.
 SIGINT is left to the parent: Ctrl-C in a terminal reaches both, and the parent
@@ -114,10 +115,6 @@ class CloudService:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         snapshot_path = self.state_dir / SNAPSHOT_FILE
         esm_dir = self.state_dir / "esm"
-        if self.args.fresh:
-            snapshot_path.unlink(missing_ok=True)
-            for stale in esm_dir.glob("esm_checkpoints.sqlite*"):
-                stale.unlink()
         snapshot = read(snapshot_path)
         if snapshot is not None:
             self.progress(
@@ -282,7 +279,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--aws-port", type=int, default=defaults.AWS_PORT)
     parser.add_argument("--env", required=True)
     parser.add_argument("--region", default=defaults.REGION)
-    parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--snapshot-interval", type=float, required=True)
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--messages-fd", type=int, required=True)

@@ -335,6 +335,8 @@ def run_demo(
             "DEPLOYMENT_ENV": env,
             "AWS_ENDPOINT_URL": endpoints.aws,
             "WAREHOUSE_PATH": str(endpoints.warehouse),
+            # The demo's own Dagster instance, beside its own local cloud state.
+            "DAGSTER_HOME": str((state / "dagster").resolve()),
         }
         # dbt's and Dagster's own output (what the UI shows as a run's logs) goes to a file;
         # the console keeps the demo's steps and results.

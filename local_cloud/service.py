@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -175,10 +176,22 @@ class CloudService:
         )
         self._started.append(self.esm.start())
         esm = self.esm
+
+        def checkpoints() -> list[tuple[str, str, int]]:
+            # The runner's store while it runs; the file itself after it stopped (the
+            # last snapshot is taken then, with the final checkpoints).
+            if esm.checkpoints is not None:
+                return list(esm.checkpoints.all())
+            store = CheckpointStore(esm_dir)
+            try:
+                return store.all()
+            finally:
+                store.close()
+
         self.snapshotter = Snapshotter(
             snapshot_path,
             self.guard,
-            checkpoints=lambda: esm.checkpoints.all() if esm.checkpoints is not None else [],
+            checkpoints=checkpoints,
             interval=self.args.snapshot_interval,
             close_in_child=lambda: [s for s in (emulator.listening_socket,) if s is not None],
         ).start()
@@ -235,7 +248,7 @@ class CloudService:
 
     def serve(self) -> None:
         """Answer the parent's requests until `stop` or its end."""
-        handlers = {"drain": self.drain, "stats": self.stats}
+        handlers: dict[str, Callable[..., Any]] = {"drain": self.drain, "stats": self.stats}
         while True:
             try:
                 request = self.control.recv()

@@ -7,8 +7,10 @@ event source mappings' checkpoints taken at the same moment, to `<state dir>/emu
 
 - every `interval` seconds (default 2) when a request changed something since the last
   snapshot (`ChangeTracker` counts the requests that may write), and once more at a clean
-  stop. After `kill -9`, at most the changes of the last `interval` seconds plus the time
-  one snapshot takes to write are lost (`bound_seconds`).
+  stop. Snapshots never overlap: the next capture is `interval` seconds after the last
+  one was written. After `kill -9`, what is lost is at most what changed since the last
+  written snapshot's capture: `interval` plus twice the time a snapshot takes to write
+  (`bound_seconds`).
 - consistently: no request is in flight while the state is captured (`StateGuard`: every
   request holds it shared, the capture holds it exclusive), so a snapshot never holds half
   a request, and a shard's sequence numbers stay contiguous. The checkpoints are read
@@ -345,8 +347,9 @@ class Snapshotter:
 
     @property
     def bound_seconds(self) -> float:
-        """How much, at most, `kill -9` loses: the interval plus the last snapshot's time."""
-        return self.interval + self.last_seconds
+        """How many seconds of changes `kill -9` loses at most: from the capture of the last
+        written snapshot, through the interval, to the end of writing the next one."""
+        return self.interval + 2 * self.last_seconds
 
     def start(self) -> Snapshotter:
         """Snapshot in the background from now on."""

@@ -33,6 +33,16 @@ cloud changes exactly these methods (written against moto 5.2, which
 - `Item.__init__`: moto re-adds up every attribute's size as each attribute is
   added (quadratic in the attributes); the item's size is checked once instead,
   against the same limit, with the same error.
+- `Table.put_item`, `Table.delete_item`, `DynamoDBBackend.update_item`: moto's
+  writes, each also recorded (write time, keys, new and old image) in the
+  table's change journal while point-in-time recovery is on. Every DynamoDB
+  write call (PutItem, UpdateItem, DeleteItem, BatchWriteItem,
+  TransactWriteItems, PartiQL) ends in one of these three.
+- `DynamoHandler.export_table_to_point_in_time`, `describe_export`,
+  `list_exports`: moto ignores `ExportType`, writes one data file of the table
+  as it is now and no manifests; these answer as DynamoDB does, full and
+  incremental exports in DynamoDB's S3 layout with its manifests and its
+  validation errors (`local_cloud.dynamodb_exports`).
 
 `install()` and `uninstall()` count their callers: the first install applies every
 patch and the last uninstall restores moto's own methods, whatever the order in
@@ -260,12 +270,16 @@ def _patches() -> tuple[Patch, ...]:
     # Imported here: reading this module (for the listener lists) must not load moto.
     from moto.awslambda.models import LambdaBackend
     from moto.cloudformation.models import CloudFormationBackend
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
     from moto.glue.models import FakeCrawler, GlueBackend
     from moto.iotdata.models import IoTDataPlaneBackend
     from moto.kinesis.models import Shard
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from local_cloud import dynamodb_exports as exports
 
     return (
         Patch(CloudFormationBackend, "execute_change_set", execute_change_set),
@@ -278,4 +292,12 @@ def _patches() -> tuple[Patch, ...]:
         Patch(LambdaBackend, "send_kinesis_message", send_kinesis_message),
         Patch(DynamoHandler, "parse_parameters", parse_dynamodb_parameters),
         Patch(Item, "__init__", dynamodb_item_init),
+        Patch(Table, "put_item", exports.put_item),
+        Patch(Table, "delete_item", exports.delete_item),
+        Patch(DynamoDBBackend, "update_item", exports.update_item),
+        Patch(
+            DynamoHandler, "export_table_to_point_in_time", exports.export_table_to_point_in_time
+        ),
+        Patch(DynamoHandler, "describe_export", exports.describe_export),
+        Patch(DynamoHandler, "list_exports", exports.list_exports),
     )

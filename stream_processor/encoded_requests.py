@@ -8,16 +8,17 @@ calls `client.batch_write_item(...)` like any caller, with each item wrapped in
 an `EncodedItem`, and three handlers on the client's documented events
 (https://docs.aws.amazon.com/boto3/latest/guide/events.html) splice the text in:
 
-1. `before-parameter-build.dynamodb.BatchWriteItem`, registered last, so every
-   other handler (the Stubber's parameter check, tracers) has seen the real
-   parameters first. When every item is an `EncodedItem` and nothing but
-   `RequestItems` is asked for, the body is joined from the items' text and kept
-   in the request's context, and `RequestItems` becomes `{table: []}`: the
-   serialiser has nothing left to walk, and the table names stay for endpoint
-   rules and tracing.
-2. `before-call.dynamodb.BatchWriteItem` puts that body in the request dict,
-   before compression, checksums and signing: the signature, `before-send`
-   (where moto's `mock_aws` answers) and the wire all see exactly those bytes.
+1. `before-parameter-build`, registered last at the least specific level, so
+   it runs after every other handler of the event: the Stubber's parameter
+   check and any tracing or logging hook see the real parameters. When every
+   item is an `EncodedItem` and nothing but `RequestItems` is asked for, the
+   body is joined from the items' text and kept in the call's context, and
+   `RequestItems` becomes `{table: []}`: the serialiser has nothing left to
+   walk, and the table names stay for endpoint rules and tracing.
+2. `before-call`, as its first handler, puts that body in the request dict,
+   before compression, checksums and signing: every other `before-call`
+   handler, the signature, `before-sign`, `before-send` (where moto's
+   `mock_aws` answers) and the wire see exactly the bytes that are sent.
 3. `after-call.dynamodb.BatchWriteItem` checks DynamoDB's `x-amz-crc32` of the
    answer. botocore checks it only to decide on a retry, and ours are off: a
    damaged answer could hide `UnprocessedItems`, so it raises ChecksumError and
@@ -91,8 +92,12 @@ def _encoded_put(write: object) -> EncodedItem | None:
     return item if type(item) is EncodedItem else None
 
 
-def _carry_encoded_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+def _carry_encoded_body(
+    params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any
+) -> None:
     """before-parameter-build: join the body from encoded items; leave botocore nothing to walk."""
+    if model.name != "BatchWriteItem":
+        return
     request_items = params.get("RequestItems")
     if len(params) != 1 or not isinstance(request_items, Mapping):
         return  # something we did not build: botocore serialises it as usual
@@ -110,7 +115,10 @@ def _carry_encoded_body(params: dict[str, Any], context: dict[str, Any], **_: An
 
 
 def _send_encoded_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    """before-call: the joined body replaces the near-empty one botocore serialised."""
+    """before-call: the joined body replaces the near-empty one botocore serialised.
+
+    Only a call whose parameters `_carry_encoded_body` took has a body waiting.
+    """
     body = context.pop(_BODY_KEY, None)
     if body is not None:
         params["body"] = body
@@ -131,12 +139,11 @@ def _check_crc32(http_response: Any, **_: Any) -> None:
 def install(client: Any) -> None:
     """Register the three handlers on a DynamoDB client's events (once per client)."""
     events = client.meta.events
+    # botocore calls handlers of wildcard names first, then from the most specific name
+    # to the least: the bare name, registered last, is the last handler of the event,
+    # and `*.*` registered first is the first.
     events.register_last(
-        f"before-parameter-build.{_OPERATION}",
-        _carry_encoded_body,
-        unique_id=f"{_HANDLER_ID}-params",
+        "before-parameter-build", _carry_encoded_body, unique_id=f"{_HANDLER_ID}-params"
     )
-    events.register(
-        f"before-call.{_OPERATION}", _send_encoded_body, unique_id=f"{_HANDLER_ID}-body"
-    )
+    events.register_first("before-call.*.*", _send_encoded_body, unique_id=f"{_HANDLER_ID}-body")
     events.register(f"after-call.{_OPERATION}", _check_crc32, unique_id=f"{_HANDLER_ID}-crc32")

@@ -32,6 +32,8 @@ _NUMERIC_TEXT = re.compile(r"\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*
 _INTEGER_TEXT = re.compile(r"\s*[+-]?\d+\s*")
 _KNOWN_FIELDS = frozenset({c.DEVICE_ID, c.TIMESTAMP, c.TEMPERATURE, c.HUMIDITY})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: json.loads without its per-call argument checks (it calls this same decoder).
+_json_decode = json.JSONDecoder().decode
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 #: A str as JSON text, UTF-8 kept (json's C encoder, as `_ENCODE` uses for strings).
 _quote = json.encoder.encode_basestring
@@ -212,7 +214,7 @@ def _decode(data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise _Reject(c.INVALID_JSON, f"payload is not UTF-8 text ({error.reason})") from None
     try:
-        payload = json.loads(text)
+        payload = _json_decode(text)
     except ValueError as error:
         raise _Reject(c.INVALID_JSON, f"payload is not JSON: {error}") from None
     except RecursionError:
@@ -239,10 +241,19 @@ def _accept(
             f"device_id {str(device_id)[:64]!r} is not 1-128 characters of [A-Za-z0-9_.:-]",
         )
     raw_timestamp = payload.get(c.TIMESTAMP)
-    if raw_timestamp is None:
-        raise _Reject(c.MISSING_TIMESTAMP, "payload has no timestamp")
-    timestamp, seconds = parse_timestamp(raw_timestamp)
-    check_plausible(seconds, arrival, config)
+    seconds: float
+    if (
+        type(raw_timestamp) is int
+        and config.earliest_timestamp <= raw_timestamp <= arrival + config.max_clock_skew_s
+        and raw_timestamp <= MILLISECONDS_THRESHOLD
+    ):
+        # Most devices send whole epoch seconds: already normal and plausible.
+        timestamp, seconds = str(raw_timestamp), raw_timestamp
+    else:
+        if raw_timestamp is None:
+            raise _Reject(c.MISSING_TIMESTAMP, "payload has no timestamp")
+        timestamp, seconds = parse_timestamp(raw_timestamp)
+        check_plausible(seconds, arrival, config)
     reserved = c.RESERVED_ATTRIBUTES.intersection(payload)
     if reserved:
         raise _Reject(

@@ -14,9 +14,10 @@ moto's mock answers) counts them and the count is checked against the
 handler's own log line.
 
 Then: the handler alone over a range of batch sizes (the cost per record that
-chooses the stack's BatchSize), and the CPU botocore spends per BatchWriteItem
-with dict items against pre-encoded ones, short-circuited at `before-send` so no
-network is involved. `BENCH_PROFILE=1` also prints a CPU profile of one
+chooses the stack's BatchSize); the latency a batching window adds, through the
+local cloud's event source mapping runner; and the CPU botocore spends per
+BatchWriteItem with dict items against pre-encoded ones, short-circuited at
+`before-send` so no network is involved. `BENCH_PROFILE=1` also prints a CPU profile of one
 10,000-record run with its writes on the profiled thread.
 """
 
@@ -31,7 +32,11 @@ import os
 import pstats
 import random
 import statistics
+import sys
+import tempfile
 import time
+import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from decimal import Decimal
@@ -49,6 +54,8 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
 from botocore.awsrequest import AWSResponse
 
 from pipeline_platform.environ import overridden
+from pipeline_platform.local_cloud.emulator import LOCAL_CREDENTIALS, Emulator, free_port
+from pipeline_platform.local_cloud.esm_runner import EventSourceMappingRunner
 from stream_processor import contract, encoded_requests
 from stream_processor.aws_clients import make_client
 from stream_processor.config import (
@@ -70,6 +77,11 @@ REPEATS = {100: 5, 1_000: 2, 10_000: 1}
 #: Batch sizes for the cost-per-record sweep (the handler alone).
 SWEEP = (1, 10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000)
 ROUND_TRIP_S = 0.005
+#: Batching windows compared, at a shard rate that fills no batch of WINDOW_BATCH_SIZE.
+WINDOWS_S = (0, 1)
+WINDOW_BATCH_SIZE = 1_000
+WINDOW_RATE = 100  # records per second
+WINDOW_SECONDS = 6
 REGION = "ap-southeast-2"
 TABLE = "dynamodb-dev-apse2-iotdata-01"
 BUCKET = "s3-dev-apse2-quarantine-01"
@@ -424,8 +436,94 @@ def sweep(endpoint_url: str) -> None:
         )
 
 
+_DELIVERED: list[tuple[int, float]] = []
+
+
+def latency_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """Stub function for the window measurement: notes batch size and put-to-invoke latency."""
+    now = time.time()
+    records = event["Records"]
+    # The runner loads a private copy of this module, as a fresh sandbox would: note the
+    # deliveries in the instance the benchmark runs in.
+    delivered = sys.modules[__name__]._DELIVERED
+    delivered.extend(
+        (len(records), now - r["kinesis"]["approximateArrivalTimestamp"]) for r in records
+    )
+    return {"batchItemFailures": []}
+
+
+def _window_latency_once(endpoint: str, window_s: int) -> tuple[float, float, float]:
+    """(p50 s, p99 s, mean records per batch) of records put at WINDOW_RATE for a window."""
+    kw = {"endpoint_url": endpoint, "region_name": REGION}
+    name = f"window-{uuid.uuid4().hex[:8]}"
+    kinesis, lambda_ = boto3.client("kinesis", **kw), boto3.client("lambda", **kw)
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    arn = kinesis.describe_stream(StreamName=name)["StreamDescription"]["StreamARN"]
+    role = boto3.client("iam", **kw).create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("placeholder.py", "")
+    lambda_.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role["Role"]["Arn"],
+        Handler="benchmarks.bench_stream_processor.latency_handler",
+        Code={"ZipFile": code.getvalue()},
+    )
+    lambda_.create_event_source_mapping(
+        FunctionName=name,
+        EventSourceArn=arn,
+        StartingPosition="TRIM_HORIZON",
+        BatchSize=WINDOW_BATCH_SIZE,
+        MaximumBatchingWindowInSeconds=window_s,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+    )
+    _DELIVERED.clear()
+    with tempfile.TemporaryDirectory() as state:
+        runner = EventSourceMappingRunner(
+            endpoint, state_dir=state, mapping_filter=lambda m: m.stream_arn == arn
+        ).start()
+        try:
+            started = time.monotonic()
+            for i in range(WINDOW_RATE * WINDOW_SECONDS):
+                pause = started + i / WINDOW_RATE - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                kinesis.put_record(StreamName=name, Data=b"{}", PartitionKey="sensor")
+            runner.wait_until_drained(60)
+        finally:
+            runner.stop()
+    latencies = sorted(latency for _, latency in _DELIVERED)
+    batches = [size for size, _ in _DELIVERED]
+    return (
+        latencies[len(latencies) // 2],
+        latencies[int(len(latencies) * 0.99)],
+        len(batches) / sum(1 / size for size in batches),
+    )
+
+
+def window_latency() -> None:
+    """Put-to-invoke latency per batching window, on the local cloud's mapping runner."""
+    with overridden({**LOCAL_CREDENTIALS, "AWS_DEFAULT_REGION": REGION}):
+        emulator = Emulator(port=free_port()).start()
+        try:
+            print(
+                f"batching window, BatchSize {WINDOW_BATCH_SIZE}, {WINDOW_RATE} records/s on one"
+                " shard (local mapping runner, which polls every 20 ms; AWS polls a shard once a"
+                " second):"
+            )
+            for window_s in WINDOWS_S:
+                p50, p99, per_batch = _window_latency_once(emulator.endpoint_url, window_s)
+                print(
+                    f"  window {window_s} s: put-to-invoke p50 {p50 * 1000:6.0f} ms,"
+                    f" p99 {p99 * 1000:6.0f} ms, {per_batch:6.1f} records per batch"
+                )
+        finally:
+            emulator.stop()
+
+
 def main() -> None:
-    """Run the comparison, the visibility check, the batch size sweep and the request cost."""
+    """Run the comparison, the visibility check, the sweeps and the request cost."""
     server, endpoint_url = serve_in_subprocess(ROUND_TRIP_S)
     try:
         with overridden(FAKE_CREDENTIALS):
@@ -449,6 +547,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+    window_latency()
 
 
 if __name__ == "__main__":

@@ -424,7 +424,7 @@ def sweep(endpoint_url: str) -> None:
     samples: dict[int, list[float]] = {size: [] for size in SWEEP}
     for _ in range(5):
         for size in SWEEP:
-            for _ in range(max(1, 2_000 // size)):
+            for _ in range(max(1, min(200, 2_000 // size))):
                 samples[size].append(measure(processor.process, events[size])[0])
     processor.close()
     print("batch size sweep (handler only, median wall):")

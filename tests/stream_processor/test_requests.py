@@ -95,9 +95,10 @@ def test_lambda_entry_point_reads_its_settings_once(
     monkeypatch.setenv(contract.ENV_TABLE_NAME, cloud.config.table_name)
     monkeypatch.setenv(contract.ENV_QUARANTINE_BUCKET, cloud.config.quarantine_bucket)
 
-    first = handler_module.handler(kinesis_event([{"device_id": "a", "timestamp": 1}]), None)
+    reading = {"timestamp": 1700100000, "temperature": 21}
+    first = handler_module.handler(kinesis_event([{**reading, "device_id": "a"}]), None)
     monkeypatch.setenv(contract.ENV_TABLE_NAME, "some-other-table")
-    second = handler_module.handler(kinesis_event([{"device_id": "b", "timestamp": 2}]), None)
+    second = handler_module.handler(kinesis_event([{**reading, "device_id": "b"}]), None)
 
     assert first == second == {"batchItemFailures": []}
     assert [item["device_id"]["S"] for item in cloud.items()] == ["a", "b"]

@@ -10,7 +10,9 @@ SHARD_ID = "shardId-000000000000"
 STREAM_ARN = "arn:aws:kinesis:ap-southeast-2:123456789012:stream/kinesis-dev-apse2-iotdata-01"
 #: A realistic Kinesis sequence number; records count up from it.
 FIRST_SEQUENCE = 49590338271490256608559692538361571095921575989136588898
-ARRIVAL = 1700100000.25
+#: When the factory's records reached Kinesis: after the seed readings (2023-11-16 02:13:20 to
+#: 03:20 UTC), as a device's message arrives after it was read, on the same UTC day.
+ARRIVAL = 1700110000.25
 
 
 def sequence_number(index: int) -> str:

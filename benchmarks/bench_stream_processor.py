@@ -210,7 +210,7 @@ def powertools_baseline(endpoint_url: str) -> Callable[[dict[str, Any], object],
             item["alert_date"] = time.strftime("%Y-%m-%d", time.gmtime(int(timestamp)))
         state["writer"].put_item(Item=item)
 
-    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         state["quarantined"] = []
         with table.batch_writer(overwrite_by_pkeys=["device_id", "timestamp"]) as writer:
             state["writer"] = writer
@@ -224,7 +224,7 @@ def powertools_baseline(endpoint_url: str) -> Callable[[dict[str, Any], object],
                 Key=f"quarantine/{first}.jsonl",
                 Body="".join(json.dumps(line) + "\n" for line in state["quarantined"]).encode(),
             )
-        return response
+        return dict(response)
 
     return handler
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from local_cloud.defaults import HOST
 
@@ -28,3 +30,68 @@ def port_is_free(port: int, host: str = HOST) -> bool:
         except OSError:
             return False
     return True
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A port a command is about to listen on: what serves there, and how to choose another."""
+
+    port: int
+    #: What would listen there, e.g. "the AWS emulator".
+    what: str
+    #: The command-line option that picks another port, e.g. "--aws-port".
+    option: str
+
+
+class PortInUse(RuntimeError):
+    """Ports a command needs are taken; the message names each one and what to do."""
+
+    def __init__(self, taken: list[Listener], host: str) -> None:
+        self.taken = taken
+        lines = []
+        for listener in taken:
+            holder = holder_of(listener.port, host)
+            held = f", held by {holder}" if holder else ""
+            lines.append(
+                f"port {listener.port} ({listener.what}) is in use on {host}{held}; "
+                f"stop what holds it, or pass {listener.option} with a free port"
+            )
+        super().__init__("\n".join(lines))
+
+
+def require_free(listeners: Iterable[Listener], host: str = HOST) -> None:
+    """Raise `PortInUse`, naming every taken port at once, unless all of `listeners` are free.
+
+    Checked before anything starts, so a taken port fails the command in well under a
+    second and leaves nothing running.
+    """
+    wanted = list(listeners)
+    taken = [listener for listener in wanted if not port_is_free(listener.port, host)]
+    if taken:
+        raise PortInUse(taken, host)
+
+
+def holder_of(port: int, host: str = HOST) -> str | None:
+    """'pid N (command line)' of the process listening on `port`, when this user may see it."""
+    try:
+        import psutil
+    except ImportError:  # psutil comes with dagster; without it the message names no process
+        return None
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return None
+    for connection in connections:
+        if (
+            connection.status == psutil.CONN_LISTEN
+            and connection.laddr
+            and connection.laddr.port == port
+            and connection.laddr.ip in (host, "0.0.0.0", "::")
+            and connection.pid
+        ):
+            try:
+                command = " ".join(psutil.Process(connection.pid).cmdline()[:4])
+            except psutil.Error:
+                command = "?"
+            return f"pid {connection.pid} ({command})"
+    return None

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from local_cloud.defaults import HOST
 
+#: Where `free_port` looks first: registered ports well above the well-known ones.
+_FIRST_CHOSEN_PORT = 20_000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
 
 def free_port(host: str = HOST) -> int:
-    """Return a TCP port on `host` that nothing is listening on right now."""
+    """Return a TCP port on `host` that nothing is listening on right now.
+
+    Where the system says which ports it hands out to outgoing connections (Linux), the
+    port is chosen below that range: a port the kernel picked (bind to port 0) is one
+    of those, and on a busy machine a client connection elsewhere can take it between
+    this call and the server's bind ("address already in use").
+    """
+    try:
+        first_ephemeral = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 0
+    if first_ephemeral > _FIRST_CHOSEN_PORT:
+        chooser = random.SystemRandom()
+        for _ in range(100):
+            port = chooser.randrange(_FIRST_CHOSEN_PORT, first_ephemeral)
+            if port_is_free(port, host):
+                return port
     with socket.socket() as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
@@ -51,7 +73,7 @@ class PortInUse(RuntimeError):
         lines = []
         for listener in taken:
             holder = holder_of(listener.port, host)
-            held = f", held by {holder}" if holder else ""
+            held = f" (held by {holder})" if holder else ""
             lines.append(
                 f"port {listener.port} ({listener.what}) is in use on {host}{held}; "
                 f"stop what holds it, or pass {listener.option} with a free port"
@@ -71,8 +93,12 @@ def require_free(listeners: Iterable[Listener], host: str = HOST) -> None:
         raise PortInUse(taken, host)
 
 
+#: How much of the holder's command line a message shows.
+_COMMAND_CHARS = 100
+
+
 def holder_of(port: int, host: str = HOST) -> str | None:
-    """'pid N (command line)' of the process listening on `port`, when this user may see it."""
+    """'pid N: command line' of the process listening on `port`, when this user may see it."""
     try:
         import psutil
     except ImportError:  # psutil comes with dagster; without it the message names no process
@@ -90,8 +116,10 @@ def holder_of(port: int, host: str = HOST) -> str | None:
             and connection.pid
         ):
             try:
-                command = " ".join(psutil.Process(connection.pid).cmdline()[:4])
+                command = " ".join(" ".join(psutil.Process(connection.pid).cmdline()).split())
             except psutil.Error:
                 command = "?"
-            return f"pid {connection.pid} ({command})"
+            if len(command) > _COMMAND_CHARS:
+                command = command[: _COMMAND_CHARS - 3] + "..."
+            return f"pid {connection.pid}: {command}"
     return None

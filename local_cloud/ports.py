@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 from local_cloud.defaults import HOST
@@ -13,6 +12,22 @@ from local_cloud.defaults import HOST
 #: Where `free_port` looks first: registered ports well above the well-known ones.
 _FIRST_CHOSEN_PORT = 20_000
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: How much of the holder's command line a message shows.
+_COMMAND_CHARS = 100
+
+
+class PortInUse(RuntimeError):
+    """A port a local server needs is taken; the message names it, who holds it (when this
+    user may see that) and what to do."""
+
+    def __init__(self, port: int, what: str, host: str = HOST, hint: str = "") -> None:
+        self.port = port
+        self.what = what
+        self.host = host
+        holder = holder_of(port, host)
+        held = f" (held by {holder})" if holder else ""
+        advice = hint or "stop what holds it (another `pipeline-platform up`?) or pick another port"
+        super().__init__(f"port {port} for {what} is in use on {host}{held}: {advice}")
 
 
 def free_port(host: str = HOST) -> int:
@@ -54,47 +69,20 @@ def port_is_free(port: int, host: str = HOST) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Listener:
-    """A port a command is about to listen on: what serves there, and how to choose another."""
+def require_free(
+    ports: Mapping[str, int], host: str = HOST, hint: str | Mapping[str, str] = ""
+) -> None:
+    """Raise `PortInUse` for the first of `ports` (what -> port) nothing could listen on now.
 
-    port: int
-    #: What would listen there, e.g. "the AWS emulator".
-    what: str
-    #: The command-line option that picks another port, e.g. "--aws-port".
-    option: str
-
-
-class PortInUse(RuntimeError):
-    """Ports a command needs are taken; the message names each one and what to do."""
-
-    def __init__(self, taken: list[Listener], host: str) -> None:
-        self.taken = taken
-        lines = []
-        for listener in taken:
-            holder = holder_of(listener.port, host)
-            held = f" (held by {holder})" if holder else ""
-            lines.append(
-                f"port {listener.port} ({listener.what}) is in use on {host}{held}; "
-                f"stop what holds it, or pass {listener.option} with a free port"
-            )
-        super().__init__("\n".join(lines))
-
-
-def require_free(listeners: Iterable[Listener], host: str = HOST) -> None:
-    """Raise `PortInUse`, naming every taken port at once, unless all of `listeners` are free.
-
-    Checked before anything starts, so a taken port fails the command in well under a
-    second and leaves nothing running.
+    Checked before anything starts, so a command fails within a second and leaves nothing
+    running; the servers still report a bind that loses a race the same way. `hint` says
+    what to do: one text for every port, or one per `what` (e.g. the option that picks
+    another port for it).
     """
-    wanted = list(listeners)
-    taken = [listener for listener in wanted if not port_is_free(listener.port, host)]
-    if taken:
-        raise PortInUse(taken, host)
-
-
-#: How much of the holder's command line a message shows.
-_COMMAND_CHARS = 100
+    for what, port in ports.items():
+        if not port_is_free(port, host):
+            advice = hint if isinstance(hint, str) else hint.get(what, "")
+            raise PortInUse(port, what, host, advice)
 
 
 def holder_of(port: int, host: str = HOST) -> str | None:

@@ -4,7 +4,6 @@
 default), a range of them, or every partition so far, in a single run.
 """
 
-import os
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +12,7 @@ import dagster as dg
 
 from pipeline_platform.defs.jobs import BATCH_JOB
 from pipeline_platform.defs.partitions import DAILY
+from platform_tools.dagster_home import dagster_home
 
 
 class RunFailed(RuntimeError):
@@ -46,12 +46,10 @@ def partition_range(
 
 
 def _instance() -> dg.DagsterInstance:
-    # A persistent instance when DAGSTER_HOME says where; else a throwaway one.
-    return (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
+    # The instance `ui` uses too (under the state dir unless DAGSTER_HOME says where), so
+    # runs, windows processed and cursors outlive the process, as in a deployment.
+    home = dagster_home()
+    return dg.DagsterInstance.from_config(str(home))
 
 
 def summarise(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) -> dict[str, Any]:
@@ -123,9 +121,9 @@ def materialize(
             if e.event_type_value == "STEP_FAILURE" and e.event_specific_data.error
         ]
         interrupted = any(
-            e.event_specific_data.error.cls_name == _INTERRUPTED_ERROR
+            e.step_failure_data.error.cls_name == _INTERRUPTED_ERROR
             for e in result.all_events
-            if e.event_type_value == "STEP_FAILURE" and e.event_specific_data.error
+            if e.is_step_failure and e.step_failure_data.error
         )
         kind = RunInterrupted if interrupted else RunFailed
         raise kind(f"batch run failed in {failed}: {' | '.join(errors)}")

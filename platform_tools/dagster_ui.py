@@ -25,7 +25,7 @@ from pathlib import Path
 
 from local_cloud import defaults
 from local_cloud.cloud import Endpoints, LocalCloud
-from local_cloud.ports import Listener, require_free
+from local_cloud.ports import require_free
 from pipeline_platform.environment import (
     ENV_ENDPOINT_URL,
     ENV_PLATFORM_ENV,
@@ -34,7 +34,13 @@ from pipeline_platform.environment import (
     Environment,
 )
 from platform_tools import device_simulator
-from platform_tools.interrupts import Interrupted, stop_on_signals
+from platform_tools.dagster_home import dagster_home
+from platform_tools.stopping import (
+    TOOL_STOP_GRACE_SECONDS,
+    StopRequested,
+    stop_on_signals,
+    terminate_descendants,
+)
 
 DEFAULT_UI_PORT = 3000
 HOST = "127.0.0.1"
@@ -45,20 +51,6 @@ _FLEET_ROUND_SECONDS = 2.0
 _UI_START_TIMEOUT = 180.0
 # `dagster dev` gives its webserver and daemon this long to stop, then we do not wait.
 _STOP_GRACE_SECONDS = 8.0
-# The instance's settings. A laptop or CI runner offline must not wait on telemetry, and a
-# run launched from the UI waits in the queue until the daemon next looks (every 5 s by
-# default): once a second is enough for one user. Written when absent, or when it is the
-# file an earlier version wrote; a file the user edited is theirs.
-_DAGSTER_YAML = """\
-telemetry:
-  enabled: false
-run_coordinator:
-  module: dagster.core.run_coordinator
-  class: QueuedRunCoordinator
-  config:
-    dequeue_interval_seconds: 1
-"""
-_EARLIER_DAGSTER_YAMLS = ("telemetry:\n  enabled: false\n",)
 
 
 class UiError(RuntimeError):
@@ -111,11 +103,7 @@ class Fleet:
 
 def dagster_environment(endpoints: Endpoints, state_dir: Path) -> dict[str, str]:
     """The child's environment: this process's, plus the local cloud, warehouse and instance."""
-    home = (state_dir / "dagster").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() in _EARLIER_DAGSTER_YAMLS:
-        config.write_text(_DAGSTER_YAML)
+    home = dagster_home(state_dir)
     return {
         **os.environ,
         ENV_PLATFORM_ENV: Environment.LOCAL.value,
@@ -227,12 +215,16 @@ def run_ui(
     if devices < 1 or rate <= 0:
         raise UiError(f"a fleet needs a device and a positive rate, got {devices} and {rate}")
     require_free(
-        [
-            Listener(port, "the Dagster UI", "--port"),
-            Listener(aws_port, "the AWS emulator", "--aws-port"),
-            Listener(mqtt_port, "the MQTT broker", "--mqtt-port"),
-        ],
+        {"the Dagster UI": port, "the AWS emulator": aws_port, "the MQTT broker": mqtt_port},
         HOST,
+        hint={
+            what: f"stop what holds it (another `pipeline-platform ui` or `up`?), or pass {option}"
+            for what, option in (
+                ("the Dagster UI", "--port"),
+                ("the AWS emulator", "--aws-port"),
+                ("the MQTT broker", "--mqtt-port"),
+            )
+        },
     )
     state = Path(state_dir)
     cloud = LocalCloud(state_dir=state, aws_port=aws_port, mqtt_port=mqtt_port)
@@ -242,9 +234,10 @@ def run_ui(
     def force() -> None:
         if dagster is not None:
             kill_process_group(dagster)
+        terminate_descendants()  # the local cloud's AWS side stops on SIGTERM, state saved
 
     code = 0
-    with stop_on_signals(force=force) as signals:
+    with stop_on_signals(grace=TOOL_STOP_GRACE_SECONDS, force=force) as signals:
         try:
             endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
             print(f"... starting a fleet: {devices} devices, {rate:g} readings/s", flush=True)
@@ -261,7 +254,7 @@ def run_ui(
             dagster.wait()
             print(f"dagster dev exited with code {dagster.returncode}", flush=True)
             code = 1
-        except Interrupted as interrupted:
+        except StopRequested as interrupted:
             print(f"{interrupted} received", flush=True)
         finally:
             signals.stopping()

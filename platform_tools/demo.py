@@ -38,7 +38,13 @@ from local_cloud.cloud import Endpoints, LocalCloud
 from local_cloud.ports import free_port, port_is_free
 from pipeline_platform.env_override import overridden
 from platform_tools import device_simulator
-from platform_tools.interrupts import INTERRUPTED_EXIT, Interrupted, SignalStop, stop_on_signals
+from platform_tools.stopping import (
+    INTERRUPTED_EXIT,
+    TOOL_STOP_GRACE_SECONDS,
+    SignalStop,
+    StopRequested,
+    stop_on_signals,
+)
 
 #: The payloads of the original project's "Testing" section, in its order.
 SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
@@ -185,12 +191,12 @@ def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any]) -> StageCounts:
     """Count every stage and check that the counts add up."""
     endpoints = cloud.endpoints
-    assert endpoints is not None and cloud.rules is not None
+    assert endpoints is not None
     streaming = endpoints.outputs["streaming"]
     s3 = boto3.client("s3", endpoint_url=endpoints.aws, region_name=endpoints.region)
     ddb = boto3.client("dynamodb", endpoint_url=endpoints.aws, region_name=endpoints.region)
     bucket = streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]
-    stats = cloud.rules.stats
+    stats = cloud.rule_stats()
     published = traffic["seed"] + traffic["fleet"].published
     _, quarantined = _count_lines(s3, bucket, streaming[StreamingOutput.QUARANTINE_PREFIX])
     rule_errors, _ = _count_lines(s3, bucket, streaming[StreamingOutput.RULE_ERRORS_PREFIX])
@@ -308,11 +314,11 @@ def run_demo(
     1 otherwise, 130 when Ctrl-C or SIGTERM stopped it (its local cloud stopped first)."""
     from platform_tools.batch_runs import RunInterrupted
 
-    with stop_on_signals() as signals:
+    with stop_on_signals(grace=TOOL_STOP_GRACE_SECONDS) as signals:
         try:
             return _run_demo(devices, readings, state_dir, env, signals)
-        except (Interrupted, RunInterrupted) as interrupted:
-            name = interrupted if isinstance(interrupted, Interrupted) else "an interrupt"
+        except (StopRequested, RunInterrupted) as interrupted:
+            name = interrupted if isinstance(interrupted, StopRequested) else "an interrupt"
             print(f"stopped: {name} received", flush=True)
             return INTERRUPTED_EXIT
 
@@ -345,7 +351,7 @@ def _run_demo(
         step(f"publishing the seed payloads and {readings} readings from {devices} devices")
         traffic = publish_traffic(endpoints, devices, readings)
         if traffic["fleet"].interrupted:
-            raise Interrupted(signals.signum or signal.SIGINT)
+            raise StopRequested(signals.signum or signal.SIGINT)
         step("waiting for the stream to drain")
         cloud.wait_until_drained(timeout=120)
         ranges = day_ranges(traffic)
@@ -358,6 +364,8 @@ def _run_demo(
             "DEPLOYMENT_ENV": env,
             "AWS_ENDPOINT_URL": endpoints.aws,
             "WAREHOUSE_PATH": str(endpoints.warehouse),
+            # The demo's own Dagster instance, beside its own local cloud state.
+            "DAGSTER_HOME": str((state / "dagster").resolve()),
         }
         # dbt's and Dagster's own output (what the UI shows as a run's logs) goes to a file;
         # the console keeps the demo's steps and results.

@@ -29,7 +29,7 @@ import boto3
 import paho.mqtt.client as mqtt
 
 from local_cloud import defaults
-from platform_tools.interrupts import Interrupted
+from platform_tools.stopping import StopRequested
 from stream_processor import contract
 
 # Reading kinds the simulator produces. Anomalies are chosen to trip the stream
@@ -367,7 +367,7 @@ def simulate(
     drift; when the publisher falls behind it catches up without sleeping. Returns the
     counts by kind once every message has been acknowledged (or ``ack_timeout`` passed).
 
-    ``stop`` being set, or Ctrl-C / SIGTERM (``Interrupted``) while sending, ends the
+    ``stop`` being set, or Ctrl-C / SIGTERM (``StopRequested``) while sending, ends the
     sending early: the summary then says ``interrupted`` and counts what was sent, and the
     acknowledgements of those messages are awaited for two seconds at most.
     """
@@ -412,7 +412,7 @@ def simulate(
                 summary.by_kind[kind] += 1
                 summary.acknowledged = acks.count
                 reporter.update(summary, time.monotonic() - start)
-        except (Interrupted, KeyboardInterrupt):
+        except (StopRequested, KeyboardInterrupt):
             summary.interrupted = True
         summary.duration_s = time.monotonic() - start
         grace = min(ack_timeout, _ACK_GRACE_AFTER_STOP_S) if summary.interrupted else ack_timeout

@@ -127,7 +127,7 @@ def test_readme_commands_work_in_a_fresh_shell_with_no_aws_variables(
         "materialize",
         "--partition",
         "2023-11-16",
-        env={**shell, "WAREHOUSE_PATH": str(warehouse)},
+        env={**shell, "WAREHOUSE_PATH": str(warehouse), "DAGSTER_HOME": str(tmp_path)},
         timeout=600,
     )
 

@@ -80,7 +80,7 @@ def test_ui_with_a_taken_port_fails_at_once_naming_it(taken_port: int, tmp_path:
 
     assert result.returncode == 1, result.stdout + result.stderr
     message = result.stderr
-    assert f"port {taken_port} (the Dagster UI) is in use" in message
+    assert f"port {taken_port} for the Dagster UI is in use" in message
     assert "held by pid" in message
     assert "--port" in message
     assert "Traceback" not in message

@@ -283,7 +283,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
             devices=args.devices,
             rate=args.rate,
         )
-    except (PortInUse, UiError) as error:
+    except PortInUse as error:
+        # As `up` does: a taken port exits 2, before anything started.
+        print(f"pipeline-platform ui: {error}", file=sys.stderr)
+        return 2
+    except UiError as error:
         _fail(args, error)
 
 

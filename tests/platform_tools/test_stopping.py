@@ -61,8 +61,8 @@ def broker() -> Iterator[tuple[MqttBroker, list[InboundMessage]]]:
 def test_ui_with_a_taken_port_fails_at_once_naming_it(taken_port: int, tmp_path: Path) -> None:
     """GIVEN a port another program listens on
     WHEN `pipeline-platform ui --port` asks for it
-    THEN it exits 1 at once, before starting anything, and says which port is taken for
-    what, who holds it, and which option picks another."""
+    THEN it exits 2 at once (as `up` does), before starting anything, and says which
+    port is taken for what, who holds it, and which option picks another."""
     state = tmp_path / "state"
 
     result = run_cli(
@@ -78,7 +78,7 @@ def test_ui_with_a_taken_port_fails_at_once_naming_it(taken_port: int, tmp_path:
         timeout=30,
     )
 
-    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
     message = result.stderr
     assert f"port {taken_port} for the Dagster UI is in use" in message
     assert "held by pid" in message

@@ -9,7 +9,7 @@ the run ended. The same flow as the browser test (`tests/support/dagster_ui.py`)
 
 Printed per run: click to success (what the user waits), and from Dagster's own records
 the run's queue and launch time (created -> started) and its execution (started -> ended),
-and whether its steps ran in the run's own process. Settings (environment):
+each step's time, and whether its steps ran in the run's own process. Settings (environment):
 `BENCH_UI_RUNS` (default 3). Goal: a day of a 20-device fleet in at most 30 s on a
 2-core machine. Run alone with `.venv/bin/python -m benchmarks dagster_ui`.
 """
@@ -139,6 +139,17 @@ def main() -> None:
                             f"started -> ended {executed:5.1f} s; steps "
                             f"{'in the run process' if in_process else 'in processes of their own'}"
                             f"; partition {record['tags'].get('dagster/partition', '?')})"
+                        )
+                        steps = sorted(
+                            (s for s in record["stepStats"] if s["startTime"] and s["endTime"]),
+                            key=lambda s: s["startTime"],
+                        )
+                        print(
+                            "    steps: "
+                            + ", ".join(
+                                f"{s['stepKey']} {s['endTime'] - s['startTime']:.1f} s"
+                                for s in steps
+                            )
                         )
                         if launched.status != "Success":
                             print(ui.log_tail())

@@ -105,19 +105,22 @@ def start_ui(state_dir: Path, timeout: float = UI_START_TIMEOUT) -> RunningUi:
         process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{aws_port}", mqtt_port, log
     )
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if READY in log.read_text(errors="replace"):
-            return ui
-        if process.poll() is not None:
-            raise UiNotReady(
-                f"pipeline-platform ui exited with {process.returncode}:\n{ui.log_tail()}"
-            )
-        time.sleep(0.5)
     try:
-        ui.stop()
-    except subprocess.TimeoutExpired:
-        ui.kill()
-    raise UiNotReady(f"pipeline-platform ui not ready in {timeout:.0f} s:\n{ui.log_tail()}")
+        while time.monotonic() < deadline:
+            if READY in log.read_text(errors="replace"):
+                return ui
+            if process.poll() is not None:
+                raise UiNotReady(
+                    f"pipeline-platform ui exited with {process.returncode}:\n{ui.log_tail()}"
+                )
+            time.sleep(0.5)
+        raise UiNotReady(f"pipeline-platform ui not ready in {timeout:.0f} s:\n{ui.log_tail()}")
+    except BaseException:  # not ready, or the caller interrupted: leave nothing running
+        try:
+            ui.stop()
+        except subprocess.TimeoutExpired:
+            ui.kill()
+        raise
 
 
 def launch_chromium(playwright: Playwright) -> Browser:
@@ -190,6 +193,7 @@ query Run($runId: ID!) {
       startTime
       endTime
       tags { key value }
+      stepStats { stepKey startTime endTime }
       eventConnection { events { __typename ... on MessageEvent { message } } }
     }
   }
@@ -198,7 +202,7 @@ query Run($runId: ID!) {
 
 
 def run_record(ui_url: str, run_id: str) -> dict[str, Any]:
-    """The run as Dagster's GraphQL API reports it: status, times, tags and log messages."""
+    """The run as Dagster's GraphQL API reports it: status, times, tags, steps and log messages."""
     request = urllib.request.Request(
         f"{ui_url}/graphql",
         data=json.dumps({"query": _RUN_QUERY, "variables": {"runId": run_id}}).encode(),

@@ -34,7 +34,7 @@ from typing import Any
 import boto3
 
 from cloudformation.deploy import deploy
-from cloudformation.naming import DEFAULT_ENV, Naming
+from cloudformation.naming import ANALYTICS_STACK, DEFAULT_ENV, Naming
 from local_cloud import defaults
 from local_cloud.iot_rules import InboundMessage
 from local_cloud.persistence import DEFAULT_INTERVAL_S
@@ -68,7 +68,7 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
         try:
             outputs = deploy(
                 naming,
-                parameters={"analytics": LOCAL_ANALYTICS_PARAMETERS},
+                parameters={ANALYTICS_STACK: LOCAL_ANALYTICS_PARAMETERS},
                 session=session,
                 poll_seconds=0.1,
             )

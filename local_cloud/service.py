@@ -36,6 +36,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from cloudformation.naming import STREAMING_STACK
 from local_cloud import defaults
 from local_cloud.persistence import (
     SNAPSHOT_FILE,
@@ -154,7 +155,7 @@ class CloudService:
             for o in outputs.values()
             if StreamingOutput.TOPIC_RULE_NAME in o
         }
-        account = outputs["streaming"][StreamingOutput.STREAM_ARN].split(":")[4]
+        account = outputs[STREAMING_STACK][StreamingOutput.STREAM_ARN].split(":")[4]
         targets = EmulatorTargets(endpoint, self.naming.region, account, state_guard=self.guard)
         self.rules = RulesEngine(
             endpoint,
@@ -166,7 +167,7 @@ class CloudService:
         self._started.append(self.rules)
         hook = IotDataPublishHook(self.rules.submit, region=self.naming.region)
         self._started.append(hook.start())
-        stream_arn = outputs["streaming"][StreamingOutput.STREAM_ARN]
+        stream_arn = outputs[STREAMING_STACK][StreamingOutput.STREAM_ARN]
         self.esm = EventSourceMappingRunner(
             endpoint,
             self.naming.region,

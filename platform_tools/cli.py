@@ -13,6 +13,7 @@ import urllib.parse
 from pathlib import Path
 from typing import NoReturn
 
+from cloudformation.naming import STREAMING_STACK
 from cloudformation.outputs import StreamingOutput
 from local_cloud.defaults import (
     AWS_PORT,
@@ -131,7 +132,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         try:
             endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
-            streaming = endpoints.outputs["streaming"]
+            streaming = endpoints.outputs[STREAMING_STACK]
             print(f"AWS endpoint      {endpoints.aws}   (aws --endpoint-url {endpoints.aws} ...)")
             print(f"MQTT broker       {endpoints.mqtt_host}:{endpoints.mqtt_port}")
             print(f"Table             {streaming[StreamingOutput.TABLE_NAME]}")

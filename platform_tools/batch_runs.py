@@ -19,6 +19,14 @@ class RunFailed(RuntimeError):
     """The batch run failed; the message names the failed steps."""
 
 
+class RunInterrupted(RunFailed):
+    """Ctrl-C or SIGTERM stopped the run (Dagster takes both signals while a run executes)."""
+
+
+#: The error Dagster gives the steps it stopped on Ctrl-C or SIGTERM.
+_INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
+
+
 def partition_range(
     partition: str | None, all_partitions: bool, last: str | None = None
 ) -> tuple[str, str]:
@@ -112,5 +120,11 @@ def materialize(
             for e in result.all_events
             if e.event_type_value == "STEP_FAILURE" and e.event_specific_data.error
         ]
-        raise RunFailed(f"batch run failed in {failed}: {' | '.join(errors)}")
+        interrupted = any(
+            e.step_failure_data.error.cls_name == _INTERRUPTED_ERROR
+            for e in result.all_events
+            if e.is_step_failure and e.step_failure_data.error
+        )
+        kind = RunInterrupted if interrupted else RunFailed
+        raise kind(f"batch run failed in {failed}: {' | '.join(errors)}")
     return summary

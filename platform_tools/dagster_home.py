@@ -15,8 +15,20 @@ from local_cloud import defaults
 
 #: The instance's folder inside a state dir.
 DAGSTER_FOLDER = "dagster"
-# Written once: a laptop or CI runner offline must not wait on telemetry.
-_DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# The instance's settings. A laptop or CI runner offline must not wait on telemetry, and a
+# run launched from the UI waits in the queue until the daemon next looks (every 5 s by
+# default): once a second is enough for one user. Written when absent, or when it is the
+# file an earlier version wrote; a file the user edited is theirs.
+_DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+"""
+_EARLIER_DAGSTER_YAMLS = ("telemetry:\n  enabled: false\n",)
 
 
 def dagster_home(state_dir: Path | str = defaults.STATE_DIR) -> Path:
@@ -25,6 +37,6 @@ def dagster_home(state_dir: Path | str = defaults.STATE_DIR) -> Path:
     home = Path(configured) if configured else (Path(state_dir) / DAGSTER_FOLDER).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
+    if not config.exists() or config.read_text() in _EARLIER_DAGSTER_YAMLS:
         config.write_text(_DAGSTER_YAML)
     return home

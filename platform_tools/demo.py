@@ -9,6 +9,11 @@
    hourly metrics and device health from the marts;
 6. write an HTML report with charts;
 7. exit non-zero when anything does not reconcile.
+
+The demo listens on the local cloud's usual ports when they are free, and on free
+ones otherwise: it keeps its own state and stops everything when it ends, so it
+runs beside a `pipeline-platform up` or `ui` the user left running. Ctrl-C or
+SIGTERM, in any phase, stops it within seconds (status 130).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -32,6 +38,13 @@ from local_cloud.cloud import Endpoints, LocalCloud
 from local_cloud.ports import free_port, port_is_free
 from pipeline_platform.env_override import overridden
 from platform_tools import device_simulator
+from platform_tools.stopping import (
+    INTERRUPTED_EXIT,
+    TOOL_STOP_GRACE_SECONDS,
+    SignalStop,
+    StopRequested,
+    stop_on_signals,
+)
 
 #: The payloads of the original project's "Testing" section, in its order.
 SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
@@ -298,8 +311,22 @@ def run_demo(
     env: str = DEFAULT_ENV,
 ) -> int:
     """Run the demo in `state_dir` (default `DEMO_STATE_DIR`); 0 when every stage reconciles,
-    1 otherwise."""
-    from platform_tools.batch_runs import RunFailed, materialize
+    1 otherwise, 130 when Ctrl-C or SIGTERM stopped it (its local cloud stopped first)."""
+    from platform_tools.batch_runs import RunInterrupted
+
+    with stop_on_signals(grace=TOOL_STOP_GRACE_SECONDS) as signals:
+        try:
+            return _run_demo(devices, readings, state_dir, env, signals)
+        except (StopRequested, RunInterrupted) as interrupted:
+            name = interrupted if isinstance(interrupted, StopRequested) else "an interrupt"
+            print(f"stopped: {name} received", flush=True)
+            return INTERRUPTED_EXIT
+
+
+def _run_demo(
+    devices: int, readings: int, state_dir: str | Path | None, env: str, signals: SignalStop
+) -> int:
+    from platform_tools.batch_runs import RunFailed, RunInterrupted, materialize
     from platform_tools.demo_report import write_report
 
     state = Path(state_dir or DEMO_STATE_DIR).resolve()
@@ -323,6 +350,8 @@ def run_demo(
         )
         step(f"publishing the seed payloads and {readings} readings from {devices} devices")
         traffic = publish_traffic(endpoints, devices, readings)
+        if traffic["fleet"].interrupted:
+            raise StopRequested(signals.signum or signal.SIGINT)
         step("waiting for the stream to drain")
         cloud.wait_until_drained(timeout=120)
         ranges = day_ranges(traffic)
@@ -353,12 +382,15 @@ def run_demo(
                         for first, last in ranges
                     ]
                 )
+        except RunInterrupted:
+            raise
         except RunFailed:
             step(f"the batch run failed; dbt's and Dagster's output is in {batch_log}")
             raise
         step("reconciling")
         result = reconcile(cloud, traffic, batch)
     finally:
+        signals.stopping()
         cloud.stop()
 
     print("\nBatch side, per asset:")

@@ -162,6 +162,10 @@ def _invalid_time(message: str) -> ExportError:
 # --- images as DynamoDB JSON ----------------------------------------------------------
 
 
+#: Attribute types whose DynamoDB JSON is not simply {type: value}.
+_NESTED = frozenset({"M", "L", "B", "BS"})
+
+
 def _attribute(value: Any) -> dict[str, Any]:
     """One moto DynamoType as a DynamoDB JSON attribute value."""
     kind = value.type
@@ -177,13 +181,32 @@ def _attribute(value: Any) -> dict[str, Any]:
     return {kind: inner}
 
 
+def _image(item: Any) -> dict[str, Any]:
+    image = {}
+    for name, value in item.attrs.items():
+        kind = value.type
+        image[name] = _attribute(value) if kind in _NESTED else {kind: value.value}
+    return image
+
+
 def image_json(item: Any) -> str:
     """The item's attributes as DynamoDB JSON text, kept on the item for the next export."""
     text: str | None = item.__dict__.get(_IMAGE_ATTR)
     if text is None:
-        text = _ENCODE({name: _attribute(value) for name, value in item.attrs.items()})
+        text = _ENCODE(_image(item))
         item.__dict__[_IMAGE_ATTR] = text
     return text
+
+
+def _image_and_keys(table: Any, item: Any) -> tuple[str, str]:
+    """The item's image (made afresh and kept on it) and its primary key, as DynamoDB JSON."""
+    image = _image(item)
+    text = _ENCODE(image)
+    item.__dict__[_IMAGE_ATTR] = text
+    keys = {table.hash_key_attr: image[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        keys[table.range_key_attr] = image[table.range_key_attr]
+    return text, _ENCODE(keys)
 
 
 def _forget_image(item: Any) -> None:
@@ -207,7 +230,7 @@ Change = tuple[int, str, str | None, str | None]
 class _Segment(NamedTuple):
     first_us: int
     last_us: int
-    count: int
+    writes: int
     blob: bytes  # zlib(marshal(list of Change))
 
 
@@ -249,7 +272,12 @@ class ChangeJournal:
 
     def __len__(self) -> int:
         with self.lock:
-            return len(self._open) + sum(s.count for s in self._sealed)
+            return len(self._open) + sum(s.writes for s in self._sealed)
+
+    def compressed_bytes(self) -> int:
+        """Bytes the sealed (compressed) segments take."""
+        with self.lock:
+            return sum(len(s.blob) for s in self._sealed)
 
     def record(self, keys: str, new: str | None, old: str | None, horizon_us: int) -> int:
         """Append one write; returns its write time. Segments wholly before `horizon_us`
@@ -347,14 +375,24 @@ def _record(
 # --- the write hooks (installed by moto_patches) --------------------------------------
 
 
-def _current_item(table: Any, item_attrs: dict[str, Any]) -> Any:
-    """The item now stored under the keys of `item_attrs`, if the keys make sense."""
+def _key_value(attribute: dict[str, Any]) -> Any:
+    """A moto DynamoType for a key attribute, without the checks moto's constructor makes
+    (moto's own put_item makes them, and answers a malformed key with the proper error)."""
     from moto.dynamodb.models.dynamo_type import DynamoType
 
+    ((kind, inner),) = attribute.items()
+    value = DynamoType.__new__(DynamoType)
+    value.type, value.value = kind, inner
+    return value
+
+
+def _current_item(table: Any, item_attrs: dict[str, Any]) -> Any:
+    """The item now stored under the keys of `item_attrs`, if the keys make sense."""
     try:
-        hash_key = DynamoType(item_attrs[table.hash_key_attr])
-        range_key = DynamoType(item_attrs[table.range_key_attr]) if table.range_key_attr else None
-        return table.get_item(hash_key, range_key)
+        stored = table.items.get(_key_value(item_attrs[table.hash_key_attr]))
+        if table.range_key_attr is None or stored is None:
+            return stored
+        return stored.get(_key_value(item_attrs[table.range_key_attr]))
     except Exception:  # moto's own put_item answers malformed keys with the proper error
         return None
 
@@ -369,7 +407,15 @@ def put_item(table: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) 
         before = _current_item(table, item_attrs)
         item = put(table, item_attrs, *args, **kwargs)
         old = image_json(before) if before is not None else None
-        _record(journal, table, keys_json(table, item), image_json(item), old)
+        try:
+            # The request's attributes are the item's, already DynamoDB JSON: one encode.
+            new = _ENCODE(item_attrs)
+            names = [table.hash_key_attr, *([table.range_key_attr] if table.range_key_attr else [])]
+            keys = _ENCODE({name: item_attrs[name] for name in names})
+            item.__dict__[_IMAGE_ATTR] = new
+        except TypeError:  # binary values: moto keeps bytes, the image needs base64
+            new, keys = _image_and_keys(table, item)
+        _record(journal, table, keys, new, old)
     return item
 
 
@@ -409,8 +455,8 @@ def update_item(
         finally:
             _inside_update.active = False
         if journal is not None:
-            _forget_image(item)
-            _record(journal, table, keys_json(table, item), image_json(item), old)
+            new, keys = _image_and_keys(table, item)
+            _record(journal, table, keys, new, old)
     return item
 
 

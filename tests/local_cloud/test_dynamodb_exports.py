@@ -24,7 +24,7 @@ import time_machine
 from botocore.exceptions import ClientError
 
 from local_cloud import defaults
-from local_cloud.dynamodb_exports import ChangeJournal
+from local_cloud.dynamodb_exports import ChangeJournal, TableExport
 
 pytestmark = pytest.mark.integration
 
@@ -749,16 +749,22 @@ def test_list_exports_newest_first_and_not_for_a_deleted_table(aws, table):
     ]
     every = [s["ExportArn"] for s in aws["dynamodb"].list_exports()["ExportSummaries"]]
     assert not any(a.startswith(other_arn) for a in every)
+    page = aws["dynamodb"].list_exports(TableArn=arn, MaxResults=1)
+    assert [s["ExportArn"] for s in page["ExportSummaries"]] == [partial["ExportArn"]]
+    rest = aws["dynamodb"].list_exports(TableArn=arn, MaxResults=1, NextToken=page["NextToken"])
+    assert [s["ExportArn"] for s in rest["ExportSummaries"]] == [full["ExportArn"]]
+    assert "NextToken" not in rest
 
 
 # --- the journal -----------------------------------------------------------------------------
 
 
-def test_journal_lives_in_motos_state_and_survives_a_snapshot(aws, table):
-    """GIVEN writes to a table
-    WHEN moto's table object (where the journal lives) is pickled and restored in place,
-    as a snapshot of the local cloud's state would be
-    THEN an incremental export afterwards still holds the writes."""
+def test_journal_and_exports_live_in_motos_state_and_survive_a_snapshot(aws, table):
+    """GIVEN writes to a table and a finished export of it
+    WHEN moto's table object (where the journal lives) and its exports are pickled and
+    restored in place, as a snapshot of the local cloud's state is
+    THEN the export is still described and an incremental export afterwards still holds
+    the writes."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
@@ -767,13 +773,45 @@ def test_journal_lives_in_motos_state_and_survives_a_snapshot(aws, table):
         aws["dynamodb"].put_item(TableName=name, Item=reading("a", 1))
         aws["dynamodb"].delete_item(TableName=name, Key=key("a", 1))
         aws["dynamodb"].put_item(TableName=name, Item=reading("a", 2))
-    tables = dynamodb_backends[DEFAULT_ACCOUNT_ID][defaults.REGION].tables
-    tables[name] = pickle.loads(pickle.dumps(tables[name]))
+    with at(enabled + 2 * MINUTE):
+        before = export(aws, arn)
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][defaults.REGION]
+    backend.tables[name] = pickle.loads(pickle.dumps(backend.tables[name]))
+    backend.table_exports = pickle.loads(pickle.dumps(backend.table_exports))
 
+    assert wait(aws["dynamodb"], before["ExportArn"]) == before
     with at(enabled + HOUR):
         assert list(by_key(lines_of(aws, incremental(aws, arn, enabled, enabled + HOUR)))) == [
             ("a", 2)
         ]
+
+
+def test_an_export_in_progress_when_the_state_was_saved_is_failed_when_restored():
+    """GIVEN an export still being written when the local cloud's state is pickled
+    WHEN that state is restored (the thread writing it is gone)
+    THEN the export says FAILED and why, instead of staying IN_PROGRESS for ever."""
+    running = TableExport(
+        arn="arn:aws:dynamodb:ap-southeast-2:123456789012:table/t/export/01-deadbeef",
+        table_arn="arn:aws:dynamodb:ap-southeast-2:123456789012:table/t",
+        table_name="t",
+        table_id=str(uuid.uuid4()),
+        client_token="token",
+        s3_bucket="b",
+        s3_bucket_owner=None,
+        s3_prefix=None,
+        s3_sse_algorithm="AES256",
+        s3_sse_kms_key_id=None,
+        export_format="DYNAMODB_JSON",
+        export_type="FULL_EXPORT",
+        start_us=1,
+        export_time_us=1,
+    )
+    restored = pickle.loads(pickle.dumps(running))
+    assert running.status == "IN_PROGRESS"
+    assert restored.status == "FAILED"
+    assert restored.description()["FailureMessage"] == (
+        "the local cloud stopped while the export was being written"
+    )
 
 
 def test_journal_keeps_only_the_pitr_window():

@@ -394,6 +394,27 @@ def test_an_item_written_several_times_in_a_window_has_one_line_with_its_final_s
     assert line["Metadata"]["WriteTimestampMicros"] == {"N": str(micros(enabled + 3 * MINUTE))}
 
 
+def test_an_update_that_creates_an_item_is_an_insert(aws, table):
+    """GIVEN an UpdateItem on a key that does not exist (DynamoDB creates the item)
+    WHEN the window is exported
+    THEN the item has one line with its new image and no old image."""
+    name, arn, enabled = table
+    with at(enabled + MINUTE):
+        aws["dynamodb"].update_item(
+            TableName=name,
+            Key=key("new", 1),
+            UpdateExpression="SET temperature = :t",
+            ExpressionAttributeValues={":t": {"N": "19.5"}},
+        )
+
+    with at(enabled + HOUR):
+        (line,) = lines_of(aws, incremental(aws, arn, enabled, enabled + 30 * MINUTE))
+
+    assert line["NewImage"] == reading("new", 1, 19.5)
+    assert "OldImage" not in line
+    assert line["Metadata"]["WriteTimestampMicros"] == {"N": str(micros(enabled + MINUTE))}
+
+
 def test_an_item_inserted_and_deleted_in_a_window_has_no_line(aws, table):
     """GIVEN a reading inserted and deleted inside one window, beside one that stays
     WHEN the window is exported

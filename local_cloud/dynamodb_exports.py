@@ -139,6 +139,8 @@ _JOURNAL_ATTR = "_local_cloud_change_journal"
 _TABLE_ID_ATTR = "_local_cloud_table_id"
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+#: A JSON string literal, as _ENCODE writes one.
+_quote = json.encoder.encode_basestring
 # Writes that are part of one UpdateItem (moto creates a new item with put_item first)
 # are recorded once, by the UpdateItem.
 _inside_update = threading.local()
@@ -162,10 +164,6 @@ def _invalid_time(message: str) -> ExportError:
 # --- images as DynamoDB JSON ----------------------------------------------------------
 
 
-#: Attribute types whose DynamoDB JSON is not simply {type: value}.
-_NESTED = frozenset({"M", "L", "B", "BS"})
-
-
 def _attribute(value: Any) -> dict[str, Any]:
     """One moto DynamoType as a DynamoDB JSON attribute value."""
     kind = value.type
@@ -181,32 +179,22 @@ def _attribute(value: Any) -> dict[str, Any]:
     return {kind: inner}
 
 
-def _image(item: Any) -> dict[str, Any]:
-    image = {}
-    for name, value in item.attrs.items():
-        kind = value.type
-        image[name] = _attribute(value) if kind in _NESTED else {kind: value.value}
-    return image
+def _member(name: str, value: Any) -> str:
+    """`"name":{"T":...}`: strings and numbers written directly (the common case, and
+    cheaper than building a dict to encode), the rest encoded."""
+    kind = value.type
+    if (kind == "S" or kind == "N") and type(value.value) is str:
+        return f'{_quote(name)}:{{"{kind}":{_quote(value.value)}}}'
+    return f"{_quote(name)}:{_ENCODE(_attribute(value))}"
 
 
 def image_json(item: Any) -> str:
     """The item's attributes as DynamoDB JSON text, kept on the item for the next export."""
     text: str | None = item.__dict__.get(_IMAGE_ATTR)
     if text is None:
-        text = _ENCODE(_image(item))
+        text = "{" + ",".join([_member(n, v) for n, v in item.attrs.items()]) + "}"
         item.__dict__[_IMAGE_ATTR] = text
     return text
-
-
-def _image_and_keys(table: Any, item: Any) -> tuple[str, str]:
-    """The item's image (made afresh and kept on it) and its primary key, as DynamoDB JSON."""
-    image = _image(item)
-    text = _ENCODE(image)
-    item.__dict__[_IMAGE_ATTR] = text
-    keys = {table.hash_key_attr: image[table.hash_key_attr]}
-    if table.range_key_attr is not None:
-        keys[table.range_key_attr] = image[table.range_key_attr]
-    return text, _ENCODE(keys)
 
 
 def _forget_image(item: Any) -> None:
@@ -215,10 +203,16 @@ def _forget_image(item: Any) -> None:
 
 def keys_json(table: Any, item: Any) -> str:
     """The item's primary key attributes as DynamoDB JSON text."""
-    keys = {table.hash_key_attr: _attribute(item.hash_key)}
+    members = [_member(table.hash_key_attr, item.hash_key)]
     if table.range_key_attr is not None and item.range_key is not None:
-        keys[table.range_key_attr] = _attribute(item.range_key)
-    return _ENCODE(keys)
+        members.append(_member(table.range_key_attr, item.range_key))
+    return "{" + ",".join(members) + "}"
+
+
+def _image_and_keys(table: Any, item: Any) -> tuple[str, str]:
+    """The item's image (made afresh and kept on it) and its primary key, as DynamoDB JSON."""
+    _forget_image(item)
+    return image_json(item), keys_json(table, item)
 
 
 # --- the change journal ---------------------------------------------------------------

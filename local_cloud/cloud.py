@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 
 from cloudformation.deploy import deploy
-from cloudformation.naming import DEFAULT_ENV, Naming
+from cloudformation.naming import ANALYTICS_STACK, DEFAULT_ENV, STREAMING_STACK, Naming
 from cloudformation.outputs import StreamingOutput
 from local_cloud import defaults
 from local_cloud.emulator import Emulator
@@ -58,7 +58,7 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
         try:
             outputs = deploy(
                 naming,
-                parameters={"analytics": LOCAL_ANALYTICS_PARAMETERS},
+                parameters={ANALYTICS_STACK: LOCAL_ANALYTICS_PARAMETERS},
                 session=session,
                 poll_seconds=0.1,
             )
@@ -155,7 +155,7 @@ class LocalCloud:
             # The emulator's state is process-wide; act only on the mappings of the
             # stream this cloud deployed, so two clouds in one process (tests) never
             # run each other's functions.
-            stream_arn = outputs["streaming"][StreamingOutput.STREAM_ARN]
+            stream_arn = outputs[STREAMING_STACK][StreamingOutput.STREAM_ARN]
             self.esm = EventSourceMappingRunner(
                 endpoint,
                 self.naming.region,

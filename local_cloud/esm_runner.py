@@ -42,7 +42,7 @@ from local_cloud.kinesis_reader import (
     BackendShardReader,
     HttpShardReader,
     ShardReader,
-    StreamRecord,
+    ShardRecord,
     moto_stream,
 )
 from local_cloud.lambda_runtime import FunctionConfig, LocalFunction
@@ -135,13 +135,13 @@ class _InvalidBatchResponse(Exception):
 
 @dataclass
 class _Batch:
-    records: list[StreamRecord]
+    records: list[ShardRecord]
     retries: int = 0  # failed attempts so far (bisecting does not add to it)
     invokes: int = 0
     last_error: str | None = None
 
 
-def lowest_failure_index(response: Any, records: list[StreamRecord]) -> int | None:
+def lowest_failure_index(response: Any, records: list[ShardRecord]) -> int | None:
     """Index of the lowest reported failure, or None when the batch succeeded.
 
     Raises `_InvalidBatchResponse` for identifiers Lambda cannot use: empty, null,
@@ -166,7 +166,7 @@ def lowest_failure_index(response: Any, records: list[StreamRecord]) -> int | No
 
 
 def kinesis_event(
-    records: list[StreamRecord], shard_id: str, stream_arn: str, region: str, role: str
+    records: list[ShardRecord], shard_id: str, stream_arn: str, region: str, role: str
 ) -> dict[str, Any]:
     """The event Lambda passes to a function for a batch of Kinesis records."""
     return {
@@ -289,7 +289,7 @@ class _ShardPoller(threading.Thread):
                 log.exception("event source mapping %s, %s", self.settings.uuid, self._shard_id)
                 self._halt.wait(_MAX_BACKOFF_S)
 
-    def _collect(self) -> list[StreamRecord]:
+    def _collect(self) -> list[ShardRecord]:
         s = self.settings
         records = self._reader.read_after(self._position, s.batch_size)
         if records and len(records) < s.batch_size and s.batching_window_s > 0:
@@ -308,7 +308,7 @@ class _ShardPoller(threading.Thread):
                 return records[:i]
         return records
 
-    def _checkpoint(self, record: StreamRecord) -> None:
+    def _checkpoint(self, record: ShardRecord) -> None:
         self._position = int(record.sequence_number)
         self._runner.checkpoints.put(self.settings.uuid, self._shard_id, self._position)
 

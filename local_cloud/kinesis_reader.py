@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
-class StreamRecord:
+class ShardRecord:
     """One Kinesis record as the event source mapping delivers it."""
 
     sequence_number: str
@@ -36,7 +36,7 @@ class StreamRecord:
 class ShardReader(Protocol):
     """Reads one shard of one stream."""
 
-    def read_after(self, sequence: int, limit: int) -> list[StreamRecord]:
+    def read_after(self, sequence: int, limit: int) -> list[ShardRecord]:
         """Up to `limit` records with a sequence number above `sequence`, in order."""
         ...
 
@@ -73,9 +73,9 @@ class BackendShardReader:
     def __init__(self, shard: Any) -> None:
         self._records = shard.records  # dict: int sequence -> moto Record, insertion ordered
 
-    def read_after(self, sequence: int, limit: int) -> list[StreamRecord]:
+    def read_after(self, sequence: int, limit: int) -> list[ShardRecord]:
         """Up to `limit` records after `sequence`, by direct lookup (no scan)."""
-        out: list[StreamRecord] = []
+        out: list[ShardRecord] = []
         records = self._records
         nxt = sequence + 1
         while len(out) < limit:
@@ -83,7 +83,7 @@ class BackendShardReader:
             if record is None:
                 break
             out.append(
-                StreamRecord(
+                ShardRecord(
                     sequence_number=str(nxt),
                     partition_key=record.partition_key,
                     data_b64=record.data,
@@ -123,7 +123,7 @@ class HttpShardReader:
         self._shard_id = shard_id
         self._iterator: str | None = None
         self._iterator_after: int | None = None
-        self._buffer: list[StreamRecord] = []
+        self._buffer: list[ShardRecord] = []
 
     def _iterator_for(self, sequence: int) -> str:
         # By name: moto's iterators made from a StreamARN do not carry the stream.
@@ -137,12 +137,12 @@ class HttpShardReader:
             )
         return self._client.get_shard_iterator(**kwargs)["ShardIterator"]
 
-    def read_after(self, sequence: int, limit: int) -> list[StreamRecord]:
+    def read_after(self, sequence: int, limit: int) -> list[ShardRecord]:
         """Up to `limit` records after `sequence`; reuses the iterator while reading forward."""
         with self._lock:
             return self._read_after(sequence, limit)
 
-    def _read_after(self, sequence: int, limit: int) -> list[StreamRecord]:
+    def _read_after(self, sequence: int, limit: int) -> list[ShardRecord]:
         self._buffer = [r for r in self._buffer if int(r.sequence_number) > sequence]
         if self._buffer and int(self._buffer[0].sequence_number) != sequence + 1:
             self._buffer = []
@@ -152,7 +152,7 @@ class HttpShardReader:
             response = self._client.get_records(ShardIterator=self._iterator, Limit=10000)
             self._iterator = response.get("NextShardIterator")
             self._buffer = [
-                StreamRecord(
+                ShardRecord(
                     sequence_number=r["SequenceNumber"],
                     partition_key=r["PartitionKey"],
                     data_b64=base64.b64encode(r["Data"]).decode("ascii"),

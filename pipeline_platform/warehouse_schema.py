@@ -56,8 +56,10 @@ READINGS_COLUMNS: tuple[Column, ...] = (
     Column(contract.TEMPERATURE, "double", "Temperature in degrees C; null when missing."),
     Column(contract.HUMIDITY, "double", "Relative humidity in percent; null when missing."),
     Column(contract.ALERTS, "string", "Alert codes, comma-separated; empty when none."),
-    Column(contract.QUALITY_FLAGS, "string", "Quality flag codes, comma-separated; empty if none."),
-    Column(contract.SEQUENCE_NUMBER, "string", "Kinesis sequence number of the reading."),
+    Column(
+        contract.QUALITY_FLAGS, "string", "Quality flag codes, comma-separated; empty when none."
+    ),
+    Column(contract.SEQUENCE_NUMBER, "string", "Kinesis sequence number the reading arrived with."),
     Column("ingested_at", "timestamp", "When the stream processor stored the reading, UTC."),
     Column("dt", "date", "UTC date of the reading: the lake partition.", nullable=False),
 )
@@ -65,12 +67,23 @@ READINGS_COLUMNS: tuple[Column, ...] = (
 `pressure`) follow as further columns, added as they first appear."""
 
 QUARANTINE_COLUMNS: tuple[Column, ...] = (
-    Column(contract.SEQUENCE_NUMBER, "string", "Kinesis sequence number.", nullable=False),
+    Column(
+        contract.SEQUENCE_NUMBER,
+        "string",
+        "Kinesis sequence number, the natural key.",
+        nullable=False,
+    ),
     Column("reason", "string", "Quarantine reason code.", nullable=False),
     Column("detail", "string", "Human-readable explanation of the reason."),
-    Column(contract.DEVICE_ID, "string", "Device id, when it could be read from the payload."),
+    Column(
+        contract.DEVICE_ID,
+        "string",
+        "Device id, when it could be read from the payload; else null.",
+    ),
     Column("payload_base64", "string", "The raw payload bytes, base64, exactly as they arrived."),
-    Column("partition_key", "string", "Kinesis partition key (the device id for rule traffic)."),
+    Column(
+        "partition_key", "string", "Kinesis partition key (the device id for topic-rule traffic)."
+    ),
     Column("arrived_at", "timestamp", "Approximate arrival time in the stream, UTC."),
     Column("quarantined_at", "timestamp", "When the stream processor quarantined it, UTC."),
     Column("event_source_arn", "string", "ARN of the stream the record came from."),

@@ -13,6 +13,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
+from cloudformation.naming import STREAMING_STACK
 from cloudformation.outputs import StreamingOutput
 from local_cloud.defaults import (
     AWS_PORT,
@@ -86,7 +87,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     cloud = LocalCloud(state_dir=args.state_dir, aws_port=args.aws_port, mqtt_port=args.mqtt_port)
     try:
         endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
-        streaming = endpoints.outputs["streaming"]
+        streaming = endpoints.outputs[STREAMING_STACK]
         print(f"AWS endpoint      {endpoints.aws}   (aws --endpoint-url {endpoints.aws} ...)")
         print(f"MQTT broker       {endpoints.mqtt_host}:{endpoints.mqtt_port}")
         print(f"Table             {streaming[StreamingOutput.TABLE_NAME]}")

@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 import duckdb
 
-from cloudformation.naming import DEFAULT_ENV
+from cloudformation.naming import DEFAULT_ENV, STREAMING_STACK
 from cloudformation.outputs import StreamingOutput
 from local_cloud import defaults
 from local_cloud.cloud import Endpoints, LocalCloud
@@ -179,7 +179,7 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
     """Count every stage and check that the counts add up."""
     endpoints = cloud.endpoints
     assert endpoints is not None and cloud.rules is not None
-    streaming = endpoints.outputs["streaming"]
+    streaming = endpoints.outputs[STREAMING_STACK]
     s3 = boto3.client("s3", endpoint_url=endpoints.aws, region_name=endpoints.region)
     ddb = boto3.client("dynamodb", endpoint_url=endpoints.aws, region_name=endpoints.region)
     bucket = streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]

@@ -30,9 +30,9 @@ def test_sources_describe_every_warehouse_column() -> None:
         warehouse_schema.READINGS_TABLE: warehouse_schema.READINGS_COLUMNS,
         warehouse_schema.QUARANTINE_TABLE: warehouse_schema.QUARANTINE_COLUMNS,
     }
-    # THEN each raw table is described column for column, every column with a text
+    # THEN each raw table is described column for column, in the schema's own words: the
+    # schema owns the text, and dbt docs show the same description the loaders document
     assert set(tables) == set(expected)
     for name, columns in expected.items():
-        described = [c["name"] for c in tables[name]["columns"]]
-        assert described == [c.name for c in columns], name
-        assert all(c.get("description", "").strip() for c in tables[name]["columns"]), name
+        described = [(c["name"], c.get("description")) for c in tables[name]["columns"]]
+        assert described == [(c.name, c.description) for c in columns], name

@@ -584,7 +584,7 @@ def _exports(backend: Any) -> dict[str, Any]:
 def _table_by_arn(backend: Any, table_arn: str) -> Any:
     if not table_arn.startswith("arn:"):
         raise _validation("One or more parameter values were invalid: tableArn is not a valid ARN")
-    for table in backend.tables.values():
+    for table in list(backend.tables.values()):
         if table.table_arn == table_arn:
             return table
     raise ExportError("TableNotFoundException", f"Table not found: {table_arn}")
@@ -675,7 +675,7 @@ def start_export(backend: Any, body: dict[str, Any]) -> TableExport:
         )
     token = body.get("ClientToken") or str(uuid.uuid4())
     request = _comparable(body)
-    for earlier in _exports(backend).values():
+    for earlier in list(_exports(backend).values()):
         if (
             isinstance(earlier, TableExport)
             and earlier.client_token == token
@@ -758,10 +758,10 @@ def describe(backend: Any, export_arn: str) -> TableExport:
 
 def listed(backend: Any, table_arn: str | None) -> list[TableExport]:
     """Exports of existing tables (of `table_arn` if given), newest first."""
-    live = {table.table_arn: table_id(table) for table in backend.tables.values()}
+    live = {table.table_arn: table_id(table) for table in list(backend.tables.values())}
     exports = [
         e
-        for e in _exports(backend).values()
+        for e in list(_exports(backend).values())
         if isinstance(e, TableExport)
         and live.get(e.table_arn) == e.table_id
         and (table_arn is None or e.table_arn == table_arn)
@@ -789,8 +789,14 @@ class _Records:
         return (self.head + joint.join(records) + self.tail).encode()
 
 
+def _plain(value: Any) -> Any:
+    return base64.b64encode(value).decode() if isinstance(value, bytes) else value
+
+
 def _raw_key(item: Any) -> tuple[Any, Any]:
-    return (item.hash_key.value, item.range_key.value if item.range_key is not None else None)
+    """The item's key values as its DynamoDB JSON writes them (binary ones in base64)."""
+    range_value = _plain(item.range_key.value) if item.range_key is not None else None
+    return (_plain(item.hash_key.value), range_value)
 
 
 def _raw_key_of(table: Any, keys: str) -> tuple[Any, Any]:

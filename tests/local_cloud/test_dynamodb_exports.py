@@ -361,6 +361,40 @@ def test_full_export_is_the_table_as_of_export_time(aws, table):
     assert description["ExportTime"] == moment(enabled + 2 * MINUTE)
 
 
+def test_full_export_as_of_export_time_on_a_table_keyed_by_binary_hash_alone(aws):
+    """GIVEN a table keyed by a binary hash key alone, two items written, then (after a
+    chosen ExportTime) one changed and one deleted
+    WHEN it is exported in full as of that ExportTime
+    THEN both items are exported as they were then."""
+    name = f"blobs-{uuid.uuid4().hex[:8]}"
+    dynamodb = aws["dynamodb"]
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "B"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+    described = dynamodb.update_continuous_backups(
+        TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    enabled = float(math.floor(described["EarliestRestorableDateTime"].timestamp()) + 1)
+    with at(enabled + MINUTE):
+        dynamodb.put_item(TableName=name, Item={"id": {"B": b"\x01"}, "v": {"N": "1"}})
+        dynamodb.put_item(TableName=name, Item={"id": {"B": b"\x02"}, "v": {"N": "2"}})
+    with at(enabled + 3 * MINUTE):
+        dynamodb.put_item(TableName=name, Item={"id": {"B": b"\x01"}, "v": {"N": "10"}})
+        dynamodb.delete_item(TableName=name, Key={"id": {"B": b"\x02"}})
+
+    with at(enabled + 5 * MINUTE):
+        lines = lines_of(aws, export(aws, arn, ExportTime=moment(enabled + 2 * MINUTE)))
+
+    assert sorted((line["Item"]["id"]["B"], line["Item"]["v"]["N"]) for line in lines) == [
+        (base64.b64encode(b"\x01").decode(), "1"),
+        (base64.b64encode(b"\x02").decode(), "2"),
+    ]
+
+
 def test_incremental_export_writes_dynamodbs_layout_and_manifests(aws, table):
     """GIVEN a reading written inside a window
     WHEN the window is exported incrementally

@@ -73,6 +73,17 @@ What AWS does, and where each fact comes from
       export's description). `ListExports` lists the newest first and leaves
       out exports of a table since deleted or re-created.
 
+What a caller should know (all of it as in DynamoDB)
+    - A table whose PITR was just turned on has no incremental window for 15
+      minutes (the window must start after PITR was on and last 15 minutes).
+      Tests move the clock instead of waiting (time-machine; see
+      `tests/local_cloud/test_dynamodb_exports.py`): the emulator reads the same
+      clock.
+    - Read an incremental export's data files from its manifest: the `data/`
+      folder under the prefix also holds every other incremental export's files.
+    - `BilledSizeBytes` of an incremental export is at least 10,000,000; the
+      bytes actually exported are the data files' sizes.
+
 The API call returns at once (IN_PROGRESS) and the export is written on a
 thread of its own, gzipping its data files on a second one: 1,000,000 items
 take a few seconds, because each item's DynamoDB JSON is kept beside it when it

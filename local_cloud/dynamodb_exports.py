@@ -111,7 +111,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
@@ -830,13 +830,13 @@ def _full_records(export: TableExport, table: Any) -> _Records:
             scanned.extend(list(by_range.values()))
     else:
         scanned = list(table.items.values())
-    images: list[str] = []
-    for item in scanned:
-        image = item.__dict__.get(_IMAGE_ATTR)
-        if image is None:
-            with lock:  # writers change items under this lock: never read one half-changed
-                image = image_json(item)
-        images.append(image)
+    kept: list[str | None] = [item.__dict__.get(_IMAGE_ATTR) for item in scanned]
+    if None in kept:  # items written while PITR was off, or restored from a snapshot
+        for position, item in enumerate(scanned):
+            if kept[position] is None:
+                with lock:  # writers change items under this lock: never read one half-changed
+                    kept[position] = image_json(item)
+    images = cast(list[str], kept)  # no None is left
     # Writes at or after the export time are undone: an item changed since then is
     # exported as its first later change found it (or not at all if that change made it).
     # The journal is read after the scan, and its lock waits for writes applied during

@@ -4,7 +4,6 @@
 default), a range of them, or every partition so far, in a single run.
 """
 
-import os
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +12,7 @@ import dagster as dg
 
 from pipeline_platform.defs.jobs import BATCH_JOB
 from pipeline_platform.defs.partitions import DAILY
+from platform_tools.dagster_home import dagster_home
 
 
 class RunFailed(RuntimeError):
@@ -38,12 +38,10 @@ def partition_range(
 
 
 def _instance() -> dg.DagsterInstance:
-    # A persistent instance when DAGSTER_HOME says where; else a throwaway one.
-    return (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
+    # The instance `ui` uses too (under the state dir unless DAGSTER_HOME says where), so
+    # runs, windows processed and cursors outlive the process, as in a deployment.
+    home = dagster_home()
+    return dg.DagsterInstance.from_config(str(home))
 
 
 def summarise(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import urllib.parse
@@ -78,28 +77,49 @@ def _use_local_credentials_on_loopback(args: argparse.Namespace) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Run the local cloud until Ctrl-C or SIGTERM."""
-    from local_cloud.cloud import LocalCloud
+    """Run the local cloud until Ctrl-C or SIGTERM (which stop it in any phase)."""
+    from local_cloud.cloud import LocalCloud, LocalCloudError
+    from local_cloud.ports import PortInUse, require_free
+    from platform_tools.stopping import StopRequested, stop_on_signals
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    cloud = LocalCloud(state_dir=args.state_dir, aws_port=args.aws_port, mqtt_port=args.mqtt_port)
-    try:
-        endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
-        streaming = endpoints.outputs[STREAMING_STACK]
-        print(f"AWS endpoint      {endpoints.aws}   (aws --endpoint-url {endpoints.aws} ...)")
-        print(f"MQTT broker       {endpoints.mqtt_host}:{endpoints.mqtt_port}")
-        print(f"Table             {streaming[StreamingOutput.TABLE_NAME]}")
-        print(f"Stream            {streaming[StreamingOutput.STREAM_NAME]}")
-        print(f"Quarantine bucket {streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]}")
-        print(f"Warehouse         {endpoints.warehouse}")
-        print(f"Function logs     {endpoints.function_logs}/<function name>.log")
-        print("ready: local cloud is up (Ctrl-C to stop)", flush=True)
-        stop.wait()
-    finally:
-        print("stopping the local cloud", flush=True)
-        cloud.stop()
+    hint = "another `pipeline-platform up` may be running; stop it, or pass --aws-port/--mqtt-port"
+    with stop_on_signals():
+        try:
+            require_free(
+                {"the AWS emulator": args.aws_port, "the MQTT broker": args.mqtt_port}, hint=hint
+            )
+        except PortInUse as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        cloud = LocalCloud(
+            state_dir=args.state_dir,
+            aws_port=args.aws_port,
+            mqtt_port=args.mqtt_port,
+            fresh=args.fresh,
+        )
+        try:
+            endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
+            streaming = endpoints.outputs[STREAMING_STACK]
+            print(f"AWS endpoint      {endpoints.aws}   (aws --endpoint-url {endpoints.aws} ...)")
+            print(f"MQTT broker       {endpoints.mqtt_host}:{endpoints.mqtt_port}")
+            print(f"Table             {streaming[StreamingOutput.TABLE_NAME]}")
+            print(f"Stream            {streaming[StreamingOutput.STREAM_NAME]}")
+            print(f"Quarantine bucket {streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]}")
+            print(f"Warehouse         {endpoints.warehouse}")
+            print(f"Function logs     {endpoints.function_logs}/<function name>.log")
+            print(
+                f"State             {endpoints.state_dir} (kept across restarts; --fresh empties)"
+            )
+            print("ready: local cloud is up (Ctrl-C to stop)", flush=True)
+            threading.Event().wait()  # until a signal raises StopRequested
+        except StopRequested:
+            pass
+        except (PortInUse, LocalCloudError) as error:  # a port lost to a race, a state dir in use
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        finally:
+            print("stopping the local cloud", flush=True)
+            cloud.stop()
     return 0
 
 
@@ -248,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the embedded local cloud until interrupted")
     local_cloud_options(up)
+    up.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start empty: discard the state the local cloud kept when it last stopped",
+    )
     up.set_defaults(func=cmd_up)
 
     pub = sub.add_parser("publish", help="publish one payload (like `aws iot-data publish`)")

@@ -33,6 +33,7 @@ from pipeline_platform.environment import (
     Environment,
 )
 from platform_tools import device_simulator
+from platform_tools.dagster_home import dagster_home
 
 DEFAULT_UI_PORT = 3000
 HOST = "127.0.0.1"
@@ -43,8 +44,6 @@ _FLEET_ROUND_SECONDS = 2.0
 _UI_START_TIMEOUT = 180.0
 # `dagster dev` gives its webserver and daemon this long to stop, then we do not wait.
 _STOP_GRACE_SECONDS = 30.0
-# Written once: a laptop or CI runner offline must not wait on telemetry.
-_DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
 
 class UiError(RuntimeError):
@@ -103,11 +102,7 @@ def _require_free_port(port: int, what: str) -> None:
 
 def dagster_environment(endpoints: Endpoints, state_dir: Path) -> dict[str, str]:
     """The child's environment: this process's, plus the local cloud, warehouse and instance."""
-    home = (state_dir / "dagster").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(_DAGSTER_YAML)
+    home = dagster_home(state_dir)
     return {
         **os.environ,
         ENV_PLATFORM_ENV: Environment.LOCAL.value,

@@ -178,12 +178,12 @@ def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any]) -> StageCounts:
     """Count every stage and check that the counts add up."""
     endpoints = cloud.endpoints
-    assert endpoints is not None and cloud.rules is not None
+    assert endpoints is not None
     streaming = endpoints.outputs[STREAMING_STACK]
     s3 = boto3.client("s3", endpoint_url=endpoints.aws, region_name=endpoints.region)
     ddb = boto3.client("dynamodb", endpoint_url=endpoints.aws, region_name=endpoints.region)
     bucket = streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]
-    stats = cloud.rules.stats
+    stats = cloud.rule_stats()
     published = traffic["seed"] + traffic["fleet"].published
     _, quarantined = _count_lines(s3, bucket, streaming[StreamingOutput.QUARANTINE_PREFIX])
     rule_errors, _ = _count_lines(s3, bucket, streaming[StreamingOutput.RULE_ERRORS_PREFIX])
@@ -335,6 +335,8 @@ def run_demo(
             "DEPLOYMENT_ENV": env,
             "AWS_ENDPOINT_URL": endpoints.aws,
             "WAREHOUSE_PATH": str(endpoints.warehouse),
+            # The demo's own Dagster instance, beside its own local cloud state.
+            "DAGSTER_HOME": str((state / "dagster").resolve()),
         }
         # dbt's and Dagster's own output (what the UI shows as a run's logs) goes to a file;
         # the console keeps the demo's steps and results.

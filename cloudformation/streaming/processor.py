@@ -200,4 +200,6 @@ def environment(
         contract.ENV_HUMIDITY_MAX_PCT: Ref(settings.humidity_max_pct),
         contract.ENV_TTL_DAYS: Ref(settings.ttl_days),
         contract.ENV_WRITE_CONCURRENCY: Ref(settings.write_concurrency),
+        contract.ENV_EARLIEST_TIMESTAMP: Ref(settings.earliest_timestamp),
+        contract.ENV_MAX_CLOCK_SKEW_SECONDS: Ref(settings.max_clock_skew_seconds),
     }

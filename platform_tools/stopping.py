@@ -93,7 +93,8 @@ class SignalStop:
         """The signal handler. Python runs it in the main thread, as it does `stopping()`,
         so the two never race; the watchdog only asks for it to run again."""
         redelivered, self._redelivering = self._redelivering, False
-        if self.signum is None:
+        first = self.signum is None
+        if first:
             self.signum = signum
             if self.grace is not None:
                 threading.Thread(target=self._watch, name="stop-watchdog", daemon=True).start()
@@ -101,7 +102,9 @@ class SignalStop:
                 self._stopping = True
                 self._notify.set()
                 return
-        if not self._stopping:
+        # Without a bound (`up`), only the first signal raises: a second Ctrl-C while the
+        # command stops must not cut its clean-up short.
+        if not self._stopping and (first or self.grace is not None):
             raise StopRequested(self.signum)
         if redelivered or self.grace is None:
             return

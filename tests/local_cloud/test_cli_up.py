@@ -480,6 +480,25 @@ def test_sigint_during_start_up_stops_within_seconds(tmp_path):
         starting.kill()
 
 
+def test_a_second_ctrl_c_while_stopping_does_not_cut_the_clean_up_short(tmp_path):
+    """GIVEN `up` ready
+    WHEN an impatient user presses Ctrl-C twice in a row
+    THEN it still stops the way one Ctrl-C does: exit 0, no traceback, nothing left running."""
+    running = start_up(tmp_path)
+    try:
+        running.process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        running.process.send_signal(signal.SIGINT)
+        code = running.process.wait(EXIT_TIMEOUT_S)
+        if running.reader is not None:
+            running.reader.join(5)  # everything it printed before exiting
+        assert code == 0, running.output()
+        assert "Traceback" not in running.output()
+        assert_group_gone(running.process.pid)
+    finally:
+        running.kill()
+
+
 def test_up_fresh_starts_empty(state_dir):
     """GIVEN a state dir holding a table with readings
     WHEN `up --fresh` starts on it

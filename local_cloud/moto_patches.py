@@ -12,6 +12,18 @@ cloud changes exactly these methods (written against moto 5.2, which
   key of the shard on each `PutRecord` (2 ms per put at 60,000 records on a
   2-core machine); its records are an insertion-ordered dict numbered upwards,
   so both ends are read in constant time instead, with the same answers.
+- `BackendDict.__getitem__`: moto registers the service as in use on every lookup
+  of an account's backends (a walk of every service's entry under a lock, about
+  20 us on a 2-core machine, several times per request and per Kinesis record); the
+  registration happens with the account's first lookup, so a known account is
+  answered at once. `BackendDict.reset()` forgets accounts and registrations together.
+- `KinesisBackend._send_stream_metrics`: moto stores two CloudWatch datapoints
+  (`IncomingBytes`, `IncomingRecords`) for every `PutRecord` and `PutRecords` call,
+  kept for ever (1,000 records/s leave 7 million datapoints an hour, each searched by
+  every `GetMetricStatistics` and written by every snapshot). Kinesis sends its
+  stream-level metrics to CloudWatch once a minute; the same puts are recorded as one
+  statistic set per stream, metric and minute (sum, sample count, minimum, maximum):
+  the statistics moto answers for any period of whole minutes are unchanged.
 - `DomainDispatcherApplication.get_backend_for_host`: moto works out which
   service answers a host name on every request (about 0.7 ms, under a lock all
   request threads share); the answer depends only on the host, so it is kept
@@ -177,6 +189,60 @@ def get_min_sequence_number(shard: Any) -> int:
     return _end_key(shard.records, reverse=False)
 
 
+def backend_dict_getitem(backends: Any, account_id: str) -> Any:
+    """An account's backends of one service; moto's own lookup (which registers the
+    service as in use) only the first time the account is asked for."""
+    try:
+        return dict.__getitem__(backends, account_id)
+    except KeyError:
+        return original("BackendDict.__getitem__")(backends, account_id)
+
+
+#: The attribute of moto's CloudWatch backend holding each stream's statistic sets of the
+#: current minute, by (stream name, metric name).
+_KINESIS_MINUTE_ATTR = "_local_cloud_kinesis_minute"
+_kinesis_metrics_lock = threading.Lock()
+
+
+def send_stream_metrics(
+    self: Any, stream_name: str, incoming_bytes: int, incoming_records: int
+) -> None:
+    """Kinesis's IncomingBytes and IncomingRecords of one put, added to the stream's
+    statistic sets of this minute (a new set for each minute, as Kinesis sends them)."""
+    from moto.cloudwatch.models import MetricAggregatedDatum, cloudwatch_backends
+    from moto.core.utils import utcnow
+
+    cloudwatch = cloudwatch_backends[self.account_id][self.region_name]
+    minute = utcnow().replace(second=0, microsecond=0)
+    with _kinesis_metrics_lock:
+        current: dict[tuple[str, str], Any] = cloudwatch.__dict__.setdefault(
+            _KINESIS_MINUTE_ATTR, {}
+        )
+        for name, value, unit in (
+            ("IncomingBytes", float(incoming_bytes), "Bytes"),
+            ("IncomingRecords", float(incoming_records), "Count"),
+        ):
+            datum = current.get((stream_name, name))
+            if datum is None or datum.timestamp != minute:
+                datum = MetricAggregatedDatum(
+                    namespace="AWS/Kinesis",
+                    name=name,
+                    min_stat=value,
+                    max_stat=value,
+                    sample_count=0.0,
+                    sum_stat=0.0,
+                    dimensions=[{"Name": "StreamName", "Value": stream_name}],
+                    timestamp=minute,
+                    unit=unit,
+                )
+                cloudwatch.metric_data.append(datum)
+                current[(stream_name, name)] = datum
+            datum.sample_count += 1
+            datum.sum += value
+            datum.min = min(datum.min, value)
+            datum.max = max(datum.max, value)
+
+
 def get_backend_for_host(app: Any, host: str | None) -> Any:
     """moto's answer for `host`, computed on the first request for it."""
     known: dict[str | None, Any] = app.__dict__.setdefault("_backend_by_host", {})
@@ -270,13 +336,14 @@ def _patches() -> tuple[Patch, ...]:
     # Imported here: reading this module (for the listener lists) must not load moto.
     from moto.awslambda.models import LambdaBackend
     from moto.cloudformation.models import CloudFormationBackend
+    from moto.core.base_backend import BackendDict
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
     from moto.glue.models import FakeCrawler, GlueBackend
     from moto.iotdata.models import IoTDataPlaneBackend
-    from moto.kinesis.models import Shard
+    from moto.kinesis.models import KinesisBackend, Shard
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     from local_cloud import dynamodb_exports as exports
@@ -285,6 +352,8 @@ def _patches() -> tuple[Patch, ...]:
         Patch(CloudFormationBackend, "execute_change_set", execute_change_set),
         Patch(Shard, "get_max_sequence_number", get_max_sequence_number),
         Patch(Shard, "get_min_sequence_number", get_min_sequence_number),
+        Patch(BackendDict, "__getitem__", backend_dict_getitem),
+        Patch(KinesisBackend, "_send_stream_metrics", send_stream_metrics),
         Patch(DomainDispatcherApplication, "get_backend_for_host", get_backend_for_host),
         Patch(IoTDataPlaneBackend, "publish", publish),
         Patch(GlueBackend, "start_crawler", start_crawler),

@@ -12,7 +12,7 @@ import pytest
 from moto.kinesis.models import Shard
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from local_cloud import moto_patches
+from local_cloud import defaults, moto_patches
 
 DATA = base64.b64encode(b'{"device_id": "sensor-0001", "timestamp": 1}').decode()
 
@@ -191,3 +191,97 @@ def test_item_size_is_checked_once_with_moto_s_limit_and_error():
                 results.append("too large")
         assert results[0] == results[1]
     assert results[0] == "too large"
+
+
+def test_a_known_account_is_answered_as_moto_answers_it():
+    """GIVEN a moto service's backends that no account has used yet
+    WHEN an account is looked up with the local cloud's lookup, twice, and after moto's
+    reset once more
+    THEN it gets the backends moto's own lookup makes (the same ones both times), and the
+    service is registered as in use each time, as moto's own lookup leaves it."""
+    from moto.core.base_backend import BackendDict
+    from moto.sqs.models import SQSBackend
+
+    backends = BackendDict(SQSBackend, "sqs")
+    try:
+        first = moto_patches.backend_dict_getitem(backends, "111122223333")
+        assert backends in BackendDict._instances
+        assert moto_patches.backend_dict_getitem(backends, "111122223333") is first
+        assert first["eu-west-1"].account_id == "111122223333"
+        # moto's reset forgets the accounts and the registrations together.
+        backends.clear()
+        BackendDict._instances.remove(backends)
+        again = moto_patches.backend_dict_getitem(backends, "111122223333")
+        assert again is not first
+        assert backends in BackendDict._instances
+    finally:
+        if backends in BackendDict._instances:
+            BackendDict._instances.remove(backends)
+
+
+def _kinesis_statistics(aws_endpoint: str, stream: str, start: float) -> dict[str, list]:
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws_endpoint)
+    statistics = {}
+    for metric in ("IncomingBytes", "IncomingRecords"):
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Kinesis",
+            MetricName=metric,
+            Dimensions=[{"Name": "StreamName", "Value": stream}],
+            StartTime=start - 120,
+            EndTime=start + 240,
+            Period=60,
+            Statistics=["Sum", "SampleCount", "Minimum", "Maximum", "Average"],
+        )["Datapoints"]
+        statistics[metric] = sorted(points, key=lambda p: p["Timestamp"])
+    return statistics
+
+
+def _put_in_two_minutes(kinesis, stream: str, start: float) -> None:
+    import time_machine
+
+    with time_machine.travel(start, tick=False):
+        kinesis.put_record(StreamName=stream, Data=b"x" * 10, PartitionKey="a")
+        kinesis.put_record(StreamName=stream, Data=b"y" * 30, PartitionKey="bb")
+        kinesis.put_records(
+            StreamName=stream,
+            Records=[{"Data": b"z" * 5, "PartitionKey": "c"}, {"Data": b"w", "PartitionKey": "d"}],
+        )
+    with time_machine.travel(start + 60, tick=False):
+        kinesis.put_record(StreamName=stream, Data=b"v" * 7, PartitionKey="e")
+
+
+def test_stream_metrics_answer_what_moto_s_datapoints_answer(aws_endpoint):
+    """GIVEN puts to a stream spread over two minutes (PutRecord and PutRecords), made once
+    with moto's own datapoint per put and once with the local cloud's statistic sets
+    WHEN GetMetricStatistics asks for each minute's Sum, SampleCount, Minimum, Maximum and
+    Average of IncomingBytes and IncomingRecords
+    THEN both answer the same statistics, stamped at the start of each minute as Kinesis's
+    once-a-minute metrics are, and the local cloud keeps one datum per metric and minute."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    kinesis = boto3.client("kinesis", endpoint_url=aws_endpoint)
+    start = 1_899_999_960.0 + 15  # 15 s into a minute
+    answers = []
+    for own in (True, False):
+        stream = f"metrics-{uuid.uuid4().hex[:8]}"
+        kinesis.create_stream(StreamName=stream, ShardCount=1)
+        keys = ("KinesisBackend._send_stream_metrics",) if own else ()
+        with moto_patches.without(*keys):
+            _put_in_two_minutes(kinesis, stream, start)
+        answers.append((stream, _kinesis_statistics(aws_endpoint, stream, start)))
+    (_, moto_s), (stream, local) = answers
+    values = ("Sum", "SampleCount", "Minimum", "Maximum", "Average")
+    for metric in ("IncomingBytes", "IncomingRecords"):
+        assert [{k: p[k] for k in values} for p in local[metric]] == [
+            {k: p[k] for k in values} for p in moto_s[metric]
+        ]
+        assert [p["Timestamp"].timestamp() for p in local[metric]] == [start - 15, start + 45]
+    assert local["IncomingRecords"][0]["Sum"] == 4
+    assert local["IncomingBytes"][0]["Sum"] == 10 + 1 + 30 + 2 + 5 + 1 + 1 + 1
+    backend = cloudwatch_backends["123456789012"][defaults.REGION]
+    kept = [
+        d
+        for d in backend.metric_data
+        if d.namespace == "AWS/Kinesis" and any(dim.value == stream for dim in d.dimensions)
+    ]
+    assert len(kept) == 4  # two metrics, two minutes

@@ -43,8 +43,10 @@ cloud changes exactly these methods (written against moto 5.2, which
   `BatchWriteItem` without binary attributes that walk yields exactly the request's
   JSON, which is taken as it is; any other request is parsed by moto.
 - `Item.__init__`: moto re-adds up every attribute's size as each attribute is
-  added (quadratic in the attributes); the item's size is checked once instead,
-  against the same limit, with the same error.
+  added (quadratic in the attributes), and sizes a set or map by wrapping each of
+  its members in a new DynamoType; the item's size is checked once instead, each
+  attribute sized by moto's rules directly, against the same limit, with the same
+  error.
 - `Table.put_item`, `Table.delete_item`, `DynamoDBBackend.update_item`: moto's
   writes, each also recorded (write time, keys, new and old image) in the
   table's change journal while point-in-time recovery is on. Every DynamoDB
@@ -321,10 +323,44 @@ def dynamodb_item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str
     self.hash_key = hash_key
     self.range_key = range_key
     values = {key: DynamoType(value) for key, value in attrs.items()}
-    if sum(bytesize(key) + value.size() for key, value in values.items()) > _ITEM_MAX_BYTES:
+    if (
+        sum(bytesize(key) + attribute_size(value) for key, value in values.items())
+        > _ITEM_MAX_BYTES
+    ):
         raise ItemSizeTooLarge
     self.attrs = LimitedSizeDict.__new__(LimitedSizeDict)
     dict.update(self.attrs, values)
+
+
+def attribute_size(value: Any) -> int:
+    """moto's `DynamoType.size()` of an attribute value, without wrapping every member of a
+    set or map in a new DynamoType first: the same sizes, by the same rules."""
+    kind = value.type
+    inner = value.value
+    if kind == "N":
+        return len(str(inner))
+    if kind == "S" and type(inner) is str:
+        return len(inner) if inner.isascii() else len(inner.encode("utf-8"))
+    if kind == "L":
+        return sum(attribute_size(member) for member in inner)
+    if kind == "M":
+        return sum(_text_size(key) + attribute_size(member) for key, member in inner.items())
+    if kind in ("SS", "NS", "BS"):
+        if kind == "NS":
+            return sum(len(str(member)) for member in inner)
+        return sum(_text_size(member) for member in inner)
+    if isinstance(inner, bool):
+        return 1
+    return int(value.size())  # anything else (binary, odd values): moto's own
+
+
+def _text_size(text: Any) -> int:
+    """moto's `bytesize`: UTF-8 bytes of a string, length of bytes."""
+    if type(text) is str:
+        return len(text) if text.isascii() else len(text.encode("utf-8"))
+    from moto.dynamodb.models.utilities import bytesize
+
+    return bytesize(text)
 
 
 #: moto's item size limit (`LimitedSizeDict`): between the 409 and 410 KB AWS accepts.

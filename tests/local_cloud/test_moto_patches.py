@@ -9,6 +9,8 @@ import uuid
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto.kinesis.models import Shard
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -285,3 +287,38 @@ def test_stream_metrics_answer_what_moto_s_datapoints_answer(aws_endpoint):
         if d.namespace == "AWS/Kinesis" and any(dim.value == stream for dim in d.dimensions)
     ]
     assert len(kept) == 4  # two metrics, two minutes
+
+
+_TEXT = st.text(max_size=12)
+_NUMBER = st.from_regex(r"-?[0-9]{1,6}(\.[0-9]{1,4})?", fullmatch=True)
+_SCALARS = st.one_of(
+    st.builds(lambda v: {"S": v}, _TEXT),
+    st.builds(lambda v: {"N": v}, _NUMBER),
+    st.builds(lambda v: {"B": v}, st.binary(max_size=8)),
+    st.builds(lambda v: {"BOOL": v}, st.booleans()),
+    st.just({"NULL": True}),
+    st.builds(lambda v: {"SS": v}, st.lists(_TEXT, min_size=1, max_size=4, unique=True)),
+    st.builds(lambda v: {"NS": v}, st.lists(_NUMBER, min_size=1, max_size=4, unique=True)),
+    st.builds(lambda v: {"BS": v}, st.lists(st.binary(max_size=4), min_size=1, max_size=3)),
+)
+_ATTRIBUTES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.builds(lambda v: {"L": v}, st.lists(inner, max_size=4)),
+        st.builds(lambda v: {"M": v}, st.dictionaries(_TEXT, inner, max_size=4)),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ATTRIBUTES)
+def test_attribute_sizes_are_moto_s(attribute):
+    """GIVEN any DynamoDB attribute value (strings of any script, numbers, binary, booleans,
+    null, sets, and lists and maps nesting them)
+    WHEN it is sized by the local cloud's item size check and by moto's `DynamoType.size`
+    THEN both give the same number of bytes."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    value = DynamoType(attribute)
+    assert moto_patches.attribute_size(value) == value.size()

@@ -245,7 +245,7 @@ def _serve(connection: Connection, log_path: str | None) -> None:
     handler_name, name, arn, memory_mb = connection.recv()
     log_file = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
     lines = _Lines(log_file)
-    sys.stdout = lines  # type: ignore[assignment]
+    sys.stdout = lines
     handler: Callable[..., Any] | None = None
     load_error: tuple[str, str] | None = None
     connection.send("ready")

@@ -322,3 +322,51 @@ def test_attribute_sizes_are_moto_s(attribute):
 
     value = DynamoType(attribute)
     assert moto_patches.attribute_size(value) == value.size()
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ATTRIBUTES)
+def test_dynamodb_values_are_built_as_moto_builds_them(attribute):
+    """GIVEN any DynamoDB attribute value, nested lists and maps included
+    WHEN moto's DynamoType is built from it with the local cloud's constructor and with
+    moto's own (from the dict, and again from the built value)
+    THEN both hold the same type and value, member by member, and the same JSON."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    own = moto_patches.original("DynamoType.__init__")
+    theirs, ours = DynamoType.__new__(DynamoType), DynamoType.__new__(DynamoType)
+    own(theirs, attribute)
+    moto_patches.dynamo_type_init(ours, attribute)
+    assert (ours.type, ours.to_json(), ours) == (theirs.type, theirs.to_json(), theirs)
+    copied = DynamoType.__new__(DynamoType)
+    moto_patches.dynamo_type_init(copied, theirs)
+    assert (copied.type, copied.to_json()) == (theirs.type, theirs.to_json())
+
+
+def test_an_empty_dynamodb_value_fails_as_in_moto():
+    """GIVEN an attribute value with no type (`{}`)
+    WHEN a DynamoType is built from it both ways
+    THEN both refuse it with the same error."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    errors = []
+    for init in (moto_patches.original("DynamoType.__init__"), moto_patches.dynamo_type_init):
+        with pytest.raises(IndexError) as raised:
+            init(DynamoType.__new__(DynamoType), {})
+        errors.append(str(raised.value))
+    assert errors[0] == errors[1]
+
+
+def test_response_method_names_are_moto_s_and_made_once():
+    """GIVEN moto's response classes for DynamoDB, S3 and Kinesis
+    WHEN their method names are asked for twice
+    THEN they are the names moto lists, and the second answer is the first one kept."""
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.kinesis.responses import KinesisResponse
+    from moto.s3.responses import S3Response
+
+    own = moto_patches.original("responses.method_names_from_class")
+    for cls in (DynamoHandler, S3Response, KinesisResponse):
+        first = moto_patches.method_names_from_class(cls)
+        assert first == own(cls)
+        assert moto_patches.method_names_from_class(cls) is first

@@ -35,8 +35,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from decimal import Decimal
@@ -53,6 +51,7 @@ from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
 )
 from botocore.awsrequest import AWSResponse
 
+from benchmarks.mapped_stream import deploy_mapped_stream
 from local_cloud import defaults
 from local_cloud.emulator import Emulator
 from local_cloud.esm_runner import EventSourceMappingRunner
@@ -210,7 +209,7 @@ def powertools_baseline(endpoint_url: str) -> Callable[[dict[str, Any], object],
             item["alert_date"] = time.strftime("%Y-%m-%d", time.gmtime(int(timestamp)))
         state["writer"].put_item(Item=item)
 
-    def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         state["quarantined"] = []
         with table.batch_writer(overwrite_by_pkeys=["device_id", "timestamp"]) as writer:
             state["writer"] = writer
@@ -224,7 +223,7 @@ def powertools_baseline(endpoint_url: str) -> Callable[[dict[str, Any], object],
                 Key=f"quarantine/{first}.jsonl",
                 Body="".join(json.dumps(line) + "\n" for line in state["quarantined"]).encode(),
             )
-        return response
+        return dict(response)
 
     return handler
 
@@ -456,30 +455,13 @@ def latency_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
 
 def _window_latency_once(endpoint: str, window_s: int) -> tuple[float, float, float]:
     """(p50 s, p99 s, mean records per batch) of records put at WINDOW_RATE for a window."""
-    kw = {"endpoint_url": endpoint, "region_name": REGION}
-    name = f"window-{uuid.uuid4().hex[:8]}"
-    kinesis, lambda_ = boto3.client("kinesis", **kw), boto3.client("lambda", **kw)
-    kinesis.create_stream(StreamName=name, ShardCount=1)
-    arn = kinesis.describe_stream(StreamName=name)["StreamDescription"]["StreamARN"]
-    role = boto3.client("iam", **kw).create_role(RoleName=name, AssumeRolePolicyDocument="{}")
-    code = io.BytesIO()
-    with zipfile.ZipFile(code, "w") as archive:
-        archive.writestr("placeholder.py", "")
-    lambda_.create_function(
-        FunctionName=name,
-        Runtime="python3.11",
-        Role=role["Role"]["Arn"],
-        Handler="benchmarks.bench_stream_processor.latency_handler",
-        Code={"ZipFile": code.getvalue()},
-    )
-    lambda_.create_event_source_mapping(
-        FunctionName=name,
-        EventSourceArn=arn,
-        StartingPosition="TRIM_HORIZON",
+    name, arn = deploy_mapped_stream(
+        endpoint,
+        "benchmarks.bench_stream_processor.latency_handler",
         BatchSize=WINDOW_BATCH_SIZE,
         MaximumBatchingWindowInSeconds=window_s,
-        FunctionResponseTypes=["ReportBatchItemFailures"],
     )
+    kinesis = boto3.client("kinesis", endpoint_url=endpoint, region_name=REGION)
     _DELIVERED.clear()
     with tempfile.TemporaryDirectory() as state:
         runner = EventSourceMappingRunner(

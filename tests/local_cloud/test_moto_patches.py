@@ -126,10 +126,10 @@ def _dynamodb_request(body: dict) -> object:
     environ = EnvironBuilder(
         method="POST",
         data=json.dumps(body).encode(),
-        headers={
-            "X-Amz-Target": "DynamoDB_20120810.BatchWriteItem",
-            "Content-Type": "application/x-amz-json-1.0",
-        },
+        headers=[
+            ("X-Amz-Target", "DynamoDB_20120810.BatchWriteItem"),
+            ("Content-Type", "application/x-amz-json-1.0"),
+        ],
     ).get_environ()
     return Request(environ)
 

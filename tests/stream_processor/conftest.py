@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import pytest
@@ -22,7 +23,7 @@ from tests.support.fake_aws import FakeAws
 REGION = "ap-southeast-2"
 
 
-def create_table(dynamodb: object, name: str) -> None:
+def create_table(dynamodb: Any, name: str) -> None:
     """A table with the contract's key schema and its sparse alerts index."""
     dynamodb.create_table(
         TableName=name,
@@ -67,13 +68,14 @@ class DeployedProcessor:
     """One test's table and bucket (emulator or mock), and a processor writing to them."""
 
     config: Config
-    dynamodb: object
-    s3: object
+    dynamodb: Any
+    s3: Any
     processor: StreamProcessor | LambdaEntryPoint
 
     def items(self) -> list[dict]:
         """Every stored item (DynamoDB JSON), ordered by key."""
-        items, start = [], {}
+        items: list[dict] = []
+        start: dict[str, Any] = {}
         while True:
             page = self.dynamodb.scan(TableName=self.config.table_name, **start)
             items.extend(page["Items"])
@@ -108,13 +110,13 @@ def raw_bytes(line: dict) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def emulator_clients(aws_endpoint: str) -> tuple[object, object]:
+def emulator_clients(aws_endpoint: str) -> tuple[Any, Any]:
     """DynamoDB and S3 clients on the emulator, configured as the function configures them."""
     return make_client("dynamodb", 17), make_client("s3", 17)
 
 
 @pytest.fixture
-def cloud(emulator_clients: tuple[object, object]) -> Iterator[DeployedProcessor]:
+def cloud(emulator_clients: tuple[Any, Any]) -> Iterator[DeployedProcessor]:
     """A fresh table and bucket (unique names) and a processor with default settings."""
     dynamodb, s3 = emulator_clients
     config = _create_table_and_bucket(dynamodb, s3)
@@ -123,7 +125,7 @@ def cloud(emulator_clients: tuple[object, object]) -> Iterator[DeployedProcessor
     processor.close()
 
 
-def _create_table_and_bucket(dynamodb: object, s3: object) -> Config:
+def _create_table_and_bucket(dynamodb: Any, s3: Any) -> Config:
     suffix = uuid.uuid4().hex[:12]
     config = Config(table_name=f"readings-{suffix}", quarantine_bucket=f"quarantine-{suffix}")
     create_table(dynamodb, config.table_name)

@@ -172,7 +172,7 @@ def test_hooks_on_the_clients_events_see_every_request(fake_aws: FakeAws) -> Non
         fake_aws.s3_unavailable = False
         return status
 
-    fake_aws.put_object = recover_after_first
+    fake_aws.put_object = recover_after_first  # type: ignore[method-assign]
     devices = [f"sensor-{i:02d}" for i in range(60)]
 
     try:

@@ -43,7 +43,9 @@ def test_prebuilt_batch_write_body_is_the_body_that_is_signed(
     authorization = request.headers["Authorization"]
     assert f"Credential={defaults.CREDENTIALS['AWS_ACCESS_KEY_ID']}/" in authorization
     assert "/ap-southeast-2/dynamodb/aws4_request" in authorization
-    signed = re.search(r"SignedHeaders=([^,]+)", authorization).group(1).split(";")
+    found = re.search(r"SignedHeaders=([^,]+)", authorization)
+    assert found is not None, authorization
+    signed = found.group(1).split(";")
     assert {"host", "x-amz-date", "x-amz-target", "x-amz-security-token"} <= set(signed)
     check = AWSRequest(
         method=request.method, url=fake_aws.endpoint_url + request.path, data=request.body
@@ -102,4 +104,5 @@ def test_lambda_entry_point_reads_its_settings_once(
 
     assert first == second == {"batchItemFailures": []}
     assert [item["device_id"]["S"] for item in cloud.items()] == ["a", "b"]
+    assert handler_module._processor is not None
     handler_module._processor.close()

@@ -8,6 +8,7 @@ entry point), the way a Lambda team unit-tests a function.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 import pytest
@@ -32,8 +33,8 @@ def _strings(codes: list[str]) -> dict:
 def expected_item(
     device: str,
     timestamp: str,
-    alerts: list[str] = (),
-    flags: list[str] = (),
+    alerts: Sequence[str] = (),
+    flags: Sequence[str] = (),
     alert_date: str | None = None,
     **numbers: str,
 ) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Sequence
 
 SHARD_ID = "shardId-000000000000"
 STREAM_ARN = "arn:aws:kinesis:ap-southeast-2:123456789012:stream/kinesis-dev-apse2-iotdata-01"
@@ -55,7 +56,7 @@ def kinesis_record(
     }
 
 
-def kinesis_event(payloads: list[bytes | str | dict], arrival: float = ARRIVAL) -> dict:
+def kinesis_event(payloads: Sequence[bytes | str | dict], arrival: float = ARRIVAL) -> dict:
     """An event with one record per payload, sequence numbers counting up."""
     return {"Records": [kinesis_record(p, i, arrival=arrival) for i, p in enumerate(payloads)]}
 

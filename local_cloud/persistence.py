@@ -14,9 +14,11 @@ event source mappings' checkpoints taken at the same moment, to `<state dir>/emu
   snapshot's capture: that wait plus twice a snapshot's writing time (`bound_seconds`).
   A snapshot's cost grows with the state: about half a second of CPU for 20,000
   readings with their stream records on a 2-core machine (0.2-0.6 s measured, against
-  1.1-1.6 s before items, values and shards had the compact forms below); written by
-  a forked child while a fleet publishes 1,000 readings/s, about 1-2 s, which makes
-  the bound about 5-9 s at that size.
+  1.1-1.6 s before items, values and shards had the compact forms below). Written by
+  the forked child at its lower priority while a fleet publishes 1,000 readings/s on a
+  shared 2-core machine, a snapshot of up to 20,000 readings took 0.5-5 s (once 16 s,
+  with the machine saturated), so the bound was 2-25 s there: the benchmark
+  (`python -m benchmarks local_path`) reports the last snapshot's seconds.
 - consistently: no request is in flight while the state is captured (`StateGuard`: every
   request holds it shared, the capture holds it exclusive), so a snapshot never holds half
   a request, and a shard's sequence numbers stay contiguous. The checkpoints are read

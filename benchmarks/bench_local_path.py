@@ -20,8 +20,9 @@ the fleet's publishing would compete with the cloud for the interpreter lock.
 
 Settings (environment): `BENCH_LOCAL_SECONDS` (default 60), `BENCH_LOCAL_RATE` (readings/s,
 default 1000), `BENCH_LOCAL_RUNS` (default 2), `BENCH_LOCAL_DEVICES` (default 100);
-The AWS side of the cloud runs in a process of its own (`local_cloud.service`), so moto's
-own methods cannot be swapped in per run; the micro-benchmarks printed first measure
+The AWS side of the cloud runs in a process of its own (`local_cloud.service`), and the
+function in worker processes of that one (`local_cloud.lambda_sandbox`), so moto's own
+methods cannot be swapped in per run; the micro-benchmarks printed first measure
 what two of `local_cloud/moto_patches.py` save, on bare moto objects.
 Goal: 1,000 readings/s sustained with p99 under 2 s on a 2-core machine. Run alone with
 `.venv/bin/python -m benchmarks local_path`.

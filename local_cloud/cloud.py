@@ -4,9 +4,11 @@
 the emulator with its state restored from the state dir, the project's CloudFormation
 stacks deployed into it (the same templates as production, with the resources the
 emulator skips created from those templates), the IoT rules engine, the Lambda event
-source mapping runner and the Glue crawler runner. The MQTT broker runs in this process
-and hands every message to the rules engine there. Two processes, two interpreter locks:
-the broker's work and the emulator's no longer take turns on one core.
+source mapping runner and the Glue crawler runner; the runner runs the function in
+worker processes of its own, as Lambda runs it in sandboxes. The MQTT broker runs in
+this process and hands every message to the rules engine there. Each process has its
+own interpreter lock: the broker's work, the emulator's and the function's no longer
+take turns on one core.
 
 Its surface is small: start, stop, the endpoints, `wait_until_drained` and `rule_stats`.
 State persists across restarts (see `local_cloud.persistence`); `fresh=True` starts empty.

@@ -215,6 +215,21 @@ def forget_image(item: Any) -> None:
     item.__dict__.pop(IMAGE_ATTRIBUTE, None)
 
 
+def known_image(item: Any) -> str | None:
+    """The item's image as DynamoDB JSON text when it is kept on the item, else None.
+
+    It is kept from the item's write on and dropped whenever moto changes the item in
+    place (`update_item`), so when present it is the item's attributes now.
+    """
+    text: str | None = item.__dict__.get(_IMAGE_ATTR)
+    return text
+
+
+def remember_image(item: Any, text: str) -> None:
+    """Keep `text` (the item's attributes as DynamoDB JSON) as the item's image."""
+    item.__dict__[_IMAGE_ATTR] = text
+
+
 def keys_json(table: Any, item: Any) -> str:
     """The item's primary key attributes as DynamoDB JSON text."""
     members = [_member(table.hash_key_attr, item.hash_key)]

@@ -3,18 +3,21 @@
 moto stores event source mappings but does not act on them (it tries to run the
 function in Docker on every `PutRecord`, which we switch off). This runner does
 what Lambda's pollers do: for every Kinesis mapping in the emulator it polls each
-shard and invokes the function's handler in this process, one batch per shard in
-flight, records of a shard in order, honouring the mapping's settings:
+shard and invokes the function (in an execution environment of its own, a worker
+process, with `function_processes`; else its handler in this process), one batch per
+shard in flight, records of a shard in order, honouring the mapping's settings:
 `BatchSize`, `MaximumBatchingWindowInSeconds`, the 6 MB payload limit,
 `StartingPosition`, `FunctionResponseTypes: [ReportBatchItemFailures]`,
 `MaximumRetryAttempts`, `MaximumRecordAgeInSeconds`,
 `BisectBatchOnFunctionError`, `DestinationConfig.OnFailure` and `Enabled`.
 
-Limitations, because functions run in this process: they share `os.environ`
-(each function's variables are applied at its cold start, so two functions
-setting the same variable differently will see the last one), a timeout is
-reported through the context but not enforced, and a function updated after its
-cold start keeps its first configuration until the runner restarts. A
+Limitations when functions run in this process: they share `os.environ` (each
+function's variables are applied at its cold start, so two functions setting the
+same variable differently will see the last one) and a timeout is reported through
+the context but not enforced; in worker processes each function has its own
+environment and a timeout stops the invocation (and its sandbox) as Lambda does.
+Either way a function updated after its cold start keeps its first configuration
+until the runner restarts. A
 `ParallelizationFactor` above 1 is not honoured: a shard always has one batch in
 flight, as with the default of 1 (the runner logs a warning for such a mapping).
 """
@@ -46,6 +49,7 @@ from local_cloud.kinesis_reader import (
     moto_stream,
 )
 from local_cloud.lambda_runtime import FunctionConfig, LocalFunction
+from local_cloud.lambda_sandbox import SandboxFunction
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +237,7 @@ class _ShardPoller(threading.Thread):
         self,
         runner: EventSourceMappingRunner,
         settings: MappingSettings,
-        function: LocalFunction,
+        function: LocalFunction | SandboxFunction,
         shard_id: str,
         reader: ShardReader,
     ) -> None:
@@ -408,6 +412,9 @@ class EventSourceMappingRunner:
     `record_source` is "auto" (moto's in-process objects when the stream is in
     this process, else the Kinesis API), "backend" or "http". `mapping_filter`,
     when given, picks the mappings this runner acts on (all Kinesis ones by default).
+    `function_processes` runs each function in execution environments of its own (worker
+    processes, see `lambda_sandbox`), as Lambda does; otherwise handlers run in this
+    process (see `lambda_runtime`).
     """
 
     def __init__(
@@ -421,6 +428,7 @@ class EventSourceMappingRunner:
         record_source: str = "auto",
         mapping_filter: Callable[[MappingSettings], bool] | None = None,
         log_dir: str | Path | None = None,
+        function_processes: bool = False,
     ) -> None:
         if record_source not in ("auto", "backend", "http"):
             raise ValueError(f"record_source must be auto, backend or http: {record_source!r}")
@@ -432,6 +440,7 @@ class EventSourceMappingRunner:
         self.record_source = record_source
         self.mapping_filter = mapping_filter
         self.log_dir = log_dir
+        self.function_processes = function_processes
         session = boto3.session.Session(
             aws_access_key_id=defaults.CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=defaults.CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -444,7 +453,7 @@ class EventSourceMappingRunner:
         }
         self.checkpoints: CheckpointStore | Any = None
         self.counters_ = _Counters()
-        self._functions: dict[str, LocalFunction] = {}
+        self._functions: dict[str, LocalFunction | SandboxFunction] = {}
         self._pollers: dict[tuple[str, str], _ShardPoller] = {}
         self._warned_parallelization: set[str] = set()
         self._refresh_lock = threading.Lock()
@@ -477,6 +486,9 @@ class EventSourceMappingRunner:
             for poller in self._pollers.values():
                 poller.join()
             self._pollers.clear()
+        for function in self._functions.values():
+            function.close()
+        self._functions.clear()
         if self.checkpoints is not None:
             self.checkpoints.close()
             self.checkpoints = None
@@ -544,14 +556,18 @@ class EventSourceMappingRunner:
                 poller = self._pollers.pop(key)
                 poller.stop()
 
-    def _function(self, arn: str) -> LocalFunction:
+    def _function(self, arn: str) -> LocalFunction | SandboxFunction:
         if arn not in self._functions:
-            config = self._clients["lambda"].get_function_configuration(FunctionName=arn)
+            config = FunctionConfig.from_api(
+                self._clients["lambda"].get_function_configuration(FunctionName=arn)
+            )
             metrics = None
             if self.log_dir is not None:
                 metrics = EmfPublisher(self._clients["cloudwatch"]).publish
-            self._functions[arn] = LocalFunction(
-                FunctionConfig.from_api(config), log_dir=self.log_dir, on_log_lines=metrics
+            self._functions[arn] = (
+                SandboxFunction(config, self.region, log_dir=self.log_dir, on_log_lines=metrics)
+                if self.function_processes
+                else LocalFunction(config, log_dir=self.log_dir, on_log_lines=metrics)
             )
         return self._functions[arn]
 

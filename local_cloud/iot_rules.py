@@ -116,7 +116,9 @@ class EmulatorTargets:
         #: Held shared around each in-process put (a `persistence.StateGuard`), as the
         #: emulator's requests hold it, so a snapshot never sees half a put.
         self.state_guard = state_guard
-        self._s3: Any = None
+        # Made now: making a client takes a few hundred milliseconds, which the first
+        # failed message would otherwise spend holding up every message behind it.
+        self._s3: Any = self._client("s3")
         self._logs: Any = None
         self._lock = threading.Lock()
 
@@ -159,8 +161,6 @@ class EmulatorTargets:
 
     def put_s3_object(self, bucket: str, key: str, body: bytes) -> None:
         """PutObject over the emulator's HTTP API."""
-        with self._lock:
-            self._s3 = self._s3 or self._client("s3")
         try:
             self._s3.put_object(Bucket=bucket, Key=key, Body=body)
         except (ClientError, BotoCoreError) as exc:

@@ -206,6 +206,9 @@ class LocalFunction:
             _deadline=time.monotonic() + self.config.timeout_s,
         )
 
+    def close(self) -> None:
+        """Nothing to stop: the handler runs in the caller's threads."""
+
     def invoke(self, event: dict[str, Any], context: LambdaContext | None = None) -> Any:
         """Call the handler; an import failure or exception propagates as the function error."""
         handler = self._handler or self._load()

@@ -12,6 +12,27 @@ cloud changes exactly these methods (written against moto 5.2, which
   key of the shard on each `PutRecord` (2 ms per put at 60,000 records on a
   2-core machine); its records are an insertion-ordered dict numbered upwards,
   so both ends are read in constant time instead, with the same answers.
+- `BackendDict.__getitem__`: moto registers the service as in use on every lookup
+  of an account's backends (a walk of every service's entry under a lock, about
+  20 us on a 2-core machine, several times per request and per Kinesis record); the
+  registration happens with the account's first lookup, so a known account is
+  answered at once. `BackendDict.reset()` forgets accounts and registrations together.
+- `KinesisBackend._send_stream_metrics`: moto stores two CloudWatch datapoints
+  (`IncomingBytes`, `IncomingRecords`) for every `PutRecord` and `PutRecords` call,
+  kept for ever (1,000 records/s leave 7 million datapoints an hour, each searched by
+  every `GetMetricStatistics` and written by every snapshot). Kinesis sends its
+  stream-level metrics to CloudWatch once a minute; the same puts are recorded as one
+  statistic set per stream, metric and minute (sum, sample count, minimum, maximum):
+  the statistics moto answers for any period of whole minutes are unchanged.
+- `moto.core.responses.method_names_from_class`: moto lists every method of a
+  service's response class (`inspect.getmembers`, about 0.3 ms for DynamoDB's) on
+  every request to see whether the action is one of them; the list depends only on
+  the class, so it is made once per class (and again after `install`/`uninstall`,
+  which swap methods of those classes).
+- `DynamoType.__init__`: moto reads a value's type and content by building two lists
+  from the one-entry dict (`list(d)[0]`, `list(d.values())[0]`), for every attribute
+  of every item written or read; the entry is read directly, with the same result
+  and the same error for an empty dict.
 - `DomainDispatcherApplication.get_backend_for_host`: moto works out which
   service answers a host name on every request (about 0.7 ms, under a lock all
   request threads share); the answer depends only on the host, so it is kept
@@ -31,8 +52,10 @@ cloud changes exactly these methods (written against moto 5.2, which
   `BatchWriteItem` without binary attributes that walk yields exactly the request's
   JSON, which is taken as it is; any other request is parsed by moto.
 - `Item.__init__`: moto re-adds up every attribute's size as each attribute is
-  added (quadratic in the attributes); the item's size is checked once instead,
-  against the same limit, with the same error.
+  added (quadratic in the attributes), and sizes a set or map by wrapping each of
+  its members in a new DynamoType; the item's size is checked once instead, each
+  attribute sized by moto's rules directly, against the same limit, with the same
+  error.
 - `Table.put_item`, `Table.delete_item`, `DynamoDBBackend.update_item`: moto's
   writes, each also recorded (write time, keys, new and old image) in the
   table's change journal while point-in-time recovery is on. Every DynamoDB
@@ -74,16 +97,17 @@ _LAST_CRAWL_STATUS = {"COMPLETED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "
 
 @dataclass(frozen=True)
 class Patch:
-    """One method of one moto class and what replaces it."""
+    """One method of one moto class (or one function of one moto module) and what replaces it."""
 
-    owner: type
+    owner: Any
     name: str
     replacement: Callable[..., Any]
 
     @property
     def key(self) -> str:
-        """`Class.method`, as `without()` names it."""
-        return f"{self.owner.__name__}.{self.name}"
+        """`Class.method` (or `module.function`, by the module's last name), as `without()`
+        names it."""
+        return f"{self.owner.__name__.rpartition('.')[2]}.{self.name}"
 
 
 _lock = threading.RLock()
@@ -107,6 +131,7 @@ def install() -> None:
             for patch in _patches():
                 _originals.setdefault(patch.key, getattr(patch.owner, patch.name))
                 setattr(patch.owner, patch.name, patch.replacement)
+            _method_names.clear()
         _users += 1
 
 
@@ -120,6 +145,7 @@ def uninstall() -> None:
         if _users == 0:
             for patch in _patches():
                 setattr(patch.owner, patch.name, _originals[patch.key])
+            _method_names.clear()
 
 
 def is_installed() -> bool:
@@ -175,6 +201,92 @@ def get_max_sequence_number(shard: Any) -> int:
 def get_min_sequence_number(shard: Any) -> int:
     """The shard's lowest sequence number (0 when empty), without copying its keys."""
     return _end_key(shard.records, reverse=False)
+
+
+def backend_dict_getitem(backends: Any, account_id: str) -> Any:
+    """An account's backends of one service; moto's own lookup (which registers the
+    service as in use) only the first time the account is asked for."""
+    try:
+        return dict.__getitem__(backends, account_id)
+    except KeyError:
+        return original("BackendDict.__getitem__")(backends, account_id)
+
+
+#: The attribute of moto's CloudWatch backend holding each stream's statistic sets of the
+#: current minute, by (stream name, metric name).
+_KINESIS_MINUTE_ATTR = "_local_cloud_kinesis_minute"
+_kinesis_metrics_lock = threading.Lock()
+
+
+def send_stream_metrics(
+    self: Any, stream_name: str, incoming_bytes: int, incoming_records: int
+) -> None:
+    """Kinesis's IncomingBytes and IncomingRecords of one put, added to the stream's
+    statistic sets of this minute (a new set for each minute, as Kinesis sends them)."""
+    from moto.cloudwatch.models import MetricAggregatedDatum, cloudwatch_backends
+    from moto.core.utils import utcnow
+
+    cloudwatch = cloudwatch_backends[self.account_id][self.region_name]
+    minute = utcnow().replace(second=0, microsecond=0)
+    with _kinesis_metrics_lock:
+        current: dict[tuple[str, str], Any] = cloudwatch.__dict__.setdefault(
+            _KINESIS_MINUTE_ATTR, {}
+        )
+        for name, value, unit in (
+            ("IncomingBytes", float(incoming_bytes), "Bytes"),
+            ("IncomingRecords", float(incoming_records), "Count"),
+        ):
+            datum = current.get((stream_name, name))
+            if datum is None or datum.timestamp != minute:
+                datum = MetricAggregatedDatum(
+                    namespace="AWS/Kinesis",
+                    name=name,
+                    min_stat=value,
+                    max_stat=value,
+                    sample_count=0.0,
+                    sum_stat=0.0,
+                    dimensions=[{"Name": "StreamName", "Value": stream_name}],
+                    timestamp=minute,
+                    unit=unit,
+                )
+                cloudwatch.metric_data.append(datum)
+                current[(stream_name, name)] = datum
+            datum.sample_count += 1
+            datum.sum += value
+            datum.min = min(datum.min, value)
+            datum.max = max(datum.max, value)
+
+
+_method_names: dict[type, list[str]] = {}
+
+
+def method_names_from_class(clazz: type) -> list[str]:
+    """moto's list of the methods of a response class, made once per class."""
+    names = _method_names.get(clazz)
+    if names is None:
+        names = _method_names[clazz] = original("responses.method_names_from_class")(clazz)
+    return names
+
+
+def dynamo_type_init(self: Any, type_as_dict: Any) -> None:
+    """moto's DynamoType: the type and content of `{type: content}` (or of another DynamoType),
+    lists and maps holding DynamoTypes."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    if type(type_as_dict) is DynamoType:
+        self.type = type_as_dict.type
+        self.value = type_as_dict.value
+    else:
+        for kind, value in type_as_dict.items():
+            self.type = kind
+            self.value = value
+            break
+        else:
+            raise IndexError("list index out of range")  # moto's error for {}
+    if self.type == "L":
+        self.value = [DynamoType(member) for member in self.value]
+    elif self.type == "M":
+        self.value = {name: DynamoType(member) for name, member in self.value.items()}
 
 
 def get_backend_for_host(app: Any, host: str | None) -> Any:
@@ -255,10 +367,44 @@ def dynamodb_item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str
     self.hash_key = hash_key
     self.range_key = range_key
     values = {key: DynamoType(value) for key, value in attrs.items()}
-    if sum(bytesize(key) + value.size() for key, value in values.items()) > _ITEM_MAX_BYTES:
+    if (
+        sum(bytesize(key) + attribute_size(value) for key, value in values.items())
+        > _ITEM_MAX_BYTES
+    ):
         raise ItemSizeTooLarge
     self.attrs = LimitedSizeDict.__new__(LimitedSizeDict)
     dict.update(self.attrs, values)
+
+
+def attribute_size(value: Any) -> int:
+    """moto's `DynamoType.size()` of an attribute value, without wrapping every member of a
+    set or map in a new DynamoType first: the same sizes, by the same rules."""
+    kind = value.type
+    inner = value.value
+    if kind == "N":
+        return len(str(inner))
+    if kind == "S" and type(inner) is str:
+        return len(inner) if inner.isascii() else len(inner.encode("utf-8"))
+    if kind == "L":
+        return sum(attribute_size(member) for member in inner)
+    if kind == "M":
+        return sum(_text_size(key) + attribute_size(member) for key, member in inner.items())
+    if kind in ("SS", "NS", "BS"):
+        if kind == "NS":
+            return sum(len(str(member)) for member in inner)
+        return sum(_text_size(member) for member in inner)
+    if isinstance(inner, bool):
+        return 1
+    return int(value.size())  # anything else (binary, odd values): moto's own
+
+
+def _text_size(text: Any) -> int:
+    """moto's `bytesize`: UTF-8 bytes of a string, length of bytes."""
+    if type(text) is str:
+        return len(text) if text.isascii() else len(text.encode("utf-8"))
+    from moto.dynamodb.models.utilities import bytesize
+
+    return bytesize(text)
 
 
 #: moto's item size limit (`LimitedSizeDict`): between the 409 and 410 KB AWS accepts.
@@ -270,13 +416,15 @@ def _patches() -> tuple[Patch, ...]:
     # Imported here: reading this module (for the listener lists) must not load moto.
     from moto.awslambda.models import LambdaBackend
     from moto.cloudformation.models import CloudFormationBackend
+    from moto.core import responses
+    from moto.core.base_backend import BackendDict
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
     from moto.glue.models import FakeCrawler, GlueBackend
     from moto.iotdata.models import IoTDataPlaneBackend
-    from moto.kinesis.models import Shard
+    from moto.kinesis.models import KinesisBackend, Shard
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     from local_cloud import dynamodb_exports as exports
@@ -285,6 +433,8 @@ def _patches() -> tuple[Patch, ...]:
         Patch(CloudFormationBackend, "execute_change_set", execute_change_set),
         Patch(Shard, "get_max_sequence_number", get_max_sequence_number),
         Patch(Shard, "get_min_sequence_number", get_min_sequence_number),
+        Patch(BackendDict, "__getitem__", backend_dict_getitem),
+        Patch(KinesisBackend, "_send_stream_metrics", send_stream_metrics),
         Patch(DomainDispatcherApplication, "get_backend_for_host", get_backend_for_host),
         Patch(IoTDataPlaneBackend, "publish", publish),
         Patch(GlueBackend, "start_crawler", start_crawler),
@@ -292,6 +442,8 @@ def _patches() -> tuple[Patch, ...]:
         Patch(LambdaBackend, "send_kinesis_message", send_kinesis_message),
         Patch(DynamoHandler, "parse_parameters", parse_dynamodb_parameters),
         Patch(Item, "__init__", dynamodb_item_init),
+        Patch(DynamoType, "__init__", dynamo_type_init),
+        Patch(responses, "method_names_from_class", method_names_from_class),
         Patch(Table, "put_item", exports.put_item),
         Patch(Table, "delete_item", exports.delete_item),
         Patch(DynamoDBBackend, "update_item", exports.update_item),

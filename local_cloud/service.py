@@ -6,9 +6,11 @@ way), the other requests and answers (`drain`, `stats`, `stop`). Everything that
 reaches into moto's objects lives here, beside moto: the emulator, the persistence of
 its state, the IoT rules engine (which puts Kinesis records through moto's backend),
 the IoT Data publish hook and the Glue crawler runner (moto hands them its calls), and
-the event source mapping runner with the function (which read the shard from moto's
-backend). This process and the one holding the broker each get an interpreter lock,
-so the local cloud uses two cores.
+the event source mapping runner (which reads the shard from moto's backend). The
+function runs in worker processes of its own, started by the runner (its execution
+environments, see `local_cloud.lambda_sandbox`). This process, the one holding the
+broker and the function's each get an interpreter lock, so the local cloud uses both
+cores of a 2-core machine.
 
 Start-up: restore the saved state (`LocalCloud(fresh=True)` empties it first), serve,
 deploy the stacks (or, with restored stacks, take their outputs), start the services,
@@ -174,6 +176,9 @@ class CloudService:
             state_dir=esm_dir,
             log_dir=self.state_dir / "logs",
             mapping_filter=lambda mapping: mapping.stream_arn == stream_arn,
+            # Each function in a worker process of its own, as in Lambda: its work (and
+            # its clients' half of every request) off this process's interpreter lock.
+            function_processes=True,
         )
         self._started.append(self.esm.start())
         esm = self.esm

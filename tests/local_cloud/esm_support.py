@@ -31,6 +31,8 @@ class Deployment:
     endpoint: str
     state_dir: Path
     shards: int = 1
+    #: Run the functions in execution environments of their own (worker processes).
+    sandboxed: bool = False
     suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     runners: list[EventSourceMappingRunner] = field(default_factory=list)
 
@@ -52,13 +54,17 @@ class Deployment:
     def function(self, handler: str, **extra: Any) -> str:
         """Create a function whose handler is `tests.local_cloud.handlers.<handler>`."""
         name = f"test-fn-{handler.replace('_', '-')}-{self.suffix}"
+        if self.sandboxed:
+            # A sandboxed function records its invocations in a file the test reads.
+            environment = extra.setdefault("Environment", {}).setdefault("Variables", {})
+            environment[handlers.LOG_DIR_VARIABLE] = str(self.state_dir.parent)
+        extra.setdefault("Timeout", 30)
         self.lam.create_function(
             FunctionName=name,
             Runtime="python3.11",
             Role=self.role,
             Handler=f"tests.local_cloud.handlers.{handler}",
             Code={"ZipFile": _zip()},
-            Timeout=30,
             **extra,
         )
         handlers.INVOCATIONS.pop(name, None)
@@ -93,6 +99,7 @@ class Deployment:
 
     def runner(self, **kwargs: Any) -> EventSourceMappingRunner:
         """A started runner acting only on this deployment's stream."""
+        kwargs.setdefault("function_processes", self.sandboxed)
         runner = EventSourceMappingRunner(
             self.endpoint,
             state_dir=self.state_dir,
@@ -102,12 +109,27 @@ class Deployment:
         self.runners.append(runner)
         return runner
 
+    def events(self, function: str) -> list[dict[str, Any]]:
+        """The events `function` was invoked with, in order."""
+        if not self.sandboxed:
+            return list(handlers.INVOCATIONS[function])
+        return [line["event"] for line in self._sandbox_log(function)]
+
+    def contexts(self, function: str) -> list[dict[str, Any]]:
+        """What `function` saw of its context and environment, for each invocation."""
+        if not self.sandboxed:
+            return list(handlers.CONTEXTS[function])
+        return [line["context"] for line in self._sandbox_log(function)]
+
+    def _sandbox_log(self, function: str) -> list[dict[str, Any]]:
+        path = self.state_dir.parent / f"{function}.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
     def invocations(self, function: str) -> list[list[dict[str, Any]]]:
         """The payloads of each invocation of `function`, in order."""
-        return [
-            [handlers.payload(r) for r in event["Records"]]
-            for event in handlers.INVOCATIONS[function]
-        ]
+        return [[handlers.payload(r) for r in event["Records"]] for event in self.events(function)]
 
     def teardown(self) -> None:
         """Stop runners and delete what was deployed, so later tests never see it."""

@@ -11,12 +11,16 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from typing import Any
 
 from tests.local_cloud.handler_log import CONTEXTS, INVOCATIONS
 from tests.local_cloud.handler_log import LOCK as _LOCK
 
-__all__ = ["CONTEXTS", "INVOCATIONS", "payload"]
+__all__ = ["CONTEXTS", "INVOCATIONS", "LOG_DIR_VARIABLE", "payload"]
+
+#: The function's environment variable naming where it records its invocations.
+LOG_DIR_VARIABLE = "TEST_HANDLER_LOG_DIR"
 
 
 def payload(record: dict[str, Any]) -> dict[str, Any]:
@@ -25,18 +29,26 @@ def payload(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _record(event: dict[str, Any], context: Any) -> None:
+    seen = {
+        "function_name": context.function_name,
+        "invoked_function_arn": context.invoked_function_arn,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "aws_request_id": context.aws_request_id,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "env_greeting": os.environ.get("TEST_HANDLER_GREETING"),
+        "env_function_name": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+        "pid": os.getpid(),
+    }
     with _LOCK:
         INVOCATIONS[context.function_name].append(event)
-        CONTEXTS[context.function_name].append(
-            {
-                "function_name": context.function_name,
-                "invoked_function_arn": context.invoked_function_arn,
-                "memory_limit_in_mb": context.memory_limit_in_mb,
-                "aws_request_id": context.aws_request_id,
-                "remaining_ms": context.get_remaining_time_in_millis(),
-                "env_greeting": os.environ.get("TEST_HANDLER_GREETING"),
-            }
-        )
+        CONTEXTS[context.function_name].append(seen)
+        # A function in an execution environment of its own (a worker process) tells the
+        # test through a file, one JSON line per invocation.
+        log_dir = os.environ.get(LOG_DIR_VARIABLE)
+        if log_dir:
+            path = os.path.join(log_dir, f"{context.function_name}.jsonl")
+            with open(path, "a", encoding="utf-8") as file:
+                file.write(json.dumps({"event": event, "context": seen}) + "\n")
 
 
 def partial(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -76,3 +88,17 @@ def always_raise(event: dict[str, Any], context: Any) -> None:
     """Fail every invocation."""
     _record(event, context)
     raise ValueError("downstream unavailable")
+
+
+def sleepy(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Sleep 5 s on a record whose action is "sleep" (past a short timeout), else succeed."""
+    _record(event, context)
+    if any(payload(r)["action"] == "sleep" for r in event["Records"]):
+        time.sleep(5)
+    return {"batchItemFailures": []}
+
+
+def unmarshallable(event: dict[str, Any], context: Any) -> object:
+    """Answer with something that is not JSON."""
+    _record(event, context)
+    return {"batchItemFailures": {1, 2}}

@@ -9,10 +9,12 @@ import uuid
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto.kinesis.models import Shard
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from local_cloud import moto_patches
+from local_cloud import defaults, moto_patches
 
 DATA = base64.b64encode(b'{"device_id": "sensor-0001", "timestamp": 1}').decode()
 
@@ -191,3 +193,180 @@ def test_item_size_is_checked_once_with_moto_s_limit_and_error():
                 results.append("too large")
         assert results[0] == results[1]
     assert results[0] == "too large"
+
+
+def test_a_known_account_is_answered_as_moto_answers_it():
+    """GIVEN a moto service's backends that no account has used yet
+    WHEN an account is looked up with the local cloud's lookup, twice, and after moto's
+    reset once more
+    THEN it gets the backends moto's own lookup makes (the same ones both times), and the
+    service is registered as in use each time, as moto's own lookup leaves it."""
+    from moto.core.base_backend import BackendDict
+    from moto.sqs.models import SQSBackend
+
+    backends = BackendDict(SQSBackend, "sqs")
+    try:
+        first = moto_patches.backend_dict_getitem(backends, "111122223333")
+        assert backends in BackendDict._instances
+        assert moto_patches.backend_dict_getitem(backends, "111122223333") is first
+        assert first["eu-west-1"].account_id == "111122223333"
+        # moto's reset forgets the accounts and the registrations together.
+        backends.clear()
+        BackendDict._instances.remove(backends)
+        again = moto_patches.backend_dict_getitem(backends, "111122223333")
+        assert again is not first
+        assert backends in BackendDict._instances
+    finally:
+        if backends in BackendDict._instances:
+            BackendDict._instances.remove(backends)
+
+
+def _kinesis_statistics(aws_endpoint: str, stream: str, start: float) -> dict[str, list]:
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws_endpoint)
+    statistics = {}
+    for metric in ("IncomingBytes", "IncomingRecords"):
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Kinesis",
+            MetricName=metric,
+            Dimensions=[{"Name": "StreamName", "Value": stream}],
+            StartTime=start - 120,
+            EndTime=start + 240,
+            Period=60,
+            Statistics=["Sum", "SampleCount", "Minimum", "Maximum", "Average"],
+        )["Datapoints"]
+        statistics[metric] = sorted(points, key=lambda p: p["Timestamp"])
+    return statistics
+
+
+def _put_in_two_minutes(kinesis, stream: str, start: float) -> None:
+    import time_machine
+
+    with time_machine.travel(start, tick=False):
+        kinesis.put_record(StreamName=stream, Data=b"x" * 10, PartitionKey="a")
+        kinesis.put_record(StreamName=stream, Data=b"y" * 30, PartitionKey="bb")
+        kinesis.put_records(
+            StreamName=stream,
+            Records=[{"Data": b"z" * 5, "PartitionKey": "c"}, {"Data": b"w", "PartitionKey": "d"}],
+        )
+    with time_machine.travel(start + 60, tick=False):
+        kinesis.put_record(StreamName=stream, Data=b"v" * 7, PartitionKey="e")
+
+
+def test_stream_metrics_answer_what_moto_s_datapoints_answer(aws_endpoint):
+    """GIVEN puts to a stream spread over two minutes (PutRecord and PutRecords), made once
+    with moto's own datapoint per put and once with the local cloud's statistic sets
+    WHEN GetMetricStatistics asks for each minute's Sum, SampleCount, Minimum, Maximum and
+    Average of IncomingBytes and IncomingRecords
+    THEN both answer the same statistics, stamped at the start of each minute as Kinesis's
+    once-a-minute metrics are, and the local cloud keeps one datum per metric and minute."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    kinesis = boto3.client("kinesis", endpoint_url=aws_endpoint)
+    start = 1_899_999_960.0 + 15  # 15 s into a minute
+    answers = []
+    for own in (True, False):
+        stream = f"metrics-{uuid.uuid4().hex[:8]}"
+        kinesis.create_stream(StreamName=stream, ShardCount=1)
+        keys = ("KinesisBackend._send_stream_metrics",) if own else ()
+        with moto_patches.without(*keys):
+            _put_in_two_minutes(kinesis, stream, start)
+        answers.append((stream, _kinesis_statistics(aws_endpoint, stream, start)))
+    (_, moto_s), (stream, local) = answers
+    values = ("Sum", "SampleCount", "Minimum", "Maximum", "Average")
+    for metric in ("IncomingBytes", "IncomingRecords"):
+        assert [{k: p[k] for k in values} for p in local[metric]] == [
+            {k: p[k] for k in values} for p in moto_s[metric]
+        ]
+        assert [p["Timestamp"].timestamp() for p in local[metric]] == [start - 15, start + 45]
+    assert local["IncomingRecords"][0]["Sum"] == 4
+    assert local["IncomingBytes"][0]["Sum"] == 10 + 1 + 30 + 2 + 5 + 1 + 1 + 1
+    backend = cloudwatch_backends["123456789012"][defaults.REGION]
+    kept = [
+        d
+        for d in backend.metric_data
+        if d.namespace == "AWS/Kinesis" and any(dim.value == stream for dim in d.dimensions)
+    ]
+    assert len(kept) == 4  # two metrics, two minutes
+
+
+_TEXT = st.text(max_size=12)
+_NUMBER = st.from_regex(r"-?[0-9]{1,6}(\.[0-9]{1,4})?", fullmatch=True)
+_SCALARS = st.one_of(
+    st.builds(lambda v: {"S": v}, _TEXT),
+    st.builds(lambda v: {"N": v}, _NUMBER),
+    st.builds(lambda v: {"B": v}, st.binary(max_size=8)),
+    st.builds(lambda v: {"BOOL": v}, st.booleans()),
+    st.just({"NULL": True}),
+    st.builds(lambda v: {"SS": v}, st.lists(_TEXT, min_size=1, max_size=4, unique=True)),
+    st.builds(lambda v: {"NS": v}, st.lists(_NUMBER, min_size=1, max_size=4, unique=True)),
+    st.builds(lambda v: {"BS": v}, st.lists(st.binary(max_size=4), min_size=1, max_size=3)),
+)
+_ATTRIBUTES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.builds(lambda v: {"L": v}, st.lists(inner, max_size=4)),
+        st.builds(lambda v: {"M": v}, st.dictionaries(_TEXT, inner, max_size=4)),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_ATTRIBUTES)
+def test_attribute_sizes_are_moto_s(attribute):
+    """GIVEN any DynamoDB attribute value (strings of any script, numbers, binary, booleans,
+    null, sets, and lists and maps nesting them)
+    WHEN it is sized by the local cloud's item size check and by moto's `DynamoType.size`
+    THEN both give the same number of bytes."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    value = DynamoType(attribute)
+    assert moto_patches.attribute_size(value) == value.size()
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ATTRIBUTES)
+def test_dynamodb_values_are_built_as_moto_builds_them(attribute):
+    """GIVEN any DynamoDB attribute value, nested lists and maps included
+    WHEN moto's DynamoType is built from it with the local cloud's constructor and with
+    moto's own (from the dict, and again from the built value)
+    THEN both hold the same type and value, member by member, and the same JSON."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    own = moto_patches.original("DynamoType.__init__")
+    theirs, ours = DynamoType.__new__(DynamoType), DynamoType.__new__(DynamoType)
+    own(theirs, attribute)
+    moto_patches.dynamo_type_init(ours, attribute)
+    assert (ours.type, ours.to_json(), ours) == (theirs.type, theirs.to_json(), theirs)
+    copied = DynamoType.__new__(DynamoType)
+    moto_patches.dynamo_type_init(copied, theirs)
+    assert (copied.type, copied.to_json()) == (theirs.type, theirs.to_json())
+
+
+def test_an_empty_dynamodb_value_fails_as_in_moto():
+    """GIVEN an attribute value with no type (`{}`)
+    WHEN a DynamoType is built from it both ways
+    THEN both refuse it with the same error."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    errors = []
+    for init in (moto_patches.original("DynamoType.__init__"), moto_patches.dynamo_type_init):
+        with pytest.raises(IndexError) as raised:
+            init(DynamoType.__new__(DynamoType), {})
+        errors.append(str(raised.value))
+    assert errors[0] == errors[1]
+
+
+def test_response_method_names_are_moto_s_and_made_once():
+    """GIVEN moto's response classes for DynamoDB, S3 and Kinesis
+    WHEN their method names are asked for twice
+    THEN they are the names moto lists, and the second answer is the first one kept."""
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.kinesis.responses import KinesisResponse
+    from moto.s3.responses import S3Response
+
+    own = moto_patches.original("responses.method_names_from_class")
+    for cls in (DynamoHandler, S3Response, KinesisResponse):
+        first = moto_patches.method_names_from_class(cls)
+        assert first == own(cls)
+        assert moto_patches.method_names_from_class(cls) is first

@@ -25,6 +25,16 @@ cloud changes exactly these methods (written against moto 5.2, which
 - `LambdaBackend.send_kinesis_message`: moto would run the mapped function (in
   Docker) synchronously inside every `PutRecord`; the event source mapping
   runner invokes functions instead, as Lambda's pollers do.
+- `Table.put_item`, `Table.delete_item`, `DynamoDBBackend.update_item`: moto's
+  writes, each also recorded (write time, keys, new and old image) in the
+  table's change journal while point-in-time recovery is on. Every DynamoDB
+  write call (PutItem, UpdateItem, DeleteItem, BatchWriteItem,
+  TransactWriteItems, PartiQL) ends in one of these three.
+- `DynamoHandler.export_table_to_point_in_time`, `describe_export`,
+  `list_exports`: moto ignores `ExportType`, writes one data file of the table
+  as it is now and no manifests; these answer as DynamoDB does, full and
+  incremental exports in DynamoDB's S3 layout with its manifests and its
+  validation errors (`local_cloud.dynamodb_exports`).
 
 `install()` and `uninstall()` count their callers: the first install applies every
 patch and the last uninstall restores moto's own methods, whatever the order in
@@ -216,10 +226,15 @@ def _patches() -> tuple[Patch, ...]:
     # Imported here: reading this module (for the listener lists) must not load moto.
     from moto.awslambda.models import LambdaBackend
     from moto.cloudformation.models import CloudFormationBackend
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
     from moto.glue.models import FakeCrawler, GlueBackend
     from moto.iotdata.models import IoTDataPlaneBackend
     from moto.kinesis.models import Shard
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from local_cloud import dynamodb_exports as exports
 
     return (
         Patch(CloudFormationBackend, "execute_change_set", execute_change_set),
@@ -230,4 +245,12 @@ def _patches() -> tuple[Patch, ...]:
         Patch(GlueBackend, "start_crawler", start_crawler),
         Patch(FakeCrawler, "as_dict", crawler_as_dict),
         Patch(LambdaBackend, "send_kinesis_message", send_kinesis_message),
+        Patch(Table, "put_item", exports.put_item),
+        Patch(Table, "delete_item", exports.delete_item),
+        Patch(DynamoDBBackend, "update_item", exports.update_item),
+        Patch(
+            DynamoHandler, "export_table_to_point_in_time", exports.export_table_to_point_in_time
+        ),
+        Patch(DynamoHandler, "describe_export", exports.describe_export),
+        Patch(DynamoHandler, "list_exports", exports.list_exports),
     )

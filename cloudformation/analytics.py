@@ -50,6 +50,7 @@ from troposphere.redshift import (
 from cloudformation.buckets import BucketSpec, hardened_bucket, objects_under
 from cloudformation.iam import NO_RESOURCE_TYPE, allow, arn, document, global_arn, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
+from cloudformation.layout import EXPORTS_PREFIX, LAKE_PREFIX
 from cloudformation.naming import NO_WAREHOUSE, Naming
 from cloudformation.outputs import AnalyticsOutput
 from cloudformation.parameters import (
@@ -61,10 +62,6 @@ from cloudformation.parameters import (
     text,
 )
 
-#: DynamoDB exports land here (`exports/AWSDynamoDB/<ExportId>/...`).
-EXPORTS_PREFIX = "exports/"
-#: The Parquet lake: `lake/sensor_readings/dt=YYYY-MM-DD/`, `lake/quarantined_records/dt=.../`.
-LAKE_PREFIX = "lake/"
 #: Files a crawl must never read as data: export manifests, checksums and markers.
 CRAWLER_EXCLUSIONS = (
     "**/manifest-*.json",

@@ -45,6 +45,7 @@ from cloudformation.buckets import (
 )
 from cloudformation.iam import allow, arn, document, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
+from cloudformation.layout import RULE_ERRORS_PREFIX
 from cloudformation.naming import SENSOR_TOPIC, Naming
 from cloudformation.outputs import StreamingOutput
 from cloudformation.parameters import (
@@ -60,8 +61,6 @@ from stream_processor import config, contract
 #: The handler, named as a string: this package never imports the function code.
 HANDLER = "stream_processor.handler.handler"
 RUNTIME = "python3.12"
-#: Where the topic rule's error action keeps messages it could not deliver.
-RULE_ERRORS_PREFIX = "errors/"
 #: Retention values CloudWatch Logs accepts.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
 ON_FAILURE_QUEUE_RETENTION_SECONDS = 14 * 24 * 3600

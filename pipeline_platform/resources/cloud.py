@@ -8,9 +8,11 @@ run starts, so loading the code location asks AWS nothing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,15 @@ _TRANSFER_THREADS = 8
 # Up to this many days, partitions are listed one by one rather than by one pass.
 _PER_PARTITION_LISTING_MAX = 31
 _BOTO_CONFIG = Config(max_pool_connections=_TRANSFER_THREADS * 2, retries={"mode": "standard"})
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One S3 object as a listing shows it."""
+
+    key: str
+    last_modified: datetime
+    size: int
 
 
 class CloudResource(dg.ConfigurableResource):
@@ -64,11 +75,30 @@ class CloudResource(dg.ConfigurableResource):
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         """Every object key under `prefix`, in key order."""
+        return [o.key for o in self.list_objects(bucket, prefix)]
+
+    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
+        """Every object under `prefix` with its `LastModified` and size, in key order."""
         paginator = self.client("s3").get_paginator("list_objects_v2")
-        keys: list[str] = []
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return sorted(keys)
+        found = [
+            StoredObject(obj["Key"], obj["LastModified"], obj["Size"])
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+        return sorted(found, key=lambda o: o.key)
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        """The JSON document stored at `key`."""
+        return json.loads(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def put_json(self, bucket: str, key: str, document: Any) -> None:
+        """Store `document` as JSON at `key`."""
+        self.client("s3").put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(document, indent=1, default=str).encode(),
+            ContentType="application/json",
+        )
 
     def partition_keys(self, bucket: str, prefix: str, days: Iterable[date]) -> list[str]:
         """Keys in the Hive partitions `<prefix>dt=YYYY-MM-DD/` of `days`, in key order.

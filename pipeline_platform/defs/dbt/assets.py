@@ -1,5 +1,6 @@
 """dbt models as assets, dbt tests as asset checks; sources join the warehouse load assets."""
 
+import json
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,11 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from pipeline_platform.defs.partitions import DAILY, SINGLE_RUN
+from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.env_override import overridden
 from pipeline_platform.resources.dbt import dbt_project
 from pipeline_platform.resources.warehouse import Warehouse
+from pipeline_platform.resources.warehouse_load import Pending
 
 MARTS_SCHEMA = "analytics"
 # The batch job runs hourly: a mart older than two hours is late, a day old is failing.
@@ -24,15 +26,22 @@ MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-def build_args(partition_range: tuple[str, str] | None = None) -> list[str]:
-    """`dbt build` arguments; a partition range is passed to dbt as vars for the log only."""
-    args = ["build"]
-    if partition_range:
-        args += [
-            "--vars",
-            f'{{"batch_start": "{partition_range[0]}", "batch_end": "{partition_range[1]}"}}',
-        ]
-    return args
+#: Beyond this many reading hours to rebuild (a month), one full refresh is cheaper than
+#: deleting and inserting them hour by hour.
+FULL_REFRESH_HOURS = 24 * 31
+
+
+def build_args(pending: Pending) -> list[str]:
+    """`dbt build` arguments that rebuild exactly what the warehouse loads changed.
+
+    The incremental marts take the changed reading hours and days as vars
+    (`rebuild_hours`, `rebuild_days`); a load that replaced a whole table, or
+    more than `FULL_REFRESH_HOURS` hours, rebuilds everything once instead.
+    """
+    if pending.full_refresh or len(pending.hours) > FULL_REFRESH_HOURS:
+        return ["build", "--full-refresh"]
+    scope = {"rebuild_hours": list(pending.hours), "rebuild_days": list(pending.days)}
+    return ["build", "--vars", json.dumps(scope)]
 
 
 class PlatformDbtTranslator(DagsterDbtTranslator):
@@ -68,7 +77,7 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         manifest=project.manifest_path,
         project=project,
         dagster_dbt_translator=translator,
-        partitions_def=DAILY,
+        partitions_def=WRITE_HOURS,
         backfill_policy=SINGLE_RUN,
         name="dbt_models",
     )
@@ -77,11 +86,21 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         dbt: DbtCliResource,
         warehouse: Warehouse,
     ):
-        """Staging views and marts built by `dbt build`, tests reported as asset checks."""
-        window = context.partition_time_window
-        args = build_args((window.start.date().isoformat(), window.end.date().isoformat()))
+        """Staging views and marts built by `dbt build`, tests reported as asset checks.
+
+        The incremental marts rebuild the reading hours and days the warehouse
+        loads queued (whatever run queued them); the queue is cleared once the
+        build succeeds, so a failed build is retried by the next run.
+        """
+        pending = warehouse.pending()
+        args = build_args(pending)
+        context.log.info(
+            f"dbt rebuilds {len(pending.hours)} reading hour(s) over {len(pending.days)} day(s)"
+            + (" (full refresh)" if "--full-refresh" in args else "")
+        )
         # The profile reads where the warehouse is from the environment of the dbt process.
         with overridden(warehouse.dbt_environment()):
             yield from dbt.cli(args, context=context).stream()
+        warehouse.clear_pending(pending)
 
     return dbt_models

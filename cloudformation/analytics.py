@@ -50,7 +50,7 @@ from troposphere.redshift import (
 from cloudformation.buckets import BucketSpec, hardened_bucket, objects_under
 from cloudformation.iam import NO_RESOURCE_TYPE, allow, arn, document, global_arn, service_role
 from cloudformation.kms import USE_ACTIONS, customer_key, key_arn, service_statement
-from cloudformation.layout import EXPORTS_PREFIX, LAKE_PREFIX
+from cloudformation.layout import EXPORTS_PREFIX, LAKE_PREFIX, PIPELINE_PREFIX, RULE_ERRORS_PREFIX
 from cloudformation.naming import NO_WAREHOUSE, Naming
 from cloudformation.outputs import AnalyticsOutput
 from cloudformation.parameters import (
@@ -342,6 +342,12 @@ def build_analytics(naming: Naming) -> Template:
                                 [objects_under(lake, LAKE_PREFIX)],
                                 sid="ReadLakeParquet",
                             ),
+                            # Each load is one COPY from a manifest of the files it takes.
+                            allow(
+                                [s3a.GetObject],
+                                [objects_under(lake, f"{PIPELINE_PREFIX}manifests/")],
+                                sid="ReadCopyManifests",
+                            ),
                             _list_prefixes(lake_arn, [LAKE_PREFIX]),
                             allow([s3a.GetBucketLocation], [lake_arn], sid="LocateTheLake"),
                             allow([kmsa.Decrypt], [key_arn_], sid="DecryptLakeObjects"),
@@ -416,7 +422,13 @@ def build_analytics(naming: Naming) -> Template:
     secret_arn = GetAtt(cluster, "MasterPasswordSecretArn")
 
     # --- Orchestrator -----------------------------------------------------
-    lake_paths = [objects_under(lake, EXPORTS_PREFIX), objects_under(lake, LAKE_PREFIX)]
+    # The pipeline's own records (lake state and locks, export summaries, change sets, COPY
+    # manifests) sit beside the lake, outside what the crawler reads.
+    lake_paths = [
+        objects_under(lake, EXPORTS_PREFIX),
+        objects_under(lake, LAKE_PREFIX),
+        objects_under(lake, PIPELINE_PREFIX),
+    ]
     quarantine_arn = global_arn("s3", f"${{{quarantine_bucket.title}}}")
     orchestrator_role = t.add_resource(
         iam.Role(
@@ -445,7 +457,12 @@ def build_analytics(naming: Naming) -> Template:
                     PolicyDocument=document(
                         [
                             allow(
-                                [ddb.ExportTableToPointInTime, ddb.DescribeTable],
+                                [
+                                    ddb.ExportTableToPointInTime,
+                                    ddb.DescribeTable,
+                                    # how far back exports reach (point-in-time recovery)
+                                    ddb.DescribeContinuousBackups,
+                                ],
                                 [Ref(table_arn)],
                                 sid="ExportTheTable",
                             ),
@@ -465,16 +482,23 @@ def build_analytics(naming: Naming) -> Template:
                                 lake_paths,
                                 sid="ReadAndWriteTheLake",
                             ),
-                            _list_prefixes(lake_arn, [EXPORTS_PREFIX, LAKE_PREFIX]),
+                            _list_prefixes(
+                                lake_arn, [EXPORTS_PREFIX, LAKE_PREFIX, PIPELINE_PREFIX]
+                            ),
                             allow(USE_ACTIONS, [key_arn_], sid="UseTheLakeKey"),
+                            # The function's quarantine and the topic rule's error records
+                            # (messages it could not route): both are loaded as data.
                             allow(
                                 [s3a.GetObject],
-                                [objects_under(quarantine_arn, Ref(quarantine_prefix))],
+                                [
+                                    objects_under(quarantine_arn, Ref(quarantine_prefix)),
+                                    objects_under(quarantine_arn, RULE_ERRORS_PREFIX),
+                                ],
                                 sid="ReadQuarantinedRecords",
                             ),
                             _list_prefixes(
                                 quarantine_arn,
-                                [Ref(quarantine_prefix)],
+                                [Ref(quarantine_prefix), RULE_ERRORS_PREFIX],
                                 sid="ListQuarantinedRecords",
                             ),
                             # The table and the quarantine bucket are encrypted with it.

@@ -18,7 +18,7 @@ import dagster as dg
 
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.jobs import BATCH_JOB, LAKE_TABLES, run_tags
-from pipeline_platform.defs.lake.assets import state_store
+from pipeline_platform.defs.lake.run_context import state_store
 from pipeline_platform.defs.lake.windows import CatchUp, catch_up
 from pipeline_platform.defs.partitions import WRITE_HOURS, hour_key, key_start
 

@@ -1,13 +1,19 @@
 {#
     What an incremental run rebuilds. The batch pipeline passes the reading hours
-    and days its warehouse loads changed as vars `rebuild_hours`
-    ('YYYY-MM-DD HH:MM:SS') and `rebuild_days` ('YYYY-MM-DD'); an incremental
-    model deletes those hours (or days) and inserts them recomputed, so late
-    readings correct their hour and day and nothing is counted twice. Without the
-    vars (a `dbt build` by hand) everything is in scope: slower, never wrong.
+    and days its warehouse loads changed in the environment of the dbt process,
+    as JSON lists: DBT_REBUILD_HOURS ('YYYY-MM-DD HH:MM:SS') and
+    DBT_REBUILD_DAYS ('YYYY-MM-DD'). An incremental model deletes those hours (or
+    days) and inserts them recomputed, so late readings correct their hour and
+    day and nothing is counted twice. Unset (a `dbt build` by hand) means
+    everything: slower, never wrong.
+
+    Environment variables rather than --vars: a changed var makes dbt parse the
+    whole project again on every run, a changed environment variable only the
+    few files that read it.
 #}
 {% macro in_rebuild_scope(column, unit) -%}
-    {%- set values = var('rebuild_' ~ unit, none) -%}
+    {%- set raw = env_var('DBT_REBUILD_' ~ (unit | upper), '') -%}
+    {%- set values = none if raw == '' else fromjson(raw) -%}
     {%- if values is none -%}
         (1 = 1)
     {%- elif values | length == 0 -%}

@@ -9,7 +9,7 @@ import dagster as dg
 
 from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
-from pipeline_platform.defs.lake.assets import REBUILD_TAG, SINCE_TAG, state_store
+from pipeline_platform.defs.lake.run_context import REBUILD_TAG, SINCE_TAG, state_store
 from pipeline_platform.defs.lake.windows import CatchUp, catch_up
 from pipeline_platform.resources.cloud import CloudResource
 

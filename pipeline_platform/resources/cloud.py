@@ -154,24 +154,3 @@ class CloudResource(dg.ConfigurableResource):
 
         with ThreadPoolExecutor(_TRANSFER_THREADS) as pool:
             return list(pool.map(put, files))
-
-    def parquet_metadata(self, bucket: str, keys: Iterable[str]) -> list[Any]:
-        """Parquet footers (schema, row count) of objects, read without fetching the data."""
-        import pyarrow.parquet as pq
-        from pyarrow import fs
-
-        session = boto3.Session(region_name=self.s3.region_name)
-        creds = session.get_credentials()
-        frozen = creds.get_frozen_credentials() if creds else None
-        options: dict[str, Any] = {"region": self.s3.region_name}
-        if frozen:
-            options.update(
-                access_key=frozen.access_key,
-                secret_key=frozen.secret_key,
-                session_token=frozen.token,
-            )
-        if self.s3.endpoint_url:
-            scheme, _, host = self.s3.endpoint_url.partition("://")
-            options.update(endpoint_override=host, scheme=scheme)
-        filesystem = fs.S3FileSystem(**options)
-        return [pq.read_metadata(f"{bucket}/{key}", filesystem=filesystem) for key in keys]

@@ -4,8 +4,8 @@
     arrival date, attributed to the device id in the payload or else the
     Kinesis partition key (the device id for topic-rule traffic). A device
     whose every record of a day was quarantined still gets its row.
-    Incremental: a run rebuilds exactly the days its loads changed (var
-    rebuild_days: reading days of readings, arrival days of quarantined records).
+    Incremental: a run rebuilds exactly the days its loads changed (DBT_REBUILD_DAYS:
+    reading days of readings, arrival days of quarantined records).
 #}
 {{
     config(

@@ -3,7 +3,7 @@
     values only, alert counts by code, missing and out-of-range counts.
 
     Incremental: a run rebuilds exactly the reading hours its loads changed
-    (var rebuild_hours, from the batch pipeline): those hours are deleted and
+    (DBT_REBUILD_HOURS, from the batch pipeline): those hours are deleted and
     recomputed from every reading they hold, so a late or updated reading
     corrects its own hour however old the hour is, and nothing is counted twice.
 #}

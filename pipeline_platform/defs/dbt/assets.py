@@ -31,17 +31,25 @@ MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(
 FULL_REFRESH_HOURS = 24 * 31
 
 
-def build_args(pending: Pending) -> list[str]:
-    """`dbt build` arguments that rebuild exactly what the warehouse loads changed.
+REBUILD_HOURS_ENV = "DBT_REBUILD_HOURS"
+REBUILD_DAYS_ENV = "DBT_REBUILD_DAYS"
 
-    The incremental marts take the changed reading hours and days as vars
-    (`rebuild_hours`, `rebuild_days`); a load that replaced a whole table, or
+
+def build_args(pending: Pending) -> tuple[list[str], dict[str, str]]:
+    """`dbt build` arguments, and the environment, that rebuild exactly what loads changed.
+
+    The incremental marts read the changed reading hours and days from the dbt
+    process's environment (`DBT_REBUILD_HOURS`, `DBT_REBUILD_DAYS`, JSON lists;
+    see `macros/rebuild_scope.sql`): unlike `--vars`, a new value does not make
+    dbt parse the whole project again. A load that replaced a whole table, or
     more than `FULL_REFRESH_HOURS` hours, rebuilds everything once instead.
     """
     if pending.full_refresh or len(pending.hours) > FULL_REFRESH_HOURS:
-        return ["build", "--full-refresh"]
-    scope = {"rebuild_hours": list(pending.hours), "rebuild_days": list(pending.days)}
-    return ["build", "--vars", json.dumps(scope)]
+        return ["build", "--full-refresh"], {REBUILD_HOURS_ENV: "", REBUILD_DAYS_ENV: ""}
+    return ["build"], {
+        REBUILD_HOURS_ENV: json.dumps(list(pending.hours)),
+        REBUILD_DAYS_ENV: json.dumps(list(pending.days)),
+    }
 
 
 class PlatformDbtTranslator(DagsterDbtTranslator):
@@ -93,13 +101,13 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         build succeeds, so a failed build is retried by the next run.
         """
         pending = warehouse.pending()
-        args = build_args(pending)
+        args, scope = build_args(pending)
         context.log.info(
             f"dbt rebuilds {len(pending.hours)} reading hour(s) over {len(pending.days)} day(s)"
             + (" (full refresh)" if "--full-refresh" in args else "")
         )
         # The profile reads where the warehouse is from the environment of the dbt process.
-        with overridden(warehouse.dbt_environment()):
+        with overridden(warehouse.dbt_environment() | scope):
             yield from dbt.cli(args, context=context).stream()
         warehouse.clear_pending(pending)
 

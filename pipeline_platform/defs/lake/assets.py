@@ -7,10 +7,10 @@ bucket's new objects by `LastModified`. Each lake table then merges them into
 the `dt=YYYY-MM-DD` partitions of the reading days they fall on (`merge`), and
 records what it holds (`state`).
 
-Two run tags steer a run (the command line sets them; the UI can too):
-`iot/rebuild=true` starts from one full export, and `iot/catch_up_since=<ISO time>`
-says where the lake stopped, so a catch-up does not export its first hour's
-already merged part again.
+Two run tags steer a run (`run_context`; the command line and the schedule set
+them, the UI can too): `iot/rebuild=true` starts from one full export, and
+`iot/catch_up_since=<ISO time>` says where the lake stopped, so a catch-up does
+not export its first hour's already merged part again.
 """
 
 import tempfile
@@ -27,7 +27,13 @@ from botocore.exceptions import ClientError
 from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.lake import export, merge, shaping
-from pipeline_platform.defs.lake.state import LakeState, StateStore
+from pipeline_platform.defs.lake.run_context import (
+    REBUILD_TAG,
+    SINCE_TAG,
+    change_set_key,
+    state_store,
+)
+from pipeline_platform.defs.lake.state import LakeState
 from pipeline_platform.defs.lake.windows import (
     FULL_EXPORT,
     PlannedExport,
@@ -39,8 +45,6 @@ from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS, run_span
 from pipeline_platform.resources.cloud import CloudResource
 
 GROUP = "lake"
-REBUILD_TAG = "iot/rebuild"
-SINCE_TAG = "iot/catch_up_since"
 EXPORT_CHECK = "export_changes_reach_lake"
 OBJECTS_CHECK = "objects_reach_lake"
 # A clock a little ahead of AWS's must not ask for a window ending in the future.
@@ -63,11 +67,6 @@ def run_options(context: dg.AssetExecutionContext) -> RunOptions:
         rebuild=tags.get(REBUILD_TAG, "").lower() == "true",
         since=datetime.fromisoformat(since).astimezone(UTC) if since else None,
     )
-
-
-def state_store(cloud: CloudResource) -> StateStore:
-    """The lake tables' states and locks, beside the lake."""
-    return StateStore(cloud.client("s3"), cloud.settings.lake_bucket, keys.STATE_PREFIX)
 
 
 def summary_key(context: dg.AssetExecutionContext) -> str:
@@ -229,7 +228,7 @@ def publish(
     bucket = cloud.settings.lake_bucket
     prefix = keys.LAKE_PREFIXES[table.name]
     with (
-        store.lock(table.name, owner=f"run {context.run_id}"),
+        store.lock(table.name, owner=f"run {context.run.run_id}"),
         tempfile.TemporaryDirectory(prefix=f"lake-{table.name}-") as tmp_name,
     ):
         tmp = Path(tmp_name)
@@ -256,6 +255,7 @@ def publish(
             con.close()
         written: list[str] = []
         version = state.version
+        lake_rows = 0
         if merged.rows_by_day:
             for day in merged.days:
                 folder = f"dt={day}/"
@@ -263,6 +263,7 @@ def publish(
                 stale = [k for k in existing if k.startswith(prefix + folder) and k not in fresh]
                 cloud.delete_keys(bucket, stale)
                 written += fresh
+            lake_rows = _verified_rows(cloud, bucket, prefix, tmp / "merged", merged.days)
             version = state.apply(merged.rows_by_day, merged.changes_by_day)
             cloud.client("s3").upload_file(
                 str(tmp / "changes.parquet"), bucket, change_set_key(table.name, version)
@@ -270,8 +271,6 @@ def publish(
         state.extras = merged.extras
         cover(state)
         store.save(state, etag)
-    footers = cloud.parquet_metadata(bucket, written)
-    lake_rows = sum(f.num_rows for f in footers)
     context.log.info(
         f"{table.name}: {merged.applied} change(s) over {len(merged.days)} reading day(s) "
         f"{_days_text(merged.days)}; {merged.superseded} version(s) older than the lake's"
@@ -279,9 +278,25 @@ def publish(
     return Published(merged, version, written, lake_rows), read
 
 
-def change_set_key(table: str, version: int) -> str:
-    """Where the keys that lake version `version` of `table` changed are kept."""
-    return f"{keys.CHANGES_PREFIX}{table}/v{version:08d}.parquet"
+def _verified_rows(
+    cloud: CloudResource, bucket: str, prefix: str, local: Path, days: tuple[str, ...]
+) -> int:
+    """Rows of the days just written, if the bucket holds exactly the files written (same
+    keys and sizes); else -1, which fails the asset's check."""
+    import pyarrow.parquet as pq
+
+    rows = 0
+    for day in days:
+        folder = f"dt={day}/"
+        files = {p.name: p for p in (local / folder).glob("*.parquet")}
+        stored = {
+            o.key.removeprefix(prefix + folder): o.size
+            for o in cloud.list_objects(bucket, prefix + folder)
+        }
+        if stored != {name: p.stat().st_size for name, p in files.items()}:
+            return -1
+        rows += sum(pq.read_metadata(p).num_rows for p in files.values())
+    return rows
 
 
 def _day(text: str) -> Any:

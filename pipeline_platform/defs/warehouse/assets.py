@@ -21,7 +21,7 @@ import duckdb
 
 from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
-from pipeline_platform.defs.lake.assets import change_set_key, state_store
+from pipeline_platform.defs.lake.run_context import change_set_key, state_store
 from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.resources.cloud import CloudResource
 from pipeline_platform.resources.warehouse import Warehouse

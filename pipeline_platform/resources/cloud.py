@@ -9,6 +9,7 @@ run starts, so loading the code location asks AWS nothing.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ class CloudResource(dg.ConfigurableResource):
 
     s3: S3Resource
     _settings: Settings | None = PrivateAttr(default=None)
+    # One client per service for the resource's life: building one loads the service's model
+    # (dagster-aws builds a new session on every `get_client`), which cost more than the
+    # calls themselves. boto3 clients are safe to share between threads.
+    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Resolve the deployment's names once per run, before any asset needs them."""
@@ -63,15 +69,20 @@ class CloudResource(dg.ConfigurableResource):
         return self._settings
 
     def client(self, service: str) -> Any:
-        """A boto3 client for `service` at the configured endpoint and region."""
-        if service == "s3":
-            return self.s3.get_client()
-        return boto3.client(
-            service,
-            endpoint_url=self.s3.endpoint_url,
-            region_name=self.s3.region_name,
-            config=_BOTO_CONFIG,
-        )
+        """The boto3 client for `service` at the configured endpoint and region."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = (
+                    self.s3.get_client()
+                    if service == "s3"
+                    else boto3.client(
+                        service,
+                        endpoint_url=self.s3.endpoint_url,
+                        region_name=self.s3.region_name,
+                        config=_BOTO_CONFIG,
+                    )
+                )
+            return self._clients[service]
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         """Every object key under `prefix`, in key order."""

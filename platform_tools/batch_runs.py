@@ -82,14 +82,16 @@ def summarise(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) -
     outcome; the write windows exported and the reading days each lake table touched."""
     started: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    for entry in instance.all_logs(result.run_id):
-        event = entry.dagster_event
+    for logged in instance.all_logs(result.run_id):
+        event = logged.dagster_event
         if event is None or event.step_key is None:
             continue
         if event.event_type_value == "STEP_START":
-            started[event.step_key] = entry.timestamp
+            started[event.step_key] = logged.timestamp
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-            seconds[event.step_key] = entry.timestamp - started.get(event.step_key, entry.timestamp)
+            seconds[event.step_key] = logged.timestamp - started.get(
+                event.step_key, logged.timestamp
+            )
     assets: dict[str, dict[str, Any]] = defaultdict(dict)
     windows: dict[str, Any] = {}
     days: dict[str, list[str]] = {}
@@ -106,7 +108,9 @@ def summarise(result: dg.ExecuteInProcessResult, instance: dg.DagsterInstance) -
             for name, value in metadata.items()
             if isinstance(value, int) and not isinstance(value, bool)
         }
-        entry["seconds"] = round(seconds.get(event.step_key, 0.0), 3)
+        entry["seconds"] = round(seconds.get(event.step_key or "", 0.0), 3)
+        if "seconds_by_phase" in metadata:
+            entry["phases"] = metadata["seconds_by_phase"]
         if key == _EXPORT:
             windows = {
                 "export_type": metadata.get("export_type"),
@@ -160,12 +164,13 @@ def materialize(
     )
     summary = {"partitions": [plan.first_key, plan.last_key], **summarise(result, instance)}
     if not result.success:
-        failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         errors = [
-            str(e.event_specific_data.error.message).strip()
-            for e in result.all_events
-            if e.event_type_value == "STEP_FAILURE" and e.event_specific_data.error
+            str(error.message).strip()
+            for e in failures
+            if (error := getattr(e.event_specific_data, "error", None)) is not None
         ]
+        failed = [e.step_key for e in failures]
         raise RunFailed(f"batch run failed in {failed}: {' | '.join(errors)}")
     return summary
 

@@ -99,7 +99,9 @@ class DuckDBWarehouse(Warehouse):
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """Open the warehouse file (creating its folder on first use)."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(self.path, read_only=read_only)
+        con = duckdb.connect(self.path, read_only=read_only)
+        con.execute("set enable_progress_bar = false")
+        return con
 
     def _state(self, con: duckdb.DuckDBPyConnection) -> None:
         for statement in load_sql.state_tables("duckdb"):

@@ -52,7 +52,7 @@ class Lake:
 
     def rows(self) -> dict[tuple[str, float], tuple]:
         """(device_id, reading_epoch) -> (temperature, written_at, dt)."""
-        found = duckdb.sql(
+        found = duckdb.execute(
             f"select device_id, reading_epoch, temperature, written_at, cast(dt as varchar) "
             f"from read_parquet('{self.files}/**/*.parquet', hive_partitioning = true, "
             "union_by_name = true)"
@@ -64,7 +64,9 @@ class Lake:
     def changed_keys(self) -> list[tuple]:
         """The change set of the latest merge."""
         path = self.root / f"run{self.runs}" / "changes.parquet"
-        return duckdb.sql(f"select device_id, reading_epoch from '{path}' order by all").fetchall()
+        return duckdb.execute(
+            f"select device_id, reading_epoch from '{path}' order by all"
+        ).fetchall()
 
 
 def _at(micros: int) -> datetime:

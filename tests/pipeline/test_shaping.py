@@ -58,7 +58,7 @@ def export_file(path: Path, lines: list[dict]) -> str:
 
 def written(out: Path, columns: str = "*") -> list[tuple]:
     """The rows of the Parquet files a merge wrote, sorted."""
-    return duckdb.sql(
+    return duckdb.execute(
         f"select {columns} from read_parquet('{out}/**/*.parquet', hive_partitioning = true, "
         "union_by_name = true) order by all"
     ).fetchall()
@@ -183,7 +183,7 @@ def test_lake_files_carry_the_warehouse_types_and_joined_codes(tmp_path):
 
     shape_and_merge(tmp_path, [export], EXPORT_TIME)
 
-    described = duckdb.sql(
+    described = duckdb.execute(
         f"select column_name, column_type from (describe select * from "
         f"read_parquet('{tmp_path}/out/**/*.parquet', hive_partitioning = true))"
     ).fetchall()

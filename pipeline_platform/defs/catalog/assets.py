@@ -65,7 +65,7 @@ def table_columns(glue: Any, database: str, table: str) -> dict[str, str] | None
 def partition_values(glue: Any, database: str, table: str) -> list[str]:
     """The table's partitions as `dt=...` strings."""
     paginator = glue.get_paginator("get_partitions")
-    values = []
+    values: list[str] = []
     for page in paginator.paginate(DatabaseName=database, TableName=table):
         values.extend("/".join(p["Values"]) for p in page["Partitions"])
     return sorted(values)

@@ -14,6 +14,7 @@ not export its first hour's already merged part again.
 """
 
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,13 @@ class RunOptions:
 
     rebuild: bool
     since: datetime | None
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that prints no progress bar (a step's output is for its logs)."""
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    return con
 
 
 def run_options(context: dg.AssetExecutionContext) -> RunOptions:
@@ -208,6 +216,7 @@ class Published:
     version: int
     written_keys: list[str]
     lake_rows: int
+    seconds: dict[str, float]
 
 
 def publish(
@@ -233,9 +242,11 @@ def publish(
     ):
         tmp = Path(tmp_name)
         state, etag = store.load(table.name)
-        con = duckdb.connect()
+        clock = _Clock()
+        con = _connect()
         try:
             read = shape(con, tmp)
+            clock.lap("read")
             days = merge.incoming_days(con)
             existing = [
                 k
@@ -243,6 +254,7 @@ def publish(
                 if k.endswith(".parquet")
             ]
             local = cloud.download(bucket, existing, tmp / "existing", strip=prefix)
+            clock.lap("lake_days_downloaded")
             merged = merge.merge(
                 con,
                 table,
@@ -251,6 +263,7 @@ def publish(
                 tmp / "changes.parquet",
                 state.extras,
             )
+            clock.lap("merge")
         finally:
             con.close()
         written: list[str] = []
@@ -271,11 +284,25 @@ def publish(
         state.extras = merged.extras
         cover(state)
         store.save(state, etag)
+        clock.lap("days_uploaded")
     context.log.info(
         f"{table.name}: {merged.applied} change(s) over {len(merged.days)} reading day(s) "
         f"{_days_text(merged.days)}; {merged.superseded} version(s) older than the lake's"
     )
-    return Published(merged, version, written, lake_rows), read
+    return Published(merged, version, written, lake_rows, clock.laps), read
+
+
+class _Clock:
+    """Seconds spent in each phase of a step, for its metadata."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.laps[phase] = round(now - self._last, 3)
+        self._last = now
 
 
 def _verified_rows(
@@ -323,6 +350,7 @@ def _merge_metadata(published: Published) -> dict[str, Any]:
         "rows_by_day": dg.MetadataValue.json(merged.rows_by_day),
         "lake_version": published.version,
         "files": len(published.written_keys),
+        "seconds_by_phase": dg.MetadataValue.json(published.seconds),
     }
 
 

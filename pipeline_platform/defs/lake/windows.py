@@ -137,11 +137,11 @@ def plan_exports(
             widened = max(widened, earliest)
         exports.append(PlannedExport(INCREMENTAL_EXPORT, widened, piece_end, (piece, piece_end)))
         piece = piece_end
-    widened = " (widened to AWS's 15 minutes)" if exports[-1].start != exports[-1].covers[0] else ""
+    note = " (widened to AWS's 15 minutes)" if exports[-1].start != exports[-1].covers[0] else ""
     return ExportPlan(
         tuple(exports),
         f"{len(exports)} incremental export(s) of the writes from {start:%Y-%m-%d %H:%M:%S} "
-        f"to {end:%Y-%m-%d %H:%M:%S} UTC{widened}",
+        f"to {end:%Y-%m-%d %H:%M:%S} UTC{note}",
     )
 
 

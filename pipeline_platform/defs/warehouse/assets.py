@@ -32,6 +32,13 @@ CHANGES_CHECK = "lake_changes_reach_warehouse"
 DAYS_CHECK = "lake_days_equal_warehouse_days"
 
 
+def _connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that prints no progress bar (a step's output is for its logs)."""
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    return con
+
+
 def changed_keys(cloud: CloudResource, table: ws.Table, versions: range) -> int:
     """How many distinct keys lake versions `versions` of `table` changed (their change sets)."""
     wanted = [change_set_key(table.name, v) for v in versions]
@@ -39,7 +46,7 @@ def changed_keys(cloud: CloudResource, table: ws.Table, versions: range) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="change-sets-") as tmp:
         files = cloud.download(cloud.settings.lake_bucket, wanted, Path(tmp))
-        with duckdb.connect() as con:
+        with _connect() as con:
             found = con.execute(
                 f"select count(*) from (select distinct {', '.join(table.key)} "
                 "from read_parquet(?))",

@@ -20,9 +20,9 @@ the fleet's publishing would compete with the cloud for the interpreter lock.
 
 Settings (environment): `BENCH_LOCAL_SECONDS` (default 60), `BENCH_LOCAL_RATE` (readings/s,
 default 1000), `BENCH_LOCAL_RUNS` (default 2), `BENCH_LOCAL_DEVICES` (default 100);
-`BENCH_LOCAL_COMPARE=1` alternates each run with one on moto's own shard lookups and
-request routing (the "before" of two of `local_cloud/moto_patches.py`), so both see the
-same machine load.
+The AWS side of the cloud runs in a process of its own (`local_cloud.service`), so moto's
+own methods cannot be swapped in per run; the micro-benchmarks printed first measure
+what two of `local_cloud/moto_patches.py` save, on bare moto objects.
 Goal: 1,000 readings/s sustained with p99 under 2 s on a 2-core machine. Run alone with
 `.venv/bin/python -m benchmarks local_path`.
 """
@@ -40,7 +40,7 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -138,6 +138,8 @@ class RunResult:
     expected: dict[str, int]
     pairs: list[tuple[float, float]]
     unmatched_timestamps: int
+    #: The emulator's snapshots during the run: how many, the last one's seconds and bytes.
+    persistence: dict[str, float] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:
@@ -238,26 +240,13 @@ def _unmatched(timestamps: list[float], clock_values: list[float]) -> int:
     return misses
 
 
-#: The patches whose saving `BENCH_LOCAL_COMPARE` measures.
-MOTO_OWN = (
-    "Shard.get_max_sequence_number",
-    "Shard.get_min_sequence_number",
-    "DomainDispatcherApplication.get_backend_for_host",
-)
-
-
-def run_once(
-    index: int, seconds: float, rate: float, devices: int, moto_own: bool = False
-) -> RunResult:
-    """One run on a fresh local cloud; its own deployment name keeps runs apart.
-
-    With `moto_own`, the emulator runs with moto's own shard lookups and routing.
-    """
+def run_once(index: int, seconds: float, rate: float, devices: int) -> RunResult:
+    """One run on a fresh local cloud; its own deployment name keeps runs apart."""
     with (
         tempfile.TemporaryDirectory(prefix="bench-local-path-") as state_dir,
         open(os.devnull, "w") as devnull,
     ):
-        env = f"bench{index}{'m' * moto_own}"
+        env = f"bench{index}"
         cloud = LocalCloud(
             state_dir=state_dir, aws_port=free_port(), mqtt_port=free_port(), env=env
         )
@@ -265,13 +254,7 @@ def run_once(
         # them out of the report.
         with contextlib.redirect_stdout(devnull):
             endpoints = cloud.start()
-        # The "before" figures: moto's own shard lookups (a copy of the shard's keys per
-        # put) and routing (worked out again for every request).
-        unpatched = contextlib.ExitStack()
-        if moto_own:
-            unpatched.enter_context(moto_patches.without(*MOTO_OWN))
         try:
-            assert cloud.rules is not None
             spawn = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
                 # Warm the child (interpreter start, imports) and the function (its cold
@@ -297,7 +280,7 @@ def run_once(
                     ).result()
                     cloud.wait_until_drained(timeout=max(120.0, seconds * 2))
             drained_s = time.monotonic() - started
-            rule_stats = dict(cloud.rules.stats)
+            rule_stats = cloud.rule_stats()
 
             kw = {"endpoint_url": endpoints.aws, "region_name": endpoints.region}
             dynamodb, s3 = boto3.client("dynamodb", **kw), boto3.client("s3", **kw)
@@ -308,8 +291,8 @@ def run_once(
                 s3, bucket, endpoints.output("streaming", "QuarantinePrefix")
             )
             rule_errors = _rule_errors(s3, bucket)
+            persistence = cloud.persistence_stats()
         finally:
-            unpatched.close()
             cloud.stop()
     by_kind = summary["by_kind"]
     return RunResult(
@@ -328,6 +311,7 @@ def run_once(
         },
         pairs=pairs,
         unmatched_timestamps=_unmatched([stamp for stamp, _ in pairs], clock_values),
+        persistence=persistence,
     )
 
 
@@ -343,7 +327,10 @@ def _describe(run: RunResult) -> str:
         f"max {max(run.latencies) * 1000:,.0f} ms (p99 of the first tenth {first * 1000:,.0f} ms, "
         f"of the last tenth {last * 1000:,.0f} ms); drained {run.drained_s - run.publish_s:.1f} s "
         f"after the last publish; timestamps not from the publish clock: "
-        f"{run.unmatched_timestamps}; expected {run.expected}"
+        f"{run.unmatched_timestamps}; expected {run.expected}; snapshots of the emulator's "
+        f"state {run.persistence.get('snapshots', 0):.0f} (last "
+        f"{run.persistence.get('snapshot_seconds', 0):.2f} s, "
+        f"{run.persistence.get('snapshot_bytes', 0) / 1e6:.1f} MB)"
     )
 
 
@@ -410,21 +397,12 @@ def main() -> None:
         )
     )
     print(f"  routing one request in moto's server: {routing}")
-    variants = [False]
-    if os.environ.get("BENCH_LOCAL_COMPARE") == "1":
-        variants = [True, False]
-    results: dict[bool, list[RunResult]] = {v: [] for v in variants}
+    results = []
     for index in range(1, runs + 1):
-        for moto_own in variants:
-            result = run_once(index, seconds, rate, devices, moto_own)
-            print(f"  run {index}{_label(moto_own)}: {_describe(result)}")
-            results[moto_own].append(result)
-    for moto_own in variants:
-        _summarise(results[moto_own], runs, _label(moto_own))
-
-
-def _label(moto_own: bool) -> str:
-    return " (moto's own lookups and routing)" if moto_own else ""
+        result = run_once(index, seconds, rate, devices)
+        print(f"  run {index}: {_describe(result)}")
+        results.append(result)
+    _summarise(results, runs, "")
 
 
 def _summarise(results: list[RunResult], runs: int, label: str) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from awacs import s3
-from awacs.aws import Bool, Condition, Deny, Principal, Statement, StringEquals
-from troposphere import AWSHelperFn, GetAtt, Join, Ref, Sub, Template
+from awacs.aws import Bool, Condition, Deny, Principal, Statement, StringEquals, StringLike
+from troposphere import AccountId, AWSHelperFn, GetAtt, Join, NoValue, Ref, Template
 from troposphere.s3 import (
     AbortIncompleteMultipartUpload,
     Bucket,
@@ -105,7 +106,7 @@ def hardened_bucket(template: Template, spec: BucketSpec) -> Bucket:
     logging = (
         LoggingConfiguration(DestinationBucketName=spec.log_bucket, LogFilePrefix=spec.log_prefix)
         if spec.log_bucket is not None
-        else Ref("AWS::NoValue")
+        else NoValue
     )
     bucket = Bucket(
         spec.title,
@@ -133,7 +134,7 @@ def hardened_bucket(template: Template, spec: BucketSpec) -> Bucket:
     template.add_resource(
         BucketPolicy(
             f"{spec.title}Policy",
-            Bucket=bucket.ref(),
+            Bucket=Ref(bucket),
             PolicyDocument=document(statements),
         )
     )
@@ -146,7 +147,7 @@ def access_log_delivery_statement(bucket: Bucket, prefix: str = "") -> Statement
         [s3.PutObject],
         [Join("", [GetAtt(bucket, "Arn"), f"/{prefix}*"])],
         sid="AllowServerAccessLogDelivery",
-        condition=Condition(StringEquals("aws:SourceAccount", Sub("${AWS::AccountId}"))),
+        condition=Condition(StringEquals("aws:SourceAccount", AccountId)),
     )
     statement.Principal = Principal("Service", "logging.s3.amazonaws.com")
     return statement
@@ -156,3 +157,27 @@ def objects_under(bucket: Bucket | AWSHelperFn, prefix: str | AWSHelperFn) -> Jo
     """ARN of every object under `prefix` in `bucket` (a bucket resource or an ARN)."""
     bucket_arn = GetAtt(bucket, "Arn") if isinstance(bucket, Bucket) else bucket
     return Join("", [bucket_arn, "/", prefix, "*"])
+
+
+def list_prefixes(
+    bucket_arn: AWSHelperFn, prefixes: Sequence[str | AWSHelperFn], sid: str | None = None
+) -> Statement:
+    """ListBucket limited to keys under `prefixes` (literals, or references to parameters).
+
+    Without `sid` the statement is named for its literal prefixes (`ListLake`,
+    `ListExportsAndLake`).
+    """
+    patterns = [
+        pattern
+        for prefix in prefixes
+        for pattern in (
+            prefix,
+            f"{prefix}*" if isinstance(prefix, str) else Join("", [prefix, "*"]),
+        )
+    ]
+    return allow(
+        [s3.ListBucket],
+        [bucket_arn],
+        sid=sid or "List" + "And".join(str(p).strip("/").capitalize() for p in prefixes),
+        condition=Condition(StringLike("s3:prefix", patterns)),
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"
@@ -26,7 +27,7 @@ def checkov_available(executable: Path = CHECKOV) -> bool:
     return executable.is_file()
 
 
-def scan(directory: Path, executable: Path = CHECKOV) -> dict[str, list[dict]]:
+def scan(directory: Path, executable: Path = CHECKOV) -> dict[str, list[dict[str, Any]]]:
     """Scan the templates in `directory`: `{"failed": [...], "skipped": [...]}` checks.
 
     Raises RuntimeError when checkov itself fails rather than reporting findings.
@@ -52,7 +53,7 @@ def scan(directory: Path, executable: Path = CHECKOV) -> dict[str, list[dict]]:
     reports = json.loads(result.stdout)
     if isinstance(reports, dict):
         reports = [reports]
-    found: dict[str, list[dict]] = {"failed": [], "skipped": []}
+    found: dict[str, list[dict[str, Any]]] = {"failed": [], "skipped": []}
     for report in reports:
         results = report.get("results", {}) if isinstance(report, dict) else {}
         for outcome in found:
@@ -68,6 +69,6 @@ def scan(directory: Path, executable: Path = CHECKOV) -> dict[str, list[dict]]:
     return found
 
 
-def failed_checks(directory: Path, executable: Path = CHECKOV) -> list[dict]:
+def failed_checks(directory: Path, executable: Path = CHECKOV) -> list[dict[str, Any]]:
     """Every failed check for the templates in `directory` (empty when clean)."""
     return scan(directory, executable)["failed"]

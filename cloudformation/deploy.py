@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from cloudformation.naming import Naming
+from cloudformation.naming import ANALYTICS_STACK, STREAMING_STACK, Naming
 from cloudformation.outputs import StreamingOutput
 from cloudformation.package import LambdaPackage, build_package
 from cloudformation.stacks import STACKS, build_templates, render_compact
@@ -275,13 +275,13 @@ def _derived_parameters(
     naming: Naming,
 ) -> dict[str, str]:
     """Parameter values this module knows: the code location, other stacks' outputs."""
-    if purpose == "streaming":
+    if purpose == STREAMING_STACK:
         return {"CodeS3Bucket": artifacts, "CodeS3Key": package.s3_key}
-    if purpose == "analytics":
-        streaming = outputs.get("streaming")
+    if purpose == ANALYTICS_STACK:
+        streaming = outputs.get(STREAMING_STACK)
         if streaming is None:
             try:
-                streaming = stack_outputs(cfn, naming.stack("streaming"))
+                streaming = stack_outputs(cfn, naming.stack(STREAMING_STACK))
             except ClientError as error:
                 raise DeployError(
                     "the analytics stack needs the streaming stack's outputs; "
@@ -306,7 +306,7 @@ def _parameter_list(
     unknown = sorted(set(values) - set(template_parameters))
     if unknown:
         raise DeployError(f"unknown parameter(s) {unknown}")
-    result = []
+    result: list[dict[str, Any]] = []
     missing = []
     for name, parameter in template_parameters.items():
         if name in values:
@@ -342,9 +342,13 @@ def _stack_status(cfn: Any, stack_name: str) -> str | None:
     return None if status == "DELETE_COMPLETE" else status
 
 
-def _wait_change_set(cfn: Any, stack_name: str, change_set: str, poll_seconds: float) -> dict:
+def _wait_change_set(
+    cfn: Any, stack_name: str, change_set: str, poll_seconds: float
+) -> dict[str, Any]:
     while True:
-        description = cfn.describe_change_set(StackName=stack_name, ChangeSetName=change_set)
+        description: dict[str, Any] = cfn.describe_change_set(
+            StackName=stack_name, ChangeSetName=change_set
+        )
         if description["Status"] in ("CREATE_COMPLETE", "FAILED"):
             return description
         time.sleep(poll_seconds)

@@ -6,9 +6,9 @@ import, not at deploy) and no statement ever needs a wildcard action.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
-from awacs.aws import Allow, Condition, Policy, Principal, Statement
+from awacs.aws import Action, Allow, Condition, Policy, Principal, Statement
 from awacs.sts import AssumeRole
 from troposphere import AWSHelperFn, Sub, iam
 
@@ -35,23 +35,56 @@ def global_arn(service: str, resource: str) -> Sub:
     return Sub(f"arn:${{AWS::Partition}}:{service}:::{resource}")
 
 
+def account_root() -> Sub:
+    """The ARN of this account's root principal: "this account" in trust and key policies."""
+    return Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")
+
+
 def allow(
-    actions: Sequence,
-    resources: Sequence[AWSHelperFn | str],
+    actions: Iterable[Action],
+    resources: Iterable[AWSHelperFn | str],
     *,
     sid: str | None = None,
     condition: Condition | None = None,
 ) -> Statement:
     """An Allow statement; `actions` are awacs actions, never wildcards."""
-    kwargs = {"Sid": sid} if sid else {}
+    optional: dict[str, str | Condition] = {}
+    if sid:
+        optional["Sid"] = sid
     if condition is not None:
-        kwargs["Condition"] = condition
-    return Statement(Effect=Allow, Action=list(actions), Resource=list(resources), **kwargs)
+        optional["Condition"] = condition
+    return Statement(Effect=Allow, Action=list(actions), Resource=list(resources), **optional)
 
 
 def document(statements: Iterable[Statement]) -> Policy:
     """A policy document holding `statements`."""
     return Policy(Version=POLICY_VERSION, Statement=list(statements))
+
+
+def role(
+    title: str,
+    *,
+    role_name: str,
+    principal: Principal,
+    policy_name: str,
+    statements: Iterable[Statement],
+    description: str,
+) -> iam.Role:
+    """A role that only `principal` may assume, with one inline least-privilege policy.
+
+    The policy is inline (not a separate resource) so the role is complete the
+    moment it exists: Lambda checks the stream permissions when the event source
+    mapping is created, and a later-attached policy would race that check.
+    """
+    return iam.Role(
+        title,
+        RoleName=role_name,
+        Description=description,
+        AssumeRolePolicyDocument=document(
+            [Statement(Effect=Allow, Action=[AssumeRole], Principal=principal)]
+        ),
+        Policies=[iam.Policy(PolicyName=policy_name, PolicyDocument=document(statements))],
+    )
 
 
 def service_role(
@@ -63,18 +96,12 @@ def service_role(
     statements: Iterable[Statement],
     description: str,
 ) -> iam.Role:
-    """A role that only `service` may assume, with one inline least-privilege policy.
-
-    The policy is inline (not a separate resource) so the role is complete the
-    moment it exists: Lambda checks the stream permissions when the event source
-    mapping is created, and a later-attached policy would race that check.
-    """
-    return iam.Role(
+    """A `role` that only the AWS service `service` (such as `lambda.amazonaws.com`) may assume."""
+    return role(
         title,
-        RoleName=role_name,
-        Description=description,
-        AssumeRolePolicyDocument=document(
-            [Statement(Effect=Allow, Action=[AssumeRole], Principal=Principal("Service", service))]
-        ),
-        Policies=[iam.Policy(PolicyName=policy_name, PolicyDocument=document(statements))],
+        role_name=role_name,
+        principal=Principal("Service", service),
+        policy_name=policy_name,
+        statements=statements,
+        description=description,
     )

@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from awacs import kms as k
-from awacs.aws import Principal, Statement
-from troposphere import GetAtt, Sub, Template
+from awacs.aws import Action, ArnEquals, ArnLike, Condition, Principal, Statement
+from troposphere import GetAtt, Ref, Sub, Template
 from troposphere.kms import Alias, Key
 
-from cloudformation.iam import allow, document
+from cloudformation.iam import account_root, allow, arn, document
 
 # The account administers the key through IAM. The actions are listed one by one
 # (rather than `kms:*`) so no policy in the project grants a wildcard action; the
 # list covers everything needed to manage, rotate, use and delete the key, which
 # also satisfies KMS's lock-out check (the creator keeps `PutKeyPolicy`).
-ACCOUNT_ADMIN_ACTIONS = (
+ACCOUNT_ADMIN_ACTIONS: tuple[Action, ...] = (
     k.CancelKeyDeletion,
     k.CreateAlias,
     k.CreateGrant,
@@ -49,7 +49,9 @@ ACCOUNT_ADMIN_ACTIONS = (
 )
 
 #: What a principal needs to write and read data encrypted under the key.
-USE_ACTIONS = (k.Decrypt, k.GenerateDataKey)
+USE_ACTIONS: tuple[Action, ...] = (k.Decrypt, k.GenerateDataKey)
+#: CloudWatch Logs encrypts a log group's events itself, so it needs more than `USE_ACTIONS`.
+LOGS_ACTIONS: tuple[Action, ...] = (*USE_ACTIONS, k.Encrypt, k.DescribeKey)
 
 
 def account_admin_statement() -> Statement:
@@ -57,17 +59,39 @@ def account_admin_statement() -> Statement:
     return Statement(
         Sid="AccountAdministersTheKey",
         Effect="Allow",
-        Principal=Principal("AWS", Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")),
+        Principal=Principal("AWS", account_root()),
         Action=list(ACCOUNT_ADMIN_ACTIONS),
         Resource=["*"],  # in a key policy "*" means this key
     )
 
 
-def service_statement(sid: str, service: str | Sub, actions, condition=None) -> Statement:
+def service_statement(
+    sid: str,
+    service: str | Sub,
+    actions: Iterable[Action],
+    condition: Condition | None = None,
+) -> Statement:
     """Let an AWS service principal use the key (for example CloudWatch Logs)."""
     statement = allow(actions, ["*"], sid=sid, condition=condition)
     statement.Principal = Principal("Service", service)
     return statement
+
+
+def logs_statement(sid: str, log_group: str) -> Statement:
+    """Let CloudWatch Logs of this region encrypt the log group(s) `log_group` with the key.
+
+    A name with `*` covers every log group it matches (ArnLike); any other names
+    exactly one (ArnEquals), so the key encrypts no one else's logs.
+    """
+    operator = ArnLike if "*" in log_group else ArnEquals
+    return service_statement(
+        sid,
+        Sub("logs.${AWS::Region}.amazonaws.com"),
+        LOGS_ACTIONS,
+        condition=Condition(
+            operator("kms:EncryptionContext:aws:logs:arn", arn("logs", f"log-group:{log_group}"))
+        ),
+    )
 
 
 def customer_key(
@@ -88,7 +112,7 @@ def customer_key(
             KeyPolicy=document([account_admin_statement(), *service_statements]),
         )
     )
-    template.add_resource(Alias(f"{title}Alias", AliasName=f"alias/{alias}", TargetKeyId=key.ref()))
+    template.add_resource(Alias(f"{title}Alias", AliasName=f"alias/{alias}", TargetKeyId=Ref(key)))
     return key
 
 

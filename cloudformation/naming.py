@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import overload
 
 DEFAULT_ENV = "dev"
 DEFAULT_REGION = "ap-southeast-2"
+#: The two stacks' purposes: the `{purpose}` of their names and the keys of their outputs.
+STREAMING_STACK = "streaming"
+ANALYTICS_STACK = "analytics"
 #: The MQTT topic devices publish readings to (the streaming stack's default SensorTopic).
 SENSOR_TOPIC = "iot/sensors"
 #: What the analytics stack outputs as the Redshift names when DeployWarehouse is false.
@@ -38,6 +42,23 @@ def region_code(region: str) -> str:
         raise ValueError(f"not an AWS region name: {region!r}")
     area = match["area"].replace("-gov", "gov")
     return f"{area}{_DIRECTIONS[match['direction']]}{match['number']}"
+
+
+class _ResourceName:
+    """A `Naming` attribute that names one resource: `naming.table` is
+    `naming.name("dynamodb", "iotdata")`, so the class lists each name on one line.
+    """
+
+    def __init__(self, service: str, purpose: str) -> None:
+        self.service = service
+        self.purpose = purpose
+
+    @overload
+    def __get__(self, naming: None, owner: type[Naming]) -> _ResourceName: ...
+    @overload
+    def __get__(self, naming: Naming, owner: type[Naming]) -> str: ...
+    def __get__(self, naming: Naming | None, owner: type[Naming]) -> str | _ResourceName:
+        return self if naming is None else naming.name(self.service, self.purpose)
 
 
 @dataclass(frozen=True)
@@ -76,35 +97,30 @@ class Naming:
         return self.name("stack", purpose)
 
     # The project's resources, so callers never spell a purpose twice.
-    @property
-    def table(self) -> str:
-        """The DynamoDB table of readings."""
-        return self.name("dynamodb", "iotdata")
+    #: The DynamoDB table of readings.
+    table = _ResourceName("dynamodb", "iotdata")
+    #: The Kinesis data stream the topic rule feeds.
+    stream = _ResourceName("kinesis", "iotdata")
+    #: The stream processor Lambda function.
+    function = _ResourceName("lambda", "streamprocessor")
+    #: The IoT policy to attach to device certificates.
+    device_policy = _ResourceName("iotpolicy", "sensors")
+    #: The Glue Data Catalog database.
+    glue_database = _ResourceName("database", "iot")
+    #: The Glue crawler over the lake.
+    crawler = _ResourceName("crawler", "iot")
+    #: The Redshift cluster's identifier.
+    redshift_cluster = _ResourceName("redshift", "iot")
 
     @property
-    def stream(self) -> str:
-        """The Kinesis data stream the topic rule feeds."""
-        return self.name("kinesis", "iotdata")
-
-    @property
-    def function(self) -> str:
-        """The stream processor Lambda function."""
-        return self.name("lambda", "streamprocessor")
+    def function_log_group(self) -> str:
+        """The stream processor's log group, the one Lambda writes to for that name."""
+        return f"/aws/lambda/{self.function}"
 
     @property
     def topic_rule(self) -> str:
         """The IoT topic rule; rule names allow only letters, digits and underscores."""
         return self.name("iotrule", "sensors").replace("-", "_")
-
-    @property
-    def glue_database(self) -> str:
-        """The Glue Data Catalog database."""
-        return self.name("database", "iot")
-
-    @property
-    def crawler(self) -> str:
-        """The Glue crawler over the lake."""
-        return self.name("crawler", "iot")
 
     def quarantine_bucket(self, account_id: str) -> str:
         """Bucket for records the stream processor quarantined and rule errors."""

@@ -4,30 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from troposphere import Export, Output, Parameter, Sub, Template
+from troposphere import AWSHelperFn, Export, Output, Parameter, Sub, Template
 
 from cloudformation.checkov import skip as _skip  # re-exported for stack modules
 
-__all__ = ["choice", "export_output", "number", "skip", "text"]
+__all__ = [
+    "KEY_PREFIX_PATTERN",
+    "choice",
+    "export_output",
+    "export_outputs",
+    "number",
+    "skip",
+    "text",
+]
 
 skip = _skip
+
+
+def _plain(value: float) -> int | float:
+    """`value` as an int when it is whole, so `50.0` renders as `50` like the bounds."""
+    return int(value) if float(value).is_integer() else value
 
 
 def number(
     template: Template,
     title: str,
-    default: int,
+    default: float,
     description: str,
     *,
     minimum: int,
     maximum: int,
 ) -> Parameter:
-    """A numeric parameter bounded to what the AWS API accepts."""
+    """A numeric parameter bounded to what the AWS API accepts.
+
+    `default` may be a float (the function's settings are); a whole one renders
+    without its `.0`.
+    """
     return template.add_parameter(
         Parameter(
             title,
             Type="Number",
-            Default=default,
+            Default=_plain(default),
             MinValue=minimum,
             MaxValue=maximum,
             Description=description,
@@ -63,17 +80,19 @@ def text(
     pattern: str | None = None,
 ) -> Parameter:
     """A free-text parameter, optionally constrained by a pattern."""
-    kwargs = {}
+    optional: dict[str, str] = {}
     if default is not None:
-        kwargs["Default"] = default
+        optional["Default"] = default
     if pattern is not None:
-        kwargs["AllowedPattern"] = pattern
+        optional["AllowedPattern"] = pattern
     return template.add_parameter(
-        Parameter(title, Type="String", Description=description, **kwargs)
+        Parameter(title, Type="String", Description=description, **optional)
     )
 
 
-def export_output(template: Template, key: str, value, description: str) -> Output:
+def export_output(
+    template: Template, key: str, value: AWSHelperFn | str, description: str
+) -> Output:
     """An output exported as `<stack name>-<key>` so other stacks can import it."""
     return template.add_output(
         Output(
@@ -83,3 +102,9 @@ def export_output(template: Template, key: str, value, description: str) -> Outp
             Export=Export(Sub(f"${{AWS::StackName}}-{key}")),
         )
     )
+
+
+def export_outputs(template: Template, outputs: dict[str, tuple[AWSHelperFn | str, str]]) -> None:
+    """`export_output` for every `key: (value, description)` of `outputs`."""
+    for key, (value, description) in outputs.items():
+        export_output(template, key, value, description)

@@ -9,13 +9,13 @@ from pathlib import Path
 from troposphere import Template
 
 from cloudformation.analytics import build_analytics
-from cloudformation.naming import Naming
+from cloudformation.naming import ANALYTICS_STACK, STREAMING_STACK, Naming
 from cloudformation.streaming import build_streaming
 
 #: Stack purposes in deployment order (analytics reads streaming's outputs).
 STACKS: dict[str, Callable[[Naming], Template]] = {
-    "streaming": build_streaming,
-    "analytics": build_analytics,
+    STREAMING_STACK: build_streaming,
+    ANALYTICS_STACK: build_analytics,
 }
 
 

@@ -1,34 +1,44 @@
-"""The embedded local cloud: every service of the streaming path, in one process, on loopback.
+"""The embedded local cloud: every service of the streaming path, on loopback, in two processes.
 
-`LocalCloud.start()` brings up the AWS emulator, deploys the project's
-CloudFormation stacks into it (the same templates as production, with the
-resources the emulator skips created from those templates), then starts the
-services the emulator lacks: the MQTT broker, the IoT rules engine, the Lambda
-event source mapping runner and the Glue crawler runner. Its surface is small:
-start, stop and the endpoints.
+`LocalCloud.start()` starts the AWS side in a process of its own (`local_cloud.service`):
+the emulator with its state restored from the state dir, the project's CloudFormation
+stacks deployed into it (the same templates as production, with the resources the
+emulator skips created from those templates), the IoT rules engine, the Lambda event
+source mapping runner and the Glue crawler runner. The MQTT broker runs in this process
+and hands every message to the rules engine there. Two processes, two interpreter locks:
+the broker's work and the emulator's no longer take turns on one core.
+
+Its surface is small: start, stop, the endpoints, `wait_until_drained` and `rule_stats`.
+State persists across restarts (see `local_cloud.persistence`); `fresh=True` starts empty.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from cloudformation.deploy import deploy
-from cloudformation.naming import DEFAULT_ENV, Naming
-from cloudformation.outputs import StreamingOutput
+from cloudformation.naming import ANALYTICS_STACK, DEFAULT_ENV, Naming
 from local_cloud import defaults
-from local_cloud.emulator import Emulator
-from local_cloud.esm_runner import EventSourceMappingRunner
-from local_cloud.glue_crawler import GlueCrawlerRunner
-from local_cloud.iot_data_hook import IotDataPublishHook
-from local_cloud.iot_rules import RulesEngine
-from local_cloud.mqtt_broker import MqttBroker
+from local_cloud.iot_rules import InboundMessage
+from local_cloud.persistence import DEFAULT_INTERVAL_S
+from local_cloud.ports import PortInUse, require_free
 from local_cloud.skipped_resources import create_skipped_resources
 
 log = logging.getLogger(__name__)
@@ -58,7 +68,7 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
         try:
             outputs = deploy(
                 naming,
-                parameters={"analytics": LOCAL_ANALYTICS_PARAMETERS},
+                parameters={ANALYTICS_STACK: LOCAL_ANALYTICS_PARAMETERS},
                 session=session,
                 poll_seconds=0.1,
             )
@@ -71,6 +81,21 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
 
 # Process environment the local cloud sets while it runs, restored when it stops.
 _ENVIRON_KEYS = (*defaults.CREDENTIALS, "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+#: How long the AWS side may take to start (deploying both stacks on a busy machine).
+_START_TIMEOUT_S = 180.0
+#: How long the AWS side may take to stop (finish queued work, write the last snapshot).
+_STOP_TIMEOUT_S = 60.0
+#: The broker's messages go to the rules engine in batches of at most this many.
+_FORWARD_BATCH = 500
+LOCK_FILE = "local-cloud.lock"
+
+
+class LocalCloudError(RuntimeError):
+    """The AWS side could not start or answer; the message says why."""
+
+
+class StateDirInUse(LocalCloudError):
+    """Another local cloud runs on the same state dir (its state would be overwritten)."""
 
 
 @dataclass(frozen=True)
@@ -85,10 +110,111 @@ class Endpoints:
     #: The functions' logs (what Lambda sends to CloudWatch Logs): `<function name>.log`.
     function_logs: Path
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Where the local cloud keeps its state between runs.
+    state_dir: Path = defaults.STATE_DIR
+    #: Whether the state saved by the last run was restored.
+    restored: bool = False
 
     def output(self, stack: str, key: str) -> str:
         """A deployed stack's output value, e.g. `output("streaming", "TableName")`."""
         return self.outputs[stack][key]
+
+
+class _StateDirLock:
+    """An exclusive lock on the state dir, held while a local cloud runs on it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / LOCK_FILE
+        self._file: Any = None
+
+    def acquire(self) -> None:
+        import fcntl
+
+        file = self.path.open("a+")
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            file.close()
+            raise StateDirInUse(
+                f"the state dir {self.path.parent} is in use by another local cloud "
+                f"(pid {holder}); stop it, or pass another --state-dir"
+            ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(str(os.getpid()))
+        file.flush()
+        self._file = file
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the lock
+            self._file = None
+
+
+class _Forwarder:
+    """Carries the broker's messages to the AWS side in batches, in order, off the broker's
+    event loop (which must never wait on a socket)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._queue: queue.SimpleQueue[InboundMessage | None] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self.submitted = 0
+        self.sent = 0
+        self._thread = threading.Thread(target=self._run, name="mqtt-forwarder", daemon=True)
+        self._thread.start()
+
+    def submit(self, message: InboundMessage) -> None:
+        """Queue one message (called on the broker's loop; never blocks)."""
+        with self._cond:
+            self.submitted += 1
+        self._queue.put(message)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < _FORWARD_BATCH:
+                try:
+                    message = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if message is None:
+                    stop = True
+                    break
+                batch.append(message)
+            try:
+                self._connection.send(
+                    [(m.topic, m.payload, m.client_id, m.received_ms) for m in batch]
+                )
+            except OSError:
+                log.error("the AWS side is gone; %d MQTT messages not delivered", len(batch))
+            with self._cond:
+                self.sent += len(batch)
+                self._cond.notify_all()
+            if stop:
+                return
+
+    def flush(self, timeout: float) -> int:
+        """Wait until every message submitted so far is sent; return how many were sent."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self.submitted
+            while self.sent < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{target - self.sent} MQTT messages not forwarded")
+                self._cond.wait(remaining)
+            return self.sent
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(10)
 
 
 class LocalCloud:
@@ -103,106 +229,225 @@ class LocalCloud:
         host: str = defaults.HOST,
         env: str = DEFAULT_ENV,
         region: str = defaults.REGION,
+        fresh: bool = False,
+        snapshot_interval: float = DEFAULT_INTERVAL_S,
     ) -> None:
         self.state_dir = Path(state_dir)
         self.function_logs = self.state_dir / "logs"
         self.naming = Naming(env, region)
         self.host = host
-        self.emulator = Emulator(host=host, port=aws_port)
+        self.aws_port = aws_port
         self.mqtt_port = mqtt_port
+        self.fresh = fresh
+        self.snapshot_interval = snapshot_interval
         self.endpoints: Endpoints | None = None
-        self.rules: RulesEngine | None = None
-        self.esm: EventSourceMappingRunner | None = None
-        self._started: list[Any] = []
+        self._process: subprocess.Popen[bytes] | None = None
+        self._control: Connection | None = None
+        self._control_lock = threading.Lock()
+        self._forwarder: _Forwarder | None = None
+        self._broker: Any = None
+        self._lock = _StateDirLock(self.state_dir)
         self._saved_environ: dict[str, str | None] = {}
 
+    @property
+    def endpoint_url(self) -> str:
+        """The emulator's endpoint."""
+        return defaults.endpoint_url(self.aws_port, self.host)
+
     def start(self, log_progress: Any = log.info) -> Endpoints:
-        """Bring every service up, deploy the stacks, and return the endpoints."""
+        """Bring every service up (the saved state restored), and return the endpoints.
+
+        Raises `PortInUse` when a port is taken and `StateDirInUse` when another local
+        cloud runs on the state dir, before anything starts.
+        """
+        from local_cloud.mqtt_broker import MqttBroker
+
+        require_free(
+            {"the AWS emulator": self.aws_port, "the MQTT broker": self.mqtt_port}, self.host
+        )
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        if self.fresh:
+            self._empty_state_dir()
         self._saved_environ = {k: os.environ.get(k) for k in _ENVIRON_KEYS}
-        # Code in this process (the deployed handler, the pipeline, boto3 made by
-        # libraries) reaches the emulator through the standard variables.
+        # Code in this process (the pipeline, boto3 made by libraries) reaches the
+        # emulator through the standard variables.
         os.environ.update(defaults.CREDENTIALS)
         os.environ["AWS_DEFAULT_REGION"] = self.naming.region
         try:
-            log_progress(f"starting the AWS emulator on {self.emulator.endpoint_url}")
-            self.emulator.start()
-            self._started.append(self.emulator)
-            os.environ["AWS_ENDPOINT_URL"] = self.emulator.endpoint_url
-            crawler = GlueCrawlerRunner(self.emulator.endpoint_url, self.naming.region)
-            self._started.append(crawler.start())
-
-            log_progress("deploying the streaming and analytics stacks from their templates")
-            outputs = self._deploy()
-
-            endpoint = self.emulator.endpoint_url
-            # As with the mappings below: evaluate the rules this cloud deployed, so
-            # two clouds in one process (tests) never route each other's traffic.
-            own_rules = {
-                o[StreamingOutput.TOPIC_RULE_NAME]
-                for o in outputs.values()
-                if StreamingOutput.TOPIC_RULE_NAME in o
-            }
-            self.rules = RulesEngine(
-                endpoint, self.naming.region, rule_filter=own_rules.__contains__
-            ).start()
-            self._started.append(self.rules)
+            ready = self._start_service(log_progress)
+            os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url
             log_progress(f"starting the MQTT broker on {self.host}:{self.mqtt_port}")
-            broker = MqttBroker(self.rules.submit, host=self.host, port=self.mqtt_port)
-            self._started.append(broker.start())
-            hook = IotDataPublishHook(self.rules.submit, region=self.naming.region)
-            self._started.append(hook.start())
-            # The emulator's state is process-wide; act only on the mappings of the
-            # stream this cloud deployed, so two clouds in one process (tests) never
-            # run each other's functions.
-            stream_arn = outputs["streaming"][StreamingOutput.STREAM_ARN]
-            self.esm = EventSourceMappingRunner(
-                endpoint,
-                self.naming.region,
-                state_dir=self.state_dir / "esm",
-                log_dir=self.function_logs,
-                mapping_filter=lambda mapping: mapping.stream_arn == stream_arn,
-            )
-            self._started.append(self.esm.start())
+            assert self._forwarder is not None
+            self._broker = MqttBroker(
+                self._forwarder.submit, host=self.host, port=self.mqtt_port
+            ).start()
         except BaseException:
             self.stop()
             raise
         self.endpoints = Endpoints(
-            aws=self.emulator.endpoint_url,
+            aws=self.endpoint_url,
             mqtt_host=self.host,
             mqtt_port=self.mqtt_port,
             region=self.naming.region,
             warehouse=self.state_dir / "warehouse.duckdb",
             function_logs=self.function_logs,
-            outputs=outputs,
+            outputs=ready["outputs"],
+            state_dir=self.state_dir,
+            restored=ready["restored"],
         )
         return self.endpoints
 
-    def _deploy(self) -> dict[str, dict[str, str]]:
-        return deploy_stacks(self.naming)
+    def _empty_state_dir(self) -> None:
+        """Everything a previous run kept (emulator state, checkpoints, warehouse, Dagster
+        instance, function logs) goes; the lock this cloud holds stays."""
+        for entry in self.state_dir.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def _start_service(self, log_progress: Any) -> dict[str, Any]:
+        control, control_child = socket.socketpair()
+        messages, messages_child = socket.socketpair()
+        command = [
+            sys.executable,
+            "-m",
+            "local_cloud.service",
+            "--state-dir",
+            str(self.state_dir),
+            "--host",
+            self.host,
+            "--aws-port",
+            str(self.aws_port),
+            "--env",
+            self.naming.env,
+            "--region",
+            self.naming.region,
+            "--snapshot-interval",
+            str(self.snapshot_interval),
+            "--control-fd",
+            str(control_child.fileno()),
+            "--messages-fd",
+            str(messages_child.fileno()),
+        ]
+        try:
+            self._process = subprocess.Popen(
+                command, pass_fds=(control_child.fileno(), messages_child.fileno())
+            )
+        finally:
+            control_child.close()
+            messages_child.close()
+        self._control = Connection(control.detach())
+        self._forwarder = _Forwarder(Connection(messages.detach()))
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            message = self._receive(deadline, "start")
+            kind = message[0]
+            if kind == "progress":
+                log_progress(message[1])
+            elif kind == "ready":
+                return dict(message[1])
+            elif kind == "port_in_use":
+                raise PortInUse(message[1], message[2], self.host)
+            elif kind == "error":
+                raise LocalCloudError(f"the AWS side failed to start: {message[1]}: {message[2]}")
+            else:
+                raise LocalCloudError(f"unexpected answer from the AWS side: {message!r}")
+
+    def _receive(self, deadline: float, what: str) -> Any:
+        """The next message from the AWS side; fails if it exits or takes past `deadline`."""
+        assert self._control is not None and self._process is not None
+        while not self._control.poll(0.2):
+            if self._process.poll() is not None and not self._control.poll(0):
+                raise LocalCloudError(
+                    f"the AWS side exited with code {self._process.returncode} during {what}"
+                )
+            if time.monotonic() > deadline:
+                raise LocalCloudError(f"the AWS side did not answer {what} in time")
+        try:
+            return self._control.recv()
+        except EOFError:
+            raise LocalCloudError(f"the AWS side closed its connection during {what}") from None
+
+    def _request(self, *request: Any, timeout: float) -> Any:
+        if self._control is None:
+            raise LocalCloudError("the local cloud is not running")
+        with self._control_lock:
+            self._control.send(request)
+            answer = self._receive(time.monotonic() + timeout + 30, request[0])
+        if answer[0] == "ok":
+            return answer[1]
+        if answer[1] == "TimeoutError":
+            raise TimeoutError(answer[2])
+        raise LocalCloudError(f"{request[0]} failed on the AWS side: {answer[1]}: {answer[2]}")
 
     def wait_until_drained(self, timeout: float = 60.0) -> None:
         """Block until every message published so far is through the rules and the function."""
-        if self.rules is not None:
-            self.rules.flush(timeout)
-        if self.esm is not None:
-            self.esm.wait_until_drained(timeout)
+        if self._forwarder is None:
+            return
+        sent = self._forwarder.flush(timeout)
+        self._request("drain", sent, timeout, timeout=timeout)
+
+    def rule_stats(self) -> Counter[str]:
+        """The rules engine's counters: received, matched, delivered, failed, error_actions..."""
+        return Counter(self._request("stats", timeout=30)["rules"])
+
+    def persistence_stats(self) -> dict[str, float]:
+        """Snapshots written so far, and the last one's seconds and bytes."""
+        stats = self._request("stats", timeout=30)
+        return {k: stats[k] for k in ("snapshots", "snapshot_seconds", "snapshot_bytes")}
 
     def stop(self) -> None:
-        """Stop every service in the reverse order of starting; safe to call twice."""
-        while self._started:
-            service = self._started.pop()
+        """Stop every service: the broker first, then the AWS side (which finishes what is
+        queued and writes its last snapshot); safe to call twice."""
+        if self._broker is not None:
             try:
-                service.stop()
-            except Exception:  # keep stopping the rest
-                log.exception("stopping %s failed", type(service).__name__)
-        self.rules = self.esm = None
+                self._broker.stop()
+            except Exception:
+                log.exception("stopping the MQTT broker failed")
+            self._broker = None
+        if self._forwarder is not None:
+            with contextlib.suppress(TimeoutError):
+                self._forwarder.flush(10)
+            self._forwarder.stop()
+        if self._process is not None:
+            self._stop_service()
+        self._forwarder = None
+        self._control = None
+        self._process = None
+        self.endpoints = None
+        self._lock.release()
         for key, value in self._saved_environ.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
         self._saved_environ = {}
+
+    def _stop_service(self) -> None:
+        process = self._process
+        assert process is not None
+        if process.poll() is None:
+            if self.endpoints is None or self._control is None:
+                # Still starting: it reads no request until ready, but stops on SIGTERM.
+                process.terminate()
+            else:
+                try:
+                    with self._control_lock:
+                        self._control.send(("stop",))
+                except OSError:
+                    process.terminate()
+            try:
+                process.wait(_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.error("the AWS side did not stop within %ss; killing it", _STOP_TIMEOUT_S)
+                process.kill()
+                process.wait(10)
+        if self._control is not None:
+            self._control.close()
 
     def __enter__(self) -> LocalCloud:
         self.start()

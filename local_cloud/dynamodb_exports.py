@@ -73,6 +73,17 @@ What AWS does, and where each fact comes from
       export's description). `ListExports` lists the newest first and leaves
       out exports of a table since deleted or re-created.
 
+What a caller should know (all of it as in DynamoDB)
+    - A table whose PITR was just turned on has no incremental window for 15
+      minutes (the window must start after PITR was on and last 15 minutes).
+      Tests move the clock instead of waiting (time-machine; see
+      `tests/local_cloud/test_dynamodb_exports.py`): the emulator reads the same
+      clock.
+    - Read an incremental export's data files from its manifest: the `data/`
+      folder under the prefix also holds every other incremental export's files.
+    - `BilledSizeBytes` of an incremental export is at least 10,000,000; the
+      bytes actually exported are the data files' sizes.
+
 The API call returns at once (IN_PROGRESS) and the export is written on a
 thread of its own, gzipping its data files on a second one: 1,000,000 items
 take a few seconds, because each item's DynamoDB JSON is kept beside it when it
@@ -100,7 +111,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
@@ -132,13 +143,17 @@ CLIENT_TOKEN_US = 8 * 3600 * 1_000_000
 
 _SUMMARY_VERSION = {FULL_EXPORT: "2020-06-30", INCREMENTAL_EXPORT: "2023-08-01"}
 _ERROR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
-#: The attribute of a moto Item holding its image as DynamoDB JSON text.
-_IMAGE_ATTR = "_local_cloud_image_json"
+#: The attribute of a moto Item holding its image as DynamoDB JSON text. A snapshot of
+#: moto's state that keeps it spares the first full export after a restore from building
+#: every item's line again (about 10 µs an item).
+IMAGE_ATTRIBUTE = "_local_cloud_image_json"
 #: The attributes of a moto Table holding its change journal and its id.
 _JOURNAL_ATTR = "_local_cloud_change_journal"
 _TABLE_ID_ATTR = "_local_cloud_table_id"
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+#: A JSON string literal, as _ENCODE writes one.
+_quote = json.encoder.encode_basestring
 # Writes that are part of one UpdateItem (moto creates a new item with put_item first)
 # are recorded once, by the UpdateItem.
 _inside_update = threading.local()
@@ -177,25 +192,41 @@ def _attribute(value: Any) -> dict[str, Any]:
     return {kind: inner}
 
 
+def _member(name: str, value: Any) -> str:
+    """`"name":{"T":...}`: strings and numbers written directly (the common case, and
+    cheaper than building a dict to encode), the rest encoded."""
+    kind = value.type
+    if (kind == "S" or kind == "N") and type(value.value) is str:
+        return f'{_quote(name)}:{{"{kind}":{_quote(value.value)}}}'
+    return f"{_quote(name)}:{_ENCODE(_attribute(value))}"
+
+
 def image_json(item: Any) -> str:
     """The item's attributes as DynamoDB JSON text, kept on the item for the next export."""
-    text: str | None = item.__dict__.get(_IMAGE_ATTR)
+    text: str | None = item.__dict__.get(IMAGE_ATTRIBUTE)
     if text is None:
-        text = _ENCODE({name: _attribute(value) for name, value in item.attrs.items()})
-        item.__dict__[_IMAGE_ATTR] = text
+        text = "{" + ",".join([_member(n, v) for n, v in item.attrs.items()]) + "}"
+        item.__dict__[IMAGE_ATTRIBUTE] = text
     return text
 
 
-def _forget_image(item: Any) -> None:
-    item.__dict__.pop(_IMAGE_ATTR, None)
+def forget_image(item: Any) -> None:
+    """Drop the item's kept DynamoDB JSON (it is about to change, or a test wants none)."""
+    item.__dict__.pop(IMAGE_ATTRIBUTE, None)
 
 
 def keys_json(table: Any, item: Any) -> str:
     """The item's primary key attributes as DynamoDB JSON text."""
-    keys = {table.hash_key_attr: _attribute(item.hash_key)}
+    members = [_member(table.hash_key_attr, item.hash_key)]
     if table.range_key_attr is not None and item.range_key is not None:
-        keys[table.range_key_attr] = _attribute(item.range_key)
-    return _ENCODE(keys)
+        members.append(_member(table.range_key_attr, item.range_key))
+    return "{" + ",".join(members) + "}"
+
+
+def _image_and_keys(table: Any, item: Any) -> tuple[str, str]:
+    """The item's image (made afresh and kept on it) and its primary key, as DynamoDB JSON."""
+    forget_image(item)
+    return image_json(item), keys_json(table, item)
 
 
 # --- the change journal ---------------------------------------------------------------
@@ -207,7 +238,7 @@ Change = tuple[int, str, str | None, str | None]
 class _Segment(NamedTuple):
     first_us: int
     last_us: int
-    count: int
+    writes: int
     blob: bytes  # zlib(marshal(list of Change))
 
 
@@ -219,8 +250,9 @@ class ChangeJournal:
     """Every write to one table while PITR is on, in write order.
 
     The newest writes are kept as they are; every `SEGMENT` of them is sealed
-    into one compressed segment, about 50 bytes a write for readings, so a
-    35-day window of a million writes costs tens of megabytes.
+    into one compressed segment, 25 to 35 bytes a write for readings (measured by
+    `benchmarks/bench_dynamodb_exports.py`), so a 35-day window of a million writes
+    costs a few tens of megabytes.
     """
 
     SEGMENT = 4096
@@ -249,7 +281,12 @@ class ChangeJournal:
 
     def __len__(self) -> int:
         with self.lock:
-            return len(self._open) + sum(s.count for s in self._sealed)
+            return len(self._open) + sum(s.writes for s in self._sealed)
+
+    def compressed_bytes(self) -> int:
+        """Bytes the sealed (compressed) segments take."""
+        with self.lock:
+            return sum(len(s.blob) for s in self._sealed)
 
     def record(self, keys: str, new: str | None, old: str | None, horizon_us: int) -> int:
         """Append one write; returns its write time. Segments wholly before `horizon_us`
@@ -347,14 +384,24 @@ def _record(
 # --- the write hooks (installed by moto_patches) --------------------------------------
 
 
-def _current_item(table: Any, item_attrs: dict[str, Any]) -> Any:
-    """The item now stored under the keys of `item_attrs`, if the keys make sense."""
+def _key_value(attribute: dict[str, Any]) -> Any:
+    """A moto DynamoType for a key attribute, without the checks moto's constructor makes
+    (moto's own put_item makes them, and answers a malformed key with the proper error)."""
     from moto.dynamodb.models.dynamo_type import DynamoType
 
+    ((kind, inner),) = attribute.items()
+    value = DynamoType.__new__(DynamoType)
+    value.type, value.value = kind, inner
+    return value
+
+
+def _current_item(table: Any, item_attrs: dict[str, Any]) -> Any:
+    """The item now stored under the keys of `item_attrs`, if the keys make sense."""
     try:
-        hash_key = DynamoType(item_attrs[table.hash_key_attr])
-        range_key = DynamoType(item_attrs[table.range_key_attr]) if table.range_key_attr else None
-        return table.get_item(hash_key, range_key)
+        stored = table.items.get(_key_value(item_attrs[table.hash_key_attr]))
+        if table.range_key_attr is None or stored is None:
+            return stored
+        return stored.get(_key_value(item_attrs[table.range_key_attr]))
     except Exception:  # moto's own put_item answers malformed keys with the proper error
         return None
 
@@ -369,7 +416,15 @@ def put_item(table: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) 
         before = _current_item(table, item_attrs)
         item = put(table, item_attrs, *args, **kwargs)
         old = image_json(before) if before is not None else None
-        _record(journal, table, keys_json(table, item), image_json(item), old)
+        try:
+            # The request's attributes are the item's, already DynamoDB JSON: one encode.
+            new = _ENCODE(item_attrs)
+            names = [table.hash_key_attr, *([table.range_key_attr] if table.range_key_attr else [])]
+            keys = _ENCODE({name: item_attrs[name] for name in names})
+            item.__dict__[IMAGE_ATTRIBUTE] = new
+        except TypeError:  # binary values: moto keeps bytes, the image needs base64
+            new, keys = _image_and_keys(table, item)
+        _record(journal, table, keys, new, old)
     return item
 
 
@@ -402,15 +457,15 @@ def update_item(
     with lock:
         old = image_json(before) if before is not None and journal is not None else None
         if before is not None:
-            _forget_image(before)  # its attributes are about to change in place
+            forget_image(before)  # its attributes are about to change in place
         _inside_update.active = True
         try:
             item = update(backend, table_name, key, *args, **kwargs)
         finally:
             _inside_update.active = False
         if journal is not None:
-            _forget_image(item)
-            _record(journal, table, keys_json(table, item), image_json(item), old)
+            new, keys = _image_and_keys(table, item)
+            _record(journal, table, keys, new, old)
     return item
 
 
@@ -543,7 +598,7 @@ def _exports(backend: Any) -> dict[str, Any]:
 def _table_by_arn(backend: Any, table_arn: str) -> Any:
     if not table_arn.startswith("arn:"):
         raise _validation("One or more parameter values were invalid: tableArn is not a valid ARN")
-    for table in backend.tables.values():
+    for table in list(backend.tables.values()):
         if table.table_arn == table_arn:
             return table
     raise ExportError("TableNotFoundException", f"Table not found: {table_arn}")
@@ -634,7 +689,7 @@ def start_export(backend: Any, body: dict[str, Any]) -> TableExport:
         )
     token = body.get("ClientToken") or str(uuid.uuid4())
     request = _comparable(body)
-    for earlier in _exports(backend).values():
+    for earlier in list(_exports(backend).values()):
         if (
             isinstance(earlier, TableExport)
             and earlier.client_token == token
@@ -717,10 +772,10 @@ def describe(backend: Any, export_arn: str) -> TableExport:
 
 def listed(backend: Any, table_arn: str | None) -> list[TableExport]:
     """Exports of existing tables (of `table_arn` if given), newest first."""
-    live = {table.table_arn: table_id(table) for table in backend.tables.values()}
+    live = {table.table_arn: table_id(table) for table in list(backend.tables.values())}
     exports = [
         e
-        for e in _exports(backend).values()
+        for e in list(_exports(backend).values())
         if isinstance(e, TableExport)
         and live.get(e.table_arn) == e.table_id
         and (table_arn is None or e.table_arn == table_arn)
@@ -748,8 +803,14 @@ class _Records:
         return (self.head + joint.join(records) + self.tail).encode()
 
 
+def _plain(value: Any) -> Any:
+    return base64.b64encode(value).decode() if isinstance(value, bytes) else value
+
+
 def _raw_key(item: Any) -> tuple[Any, Any]:
-    return (item.hash_key.value, item.range_key.value if item.range_key is not None else None)
+    """The item's key values as its DynamoDB JSON writes them (binary ones in base64)."""
+    range_value = _plain(item.range_key.value) if item.range_key is not None else None
+    return (_plain(item.hash_key.value), range_value)
 
 
 def _raw_key_of(table: Any, keys: str) -> tuple[Any, Any]:
@@ -772,13 +833,13 @@ def _full_records(export: TableExport, table: Any) -> _Records:
             scanned.extend(list(by_range.values()))
     else:
         scanned = list(table.items.values())
-    images: list[str] = []
-    for item in scanned:
-        image = item.__dict__.get(_IMAGE_ATTR)
-        if image is None:
-            with lock:  # writers change items under this lock: never read one half-changed
-                image = image_json(item)
-        images.append(image)
+    kept: list[str | None] = [item.__dict__.get(IMAGE_ATTRIBUTE) for item in scanned]
+    if None in kept:  # items written while PITR was off, or restored from a snapshot
+        for position, item in enumerate(scanned):
+            if kept[position] is None:
+                with lock:  # writers change items under this lock: never read one half-changed
+                    kept[position] = image_json(item)
+    images = cast(list[str], kept)  # no None is left
     # Writes at or after the export time are undone: an item changed since then is
     # exported as its first later change found it (or not at all if that change made it).
     # The journal is read after the scan, and its lock waits for writes applied during

@@ -3,18 +3,25 @@
 Running it in-process (rather than as a child process) lets the local cloud
 extend moto where it stores configuration but does not act on it, by hooking
 the same backends the HTTP API serves.
+
+The listening socket is bound in the caller's thread before anything serves, so a
+taken port fails `start()` at once with `PortInUse` (moto's own threaded server
+binds in its thread and, when the port is taken, leaves its caller waiting forever).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+import threading
 import time
 import urllib.request
-from dataclasses import dataclass
-
-from moto.server import ThreadedMotoServer
+from dataclasses import dataclass, field
+from typing import Any
 
 from local_cloud import defaults, moto_patches
+from local_cloud.ports import PortInUse
 
 
 @dataclass
@@ -23,25 +30,71 @@ class Emulator:
 
     host: str = defaults.HOST
     port: int = defaults.AWS_PORT
-    _server: ThreadedMotoServer | None = None
+    #: WSGI middleware applied around moto's application (persistence counts writes here).
+    wrap_app: Any = None
+    _server: Any = None
+    _thread: threading.Thread | None = None
+    _patched: bool = field(default=False, repr=False)
 
     @property
     def endpoint_url(self) -> str:
         """The HTTP endpoint of the emulator."""
         return defaults.endpoint_url(self.port, self.host)
 
+    @property
+    def listening_socket(self) -> socket.socket | None:
+        """The server's listening socket while it serves (a snapshot child closes its copy)."""
+        return None if self._server is None else self._server.socket
+
     def start(self, timeout: float = 10.0) -> Emulator:
-        """Start serving and block until the emulator answers HTTP."""
+        """Bind, start serving and block until the emulator answers HTTP.
+
+        Raises `PortInUse` when the port is taken.
+        """
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        sock = _listen(self.host, self.port)
         moto_patches.install()
-        # One access-log line per request drowns everything else the local cloud says.
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
-        self._server.start()
+        self._patched = True
+        try:
+            # One access-log line per request drowns everything else the local cloud says.
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+            app: Any = DomainDispatcherApplication(create_backend_app)
+            if self.wrap_app is not None:
+                app = self.wrap_app(app)
+            with sock:
+                self._server = make_server(
+                    self.host,
+                    self.port,
+                    app,
+                    threaded=True,
+                    request_handler=MotoRequestHandler,
+                    fd=sock.fileno(),
+                )
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"aws-emulator-{self.port}",
+                daemon=True,
+            )
+            self._thread.start()
+            self._wait_until_serving(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_serving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
-                    return self
+                    return
             except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(
@@ -50,8 +103,31 @@ class Emulator:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        """Stop serving; state held by the emulator is discarded."""
+        """Stop serving; state held by the emulator stays in this process's moto backends."""
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
             self._server = None
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        if self._patched:
+            self._patched = False
             moto_patches.uninstall()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port, or `PortInUse`."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As werkzeug does: a port whose old connections linger in TIME_WAIT is free.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise PortInUse(port, "the AWS emulator", host) from None
+        raise
+    sock.set_inheritable(False)
+    return sock

@@ -1,8 +1,9 @@
 """Where each event source mapping has got to in each shard, kept in SQLite under a state dir.
 
 Keyed by the mapping's UUID, which the emulator mints afresh for every mapping,
-so a restarted runner resumes where it stopped within one emulator lifetime and
-never mistakes a new emulator's mapping for an old one.
+so a restarted runner resumes where it stopped and never mistakes a new emulator's
+mapping for an old one. The emulator's snapshots carry a copy taken with the state they
+save (`persistence`); restoring one puts that copy back here.
 """
 
 from __future__ import annotations
@@ -48,6 +49,23 @@ class CheckpointStore:
                 " ON CONFLICT (mapping_uuid, shard_id) DO UPDATE SET sequence = excluded.sequence",
                 (mapping_uuid, shard_id, str(sequence)),
             )
+
+    def all(self) -> list[tuple[str, str, int]]:
+        """Every checkpoint, as (mapping UUID, shard id, sequence) (saved with a snapshot)."""
+        with self._lock:
+            rows = self._db.execute("SELECT mapping_uuid, shard_id, sequence FROM checkpoint")
+            return [(uuid, shard, int(sequence)) for uuid, shard, sequence in rows.fetchall()]
+
+    def replace_all(self, checkpoints: list[tuple[str, str, int]]) -> None:
+        """Make these the only checkpoints (those of a restored snapshot)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM checkpoint")
+            self._db.executemany(
+                "INSERT INTO checkpoint (mapping_uuid, shard_id, sequence) VALUES (?, ?, ?)",
+                [(uuid, shard, str(sequence)) for uuid, shard, sequence in checkpoints],
+            )
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         """Close the database."""

@@ -29,6 +29,7 @@ import logging
 import re
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -386,10 +387,13 @@ class GlueCrawlerRunner:
         endpoint_url: str,
         region: str = defaults.REGION,
         state_dir: str | Path | None = None,
+        state_guard: Any = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self.state_dir = state_dir
+        #: Held shared while a crawl's end is recorded in moto (a `persistence.StateGuard`).
+        self.state_guard = state_guard
         self._threads: list[threading.Thread] = []
 
     def _client(self, service: str, region: str) -> Any:
@@ -445,12 +449,14 @@ class GlueCrawlerRunner:
         except Exception as exc:  # a crawl never leaves the crawler stuck RUNNING
             log.exception("crawler %s failed", crawler.name)
             error = f"{type(exc).__name__}: {exc}"
-        crawl_state.error_message = error
-        crawler.crawl_elapsed_time = int((time.monotonic() - started) * 1000)
         from moto.core.utils import utcnow
 
-        crawl_state.end_time = utcnow()
-        if crawl_state._status == "STOPPING":
-            crawl_state.status = "STOPPED"
-        else:
-            crawl_state.status = "FAILED" if error else "COMPLETED"
+        held = self.state_guard.shared() if self.state_guard is not None else nullcontext()
+        with held:
+            crawl_state.error_message = error
+            crawler.crawl_elapsed_time = int((time.monotonic() - started) * 1000)
+            crawl_state.end_time = utcnow()
+            if crawl_state._status == "STOPPING":
+                crawl_state.status = "STOPPED"
+            else:
+                crawl_state.status = "FAILED" if error else "COMPLETED"

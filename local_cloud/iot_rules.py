@@ -36,6 +36,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -106,10 +107,15 @@ class Targets(Protocol):
 class EmulatorTargets:
     """Action targets in the local emulator: Kinesis in-process, S3 and Logs over HTTP."""
 
-    def __init__(self, endpoint_url: str, region: str, account_id: str) -> None:
+    def __init__(
+        self, endpoint_url: str, region: str, account_id: str, state_guard: Any = None
+    ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self.account_id = account_id
+        #: Held shared around each in-process put (a `persistence.StateGuard`), as the
+        #: emulator's requests hold it, so a snapshot never sees half a put.
+        self.state_guard = state_guard
         self._s3: Any = None
         self._logs: Any = None
         self._lock = threading.Lock()
@@ -135,14 +141,16 @@ class EmulatorTargets:
                 "bytes (Service: Kinesis, Status Code: 400, Error Code: ValidationException)"
             )
         backend = kinesis_backends[self.account_id][self.region]
+        held = self.state_guard.shared() if self.state_guard is not None else nullcontext()
         try:
-            backend.put_record(
-                stream_arn=None,
-                stream_name=stream_name,
-                partition_key=partition_key,
-                explicit_hash_key=None,
-                data=base64.b64encode(data).decode("ascii"),
-            )
+            with held:
+                backend.put_record(
+                    stream_arn=None,
+                    stream_name=stream_name,
+                    partition_key=partition_key,
+                    explicit_hash_key=None,
+                    data=base64.b64encode(data).decode("ascii"),
+                )
         except JsonRESTError as exc:
             raise TargetError(
                 f"{exc.message} (Service: Kinesis, Status Code: {exc.code}, "

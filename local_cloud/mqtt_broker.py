@@ -26,6 +26,7 @@ from amqtt.broker import Broker
 from amqtt.plugins.base import BasePlugin
 
 from local_cloud import defaults
+from local_cloud.ports import PortInUse, port_is_free
 
 from .iot_rules import InboundMessage, now_ms
 
@@ -115,9 +116,13 @@ class MqttBroker:
         try:
             loop.run_until_complete(self._start_broker())
         except Exception as exc:
-            started.set_exception(
-                RuntimeError(f"MQTT broker could not start on {self.host}:{self.port}: {exc}")
-            )
+            if port_is_free(self.port, self.host):
+                error: Exception = RuntimeError(
+                    f"MQTT broker could not start on {self.host}:{self.port}: {exc}"
+                )
+            else:
+                error = PortInUse(self.port, "the MQTT broker", self.host)
+            started.set_exception(error)
             loop.close()
             return
         started.set_result(None)

@@ -56,6 +56,7 @@ def _build_definitions() -> dg.Definitions:
         jobs=[jobs.batch_etl, jobs.observe_table],
         schedules=[jobs.batch_etl_hourly, jobs.observe_schedule],
         resources=build_resources(environment),
+        executor=jobs.run_executor(environment),
     )
 
 

@@ -24,7 +24,14 @@ from pathlib import Path
 import boto3
 
 from cloudformation.layout import RULE_ERRORS_PREFIX
-from cloudformation.naming import DEFAULT_ENV, DEFAULT_REGION, NO_WAREHOUSE, Naming
+from cloudformation.naming import (
+    ANALYTICS_STACK,
+    DEFAULT_ENV,
+    DEFAULT_REGION,
+    NO_WAREHOUSE,
+    STREAMING_STACK,
+    Naming,
+)
 from cloudformation.outputs import AnalyticsOutput, StreamingOutput
 from local_cloud.defaults import ENDPOINT_URL as LOCAL_ENDPOINT_URL
 from stream_processor.config import DEFAULT_QUARANTINE_PREFIX
@@ -37,9 +44,6 @@ ENV_WAREHOUSE_PATH = "WAREHOUSE_PATH"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WAREHOUSE_PATH = PROJECT_ROOT / ".platform" / "warehouse.duckdb"
-
-STREAMING_STACK = "streaming"
-ANALYTICS_STACK = "analytics"
 
 
 class Environment(StrEnum):

@@ -9,7 +9,6 @@ rebuild starts from one full export of the table.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +20,7 @@ from pipeline_platform.defs.jobs import BATCH_JOB, LAKE_TABLES, run_tags
 from pipeline_platform.defs.lake.run_context import state_store
 from pipeline_platform.defs.lake.windows import CatchUp, catch_up
 from pipeline_platform.defs.partitions import WRITE_HOURS, hour_key, key_start
+from platform_tools.dagster_home import dagster_home
 
 #: Where the summary finds what a run exported and which reading days it touched.
 _EXPORT = keys.DYNAMODB_EXPORT.to_user_string()
@@ -33,6 +33,14 @@ _LAKE_TABLES = {
 
 class RunFailed(RuntimeError):
     """The batch run failed; the message names the failed steps."""
+
+
+class RunInterrupted(RunFailed):
+    """Ctrl-C or SIGTERM stopped the run (Dagster takes both signals while a run executes)."""
+
+
+#: The error Dagster gives the steps it stopped on Ctrl-C or SIGTERM.
+_INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
 
 
 def window_range(first: str, last: str | None = None) -> CatchUp:
@@ -65,12 +73,11 @@ def catch_up_range(now: datetime | None = None) -> CatchUp:
 
 
 def _instance() -> dg.DagsterInstance:
-    # A persistent instance when DAGSTER_HOME says where; else a throwaway one.
-    return (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
+    # The instance `ui` uses too (under the state dir unless DAGSTER_HOME says where), so
+    # runs, windows processed and cursors outlive the process, as in a deployment. Where
+    # the lake stopped is the lake's own record (its state in S3), not the instance's.
+    home = dagster_home()
+    return dg.DagsterInstance.from_config(str(home))
 
 
 def _value(value: Any) -> Any:
@@ -171,7 +178,13 @@ def materialize(
             if (error := getattr(e.event_specific_data, "error", None)) is not None
         ]
         failed = [e.step_key for e in failures]
-        raise RunFailed(f"batch run failed in {failed}: {' | '.join(errors)}")
+        interrupted = any(
+            getattr(getattr(e.event_specific_data, "error", None), "cls_name", None)
+            == _INTERRUPTED_ERROR
+            for e in failures
+        )
+        kind = RunInterrupted if interrupted else RunFailed
+        raise kind(f"batch run failed in {failed}: {' | '.join(errors)}")
     return summary
 
 

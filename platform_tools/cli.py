@@ -7,12 +7,13 @@ import datetime as dt
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import urllib.parse
 from pathlib import Path
+from typing import NoReturn
 
+from cloudformation.naming import STREAMING_STACK
 from cloudformation.outputs import StreamingOutput
 from local_cloud.defaults import (
     AWS_PORT,
@@ -25,6 +26,7 @@ from local_cloud.defaults import (
     STATE_DIR,
     TOPIC,
 )
+from platform_tools.stopping import INTERRUPTED_EXIT
 
 ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 
@@ -53,10 +55,33 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 1..65535, for the port options."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1..65535): {text!r}")
+    return port
+
+
 def _endpoint(args: argparse.Namespace) -> str:
     """The AWS endpoint a command talks to: `--endpoint-url`, `$AWS_ENDPOINT_URL`, or the local
     cloud's."""
     return getattr(args, "endpoint_url", None) or os.environ.get(ENV_ENDPOINT_URL) or ENDPOINT_URL
+
+
+def _talks_to(args: argparse.Namespace) -> str | None:
+    """The AWS endpoint a command will reach, None for real AWS (or no AWS at all)."""
+    if args.command in ("up", "ui", "demo"):
+        return None  # they run a local cloud of their own and set its credentials themselves
+    if args.command == "publish" and not args.via_iot_data:
+        return None  # MQTT only
+    if args.command == "stack" or os.environ.get("PLATFORM_ENV", "local") != "local":
+        # Deploying, and `aws` runs, go to real AWS unless the environment points elsewhere.
+        return os.environ.get(ENV_ENDPOINT_URL)
+    return _endpoint(args)
 
 
 def _use_local_credentials_on_loopback(args: argparse.Namespace) -> None:
@@ -64,41 +89,70 @@ def _use_local_credentials_on_loopback(args: argparse.Namespace) -> None:
 
     The one place the CLI decides this, for every command (`materialize` included): the
     local cloud accepts any credentials, so a laptop without an AWS profile works; a
-    real endpoint always uses the caller's own credentials.
+    real endpoint always uses the caller's own credentials, and credentials the shell
+    names (keys, or a profile) are used as they are, wherever they go.
     """
-    if args.command == "stack" or os.environ.get("PLATFORM_ENV", "local") != "local":
-        return  # deploying and `aws` runs go to real AWS unless an endpoint says otherwise
-    host = urllib.parse.urlparse(_endpoint(args)).hostname or ""
-    if host in LOOPBACK_HOSTS and "AWS_ACCESS_KEY_ID" not in os.environ:
+    endpoint = _talks_to(args)
+    if endpoint is None:
+        return
+    host = urllib.parse.urlparse(endpoint).hostname or ""
+    named = "AWS_ACCESS_KEY_ID" in os.environ or "AWS_PROFILE" in os.environ
+    if host in LOOPBACK_HOSTS and not named:
         os.environ.update(CREDENTIALS)
+
+
+def _fail(args: argparse.Namespace, error: BaseException) -> NoReturn:
+    """End the command with `error` as one clear line on stderr and exit status 1."""
+    raise SystemExit(f"pipeline-platform {args.command}: {error}")
 
 
 # --- commands -------------------------------------------------------------------
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Run the local cloud until Ctrl-C or SIGTERM."""
-    from local_cloud.cloud import LocalCloud
+    """Run the local cloud until Ctrl-C or SIGTERM (which stop it in any phase)."""
+    from local_cloud.cloud import LocalCloud, LocalCloudError
+    from local_cloud.ports import PortInUse, require_free
+    from platform_tools.stopping import StopRequested, stop_on_signals
 
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    cloud = LocalCloud(state_dir=args.state_dir, aws_port=args.aws_port, mqtt_port=args.mqtt_port)
-    try:
-        endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
-        streaming = endpoints.outputs["streaming"]
-        print(f"AWS endpoint      {endpoints.aws}   (aws --endpoint-url {endpoints.aws} ...)")
-        print(f"MQTT broker       {endpoints.mqtt_host}:{endpoints.mqtt_port}")
-        print(f"Table             {streaming[StreamingOutput.TABLE_NAME]}")
-        print(f"Stream            {streaming[StreamingOutput.STREAM_NAME]}")
-        print(f"Quarantine bucket {streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]}")
-        print(f"Warehouse         {endpoints.warehouse}")
-        print(f"Function logs     {endpoints.function_logs}/<function name>.log")
-        print("ready: local cloud is up (Ctrl-C to stop)", flush=True)
-        stop.wait()
-    finally:
-        print("stopping the local cloud", flush=True)
-        cloud.stop()
+    hint = "another `pipeline-platform up` may be running; stop it, or pass --aws-port/--mqtt-port"
+    with stop_on_signals():
+        try:
+            require_free(
+                {"the AWS emulator": args.aws_port, "the MQTT broker": args.mqtt_port}, hint=hint
+            )
+        except PortInUse as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        cloud = LocalCloud(
+            state_dir=args.state_dir,
+            aws_port=args.aws_port,
+            mqtt_port=args.mqtt_port,
+            fresh=args.fresh,
+        )
+        try:
+            endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
+            streaming = endpoints.outputs[STREAMING_STACK]
+            print(f"AWS endpoint      {endpoints.aws}   (aws --endpoint-url {endpoints.aws} ...)")
+            print(f"MQTT broker       {endpoints.mqtt_host}:{endpoints.mqtt_port}")
+            print(f"Table             {streaming[StreamingOutput.TABLE_NAME]}")
+            print(f"Stream            {streaming[StreamingOutput.STREAM_NAME]}")
+            print(f"Quarantine bucket {streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]}")
+            print(f"Warehouse         {endpoints.warehouse}")
+            print(f"Function logs     {endpoints.function_logs}/<function name>.log")
+            print(
+                f"State             {endpoints.state_dir} (kept across restarts; --fresh empties)"
+            )
+            print("ready: local cloud is up (Ctrl-C to stop)", flush=True)
+            threading.Event().wait()  # until a signal raises StopRequested
+        except StopRequested:
+            pass
+        except (PortInUse, LocalCloudError) as error:  # a port lost to a race, a state dir in use
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        finally:
+            print("stopping the local cloud", flush=True)
+            cloud.stop()
     return 0
 
 
@@ -112,26 +166,42 @@ def cmd_publish(args: argparse.Namespace) -> int:
             args.topic, payload, endpoint_url=_endpoint(args), region=args.region
         )
     else:
-        device_simulator.publish(args.topic, payload, host=args.host, port=args.port, qos=args.qos)
+        try:
+            device_simulator.publish(
+                args.topic, payload, host=args.host, port=args.port, qos=args.qos
+            )
+        except device_simulator.PublishError as error:
+            _fail(args, error)
     print(f"published {len(payload)} bytes to {args.topic}")
     return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run a simulated device fleet over MQTT and print what it published."""
-    from platform_tools import device_simulator
+    """Run a simulated device fleet over MQTT and print what it published.
 
-    summary = device_simulator.simulate(
-        devices=args.devices,
-        rate=args.rate,
-        duration=args.duration,
-        malformed_share=args.malformed_share,
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-    )
+    Ctrl-C or SIGTERM stops it within seconds; it still prints what it published and
+    exits with status 130, as an interrupted command does.
+    """
+    from platform_tools import device_simulator
+    from platform_tools.stopping import TOOL_STOP_GRACE_SECONDS, stop_on_signals
+
+    stop = threading.Event()
+    with stop_on_signals(grace=TOOL_STOP_GRACE_SECONDS, notify=stop):
+        try:
+            summary = device_simulator.simulate(
+                devices=args.devices,
+                rate=args.rate,
+                duration=args.duration,
+                malformed_share=args.malformed_share,
+                host=args.host,
+                port=args.port,
+                seed=args.seed,
+                stop=stop,
+            )
+        except (device_simulator.PublishError, ValueError) as error:
+            _fail(args, error)
     print(json.dumps(summary.as_dict(), indent=2))
-    return 0
+    return INTERRUPTED_EXIT if summary.interrupted else 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -206,16 +276,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """The local cloud, a publishing fleet and the Dagster UI, until Ctrl-C or SIGTERM."""
-    from platform_tools.dagster_ui import run_ui
+    from local_cloud.ports import PortInUse
+    from platform_tools.dagster_ui import UiError, run_ui
 
-    return run_ui(
-        port=args.port,
-        aws_port=args.aws_port,
-        mqtt_port=args.mqtt_port,
-        state_dir=args.state_dir,
-        devices=args.devices,
-        rate=args.rate,
-    )
+    try:
+        return run_ui(
+            port=args.port,
+            aws_port=args.aws_port,
+            mqtt_port=args.mqtt_port,
+            state_dir=args.state_dir,
+            devices=args.devices,
+            rate=args.rate,
+        )
+    except PortInUse as error:
+        # As `up` does: a taken port exits 2, before anything started.
+        print(f"pipeline-platform ui: {error}", file=sys.stderr)
+        return 2
+    except UiError as error:
+        _fail(args, error)
 
 
 # --- parser ---------------------------------------------------------------------
@@ -238,11 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def mqtt_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--host", default=HOST, help="MQTT broker host")
-        p.add_argument("--port", type=int, default=MQTT_PORT, help="MQTT broker port")
+        p.add_argument("--port", type=port_number, default=MQTT_PORT, help="MQTT broker port")
 
     def local_cloud_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--aws-port", type=int, default=AWS_PORT, help="AWS emulator port")
-        p.add_argument("--mqtt-port", type=int, default=MQTT_PORT, help="MQTT broker port")
+        p.add_argument("--aws-port", type=port_number, default=AWS_PORT, help="AWS emulator port")
+        p.add_argument("--mqtt-port", type=port_number, default=MQTT_PORT, help="MQTT broker port")
         p.add_argument(
             "--state-dir",
             default=str(STATE_DIR),
@@ -251,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the embedded local cloud until interrupted")
     local_cloud_options(up)
+    up.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start empty: discard the state the local cloud kept when it last stopped",
+    )
     up.set_defaults(func=cmd_up)
 
     pub = sub.add_parser("publish", help="publish one payload (like `aws iot-data publish`)")
@@ -319,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     ui = sub.add_parser("ui", help="the local cloud, a publishing fleet and the Dagster UI")
-    ui.add_argument("--port", type=int, default=3000, help="Dagster UI port")
+    ui.add_argument("--port", type=port_number, default=3000, help="Dagster UI port")
     local_cloud_options(ui)
     ui.add_argument("--devices", type=int, default=20)
     ui.add_argument("--rate", type=float, default=20, help="readings per second, whole fleet")
@@ -337,7 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "query" and args.what == "device" and not args.device_id:
         parser.error("query device needs a DEVICE_ID")
     _use_local_credentials_on_loopback(args)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        # The short commands (publish, query, materialize) have nothing to stop: Ctrl-C
+        # ends them with the shell's status for it, without a traceback.
+        print(f"pipeline-platform {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """`make ui`: the local cloud, a fleet publishing, and the Dagster UI over them, until stopped.
 
-`run_ui()` starts the embedded local cloud in this process, a simulated fleet
-that keeps publishing over MQTT from a background thread, and `dagster dev` as a
-child process in a process group of its own, pointed at the local cloud and at a
-warehouse and Dagster instance under the state directory. Ctrl-C or SIGTERM
-stops all of it: the Dagster services first, then the fleet, then the cloud.
+`run_ui()` checks its three ports first (a taken one fails the command at once,
+naming it), then starts the embedded local cloud in this process, a simulated
+fleet that keeps publishing over MQTT from a background thread, and `dagster dev`
+as a child process in a process group of its own, pointed at the local cloud and
+at a warehouse and Dagster instance under the state directory. Ctrl-C or SIGTERM,
+at any moment (while the stacks deploy, or `dagster dev` loads, too), stops all of
+it within seconds: the Dagster services first, then the fleet, then the cloud.
 """
 
 from __future__ import annotations
@@ -18,13 +20,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from local_cloud import defaults
 from local_cloud.cloud import Endpoints, LocalCloud
-from local_cloud.ports import port_is_free
+from local_cloud.ports import require_free
 from pipeline_platform.environment import (
     ENV_ENDPOINT_URL,
     ENV_PLATFORM_ENV,
@@ -33,6 +34,13 @@ from pipeline_platform.environment import (
     Environment,
 )
 from platform_tools import device_simulator
+from platform_tools.dagster_home import dagster_home
+from platform_tools.stopping import (
+    TOOL_STOP_GRACE_SECONDS,
+    StopRequested,
+    stop_on_signals,
+    terminate_descendants,
+)
 
 DEFAULT_UI_PORT = 3000
 HOST = "127.0.0.1"
@@ -42,9 +50,7 @@ _FLEET_ROUND_SECONDS = 2.0
 # `dagster dev` loads the code location (dbt manifest included) before it serves.
 _UI_START_TIMEOUT = 180.0
 # `dagster dev` gives its webserver and daemon this long to stop, then we do not wait.
-_STOP_GRACE_SECONDS = 30.0
-# Written once: a laptop or CI runner offline must not wait on telemetry.
-_DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+_STOP_GRACE_SECONDS = 8.0
 
 
 class UiError(RuntimeError):
@@ -81,33 +87,23 @@ class Fleet:
                     port=self.port,
                     progress=False,
                     ack_timeout=5.0,
+                    stop=self._stop,
                 )
                 self.published += summary.published
             except Exception as error:  # the broker restarting must not end the fleet
                 self.errors.append(str(error))
                 self._stop.wait(1.0)
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Ask the fleet to stop and wait for its current round to finish."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the fleet to stop and wait for its current round to end (it ends at once)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
 
-def _require_free_port(port: int, what: str) -> None:
-    if not port_is_free(port, HOST):
-        raise UiError(
-            f"port {port} for {what} is in use on {HOST}; stop what holds it or pick another port"
-        )
-
-
 def dagster_environment(endpoints: Endpoints, state_dir: Path) -> dict[str, str]:
     """The child's environment: this process's, plus the local cloud, warehouse and instance."""
-    home = (state_dir / "dagster").resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(_DAGSTER_YAML)
+    home = dagster_home(state_dir)
     return {
         **os.environ,
         ENV_PLATFORM_ENV: Environment.LOCAL.value,
@@ -141,14 +137,11 @@ def start_dagster(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def wait_for_ui(
-    url: str,
-    process: subprocess.Popen[bytes],
-    timeout: float = _UI_START_TIMEOUT,
-    stopped: Callable[[], bool] = lambda: False,
+    url: str, process: subprocess.Popen[bytes], timeout: float = _UI_START_TIMEOUT
 ) -> None:
     """Block until the webserver answers `/server_info`; fail if the child exits or times out."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not stopped():
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise UiError(f"dagster dev exited with code {process.returncode} before serving")
         try:
@@ -158,8 +151,7 @@ def wait_for_ui(
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
-    if not stopped():
-        raise UiError(f"the Dagster UI did not answer at {url} within {timeout:.0f} s")
+    raise UiError(f"the Dagster UI did not answer at {url} within {timeout:.0f} s")
 
 
 def stop_process_group(
@@ -177,7 +169,7 @@ def stop_process_group(
             process.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(grace)
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 0.0)):
         try:
             os.killpg(pgid, sig)
         except ProcessLookupError:
@@ -199,6 +191,12 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def kill_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to `dagster dev` and everything in its group, now (a stop cut short)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def run_ui(
     *,
     port: int = DEFAULT_UI_PORT,
@@ -210,51 +208,61 @@ def run_ui(
 ) -> int:
     """Run the local cloud, a publishing fleet and the Dagster UI until Ctrl-C or SIGTERM.
 
-    Prints `ready: Dagster UI at <url>` once the UI answers. Returns 0 after a
-    requested stop, 1 when `dagster dev` ends on its own.
+    Fails at once, before starting anything, when one of its ports is taken
+    (`PortInUse`). Prints `ready: Dagster UI at <url>` once the UI answers. Returns 0
+    after a requested stop, 1 when `dagster dev` ends on its own.
     """
     if devices < 1 or rate <= 0:
         raise UiError(f"a fleet needs a device and a positive rate, got {devices} and {rate}")
-    for wanted, what in ((port, "the Dagster UI"), (aws_port, "the AWS emulator")):
-        _require_free_port(wanted, what)
-    _require_free_port(mqtt_port, "the MQTT broker")
+    require_free(
+        {"the Dagster UI": port, "the AWS emulator": aws_port, "the MQTT broker": mqtt_port},
+        HOST,
+        hint={
+            what: f"stop what holds it (another `pipeline-platform ui` or `up`?), or pass {option}"
+            for what, option in (
+                ("the Dagster UI", "--port"),
+                ("the AWS emulator", "--aws-port"),
+                ("the MQTT broker", "--mqtt-port"),
+            )
+        },
+    )
     state = Path(state_dir)
-    stop = threading.Event()
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
     cloud = LocalCloud(state_dir=state, aws_port=aws_port, mqtt_port=mqtt_port)
     fleet: Fleet | None = None
     dagster: subprocess.Popen[bytes] | None = None
+
+    def force() -> None:
+        if dagster is not None:
+            kill_process_group(dagster)
+        terminate_descendants()  # the local cloud's AWS side stops on SIGTERM, state saved
+
     code = 0
-    try:
-        endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
-        print(f"... starting a fleet: {devices} devices, {rate:g} readings/s", flush=True)
-        fleet = Fleet(endpoints.mqtt_host, endpoints.mqtt_port, devices, rate).start()
-        print(f"... starting dagster dev on port {port}", flush=True)
-        dagster = start_dagster(port, dagster_environment(endpoints, state))
-        url = f"http://{HOST}:{port}"
-        wait_for_ui(url, dagster, stopped=stop.is_set)
-        if not stop.is_set():
+    with stop_on_signals(grace=TOOL_STOP_GRACE_SECONDS, force=force) as signals:
+        try:
+            endpoints = cloud.start(log_progress=lambda m: print(f"... {m}", flush=True))
+            print(f"... starting a fleet: {devices} devices, {rate:g} readings/s", flush=True)
+            fleet = Fleet(endpoints.mqtt_host, endpoints.mqtt_port, devices, rate).start()
+            print(f"... starting dagster dev on port {port}", flush=True)
+            dagster = start_dagster(port, dagster_environment(endpoints, state))
+            url = f"http://{HOST}:{port}"
+            wait_for_ui(url, dagster)
             print(f"AWS endpoint  {endpoints.aws}")
             print(f"MQTT broker   {endpoints.mqtt_host}:{endpoints.mqtt_port}")
             print(f"Warehouse     {endpoints.warehouse.resolve()}")
             print(f"Function logs {endpoints.function_logs.resolve()}/<function name>.log")
             print(f"ready: Dagster UI at {url} (Ctrl-C to stop)", flush=True)
-        while not stop.wait(0.5):
-            if dagster.poll() is not None:
-                print(f"dagster dev exited with code {dagster.returncode}", flush=True)
-                code = 1
-                break
-    finally:
-        print("stopping the Dagster UI, the fleet and the local cloud", flush=True)
-        if dagster is not None:
-            stop_process_group(dagster)
-        if fleet is not None:
-            fleet.stop()
-            print(f"the fleet published {fleet.published} readings", flush=True)
-        cloud.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            dagster.wait()
+            print(f"dagster dev exited with code {dagster.returncode}", flush=True)
+            code = 1
+        except StopRequested as interrupted:
+            print(f"{interrupted} received", flush=True)
+        finally:
+            signals.stopping()
+            print("stopping the Dagster UI, the fleet and the local cloud", flush=True)
+            if dagster is not None:
+                stop_process_group(dagster)
+            if fleet is not None:
+                fleet.stop()
+                print(f"the fleet published {fleet.published} readings", flush=True)
+            cloud.stop()
     return code

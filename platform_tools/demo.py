@@ -11,6 +11,11 @@
    hourly metrics and device health from the marts;
 6. write an HTML report with charts;
 7. exit non-zero when anything does not reconcile.
+
+The demo listens on the local cloud's usual ports when they are free, and on free
+ones otherwise: it keeps its own state and stops everything when it ends, so it
+runs beside a `pipeline-platform up` or `ui` the user left running. Ctrl-C or
+SIGTERM, in any phase, stops it within seconds (status 130).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +32,20 @@ from typing import Any
 import boto3
 import duckdb
 
-from cloudformation.naming import DEFAULT_ENV
+from cloudformation.naming import DEFAULT_ENV, STREAMING_STACK
 from cloudformation.outputs import StreamingOutput
 from local_cloud import defaults
 from local_cloud.cloud import Endpoints, LocalCloud
 from local_cloud.ports import free_port, port_is_free
 from pipeline_platform.env_override import overridden
 from platform_tools import device_simulator
+from platform_tools.stopping import (
+    INTERRUPTED_EXIT,
+    TOOL_STOP_GRACE_SECONDS,
+    SignalStop,
+    StopRequested,
+    stop_on_signals,
+)
 
 #: The payloads of the original project's "Testing" section, in its order.
 SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
@@ -140,12 +153,12 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
     publishing to the warehouse: stored + quarantined + rule errors = published.
     """
     endpoints = cloud.endpoints
-    assert endpoints is not None and cloud.rules is not None
-    streaming = endpoints.outputs["streaming"]
+    assert endpoints is not None
+    streaming = endpoints.outputs[STREAMING_STACK]
     s3 = boto3.client("s3", endpoint_url=endpoints.aws, region_name=endpoints.region)
     ddb = boto3.client("dynamodb", endpoint_url=endpoints.aws, region_name=endpoints.region)
     bucket = streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]
-    stats = cloud.rules.stats
+    stats = cloud.rule_stats()
     published = traffic["seed"] + traffic["fleet"].published
     _, quarantined = _count_lines(s3, bucket, streaming[StreamingOutput.QUARANTINE_PREFIX])
     rule_errors, _ = _count_lines(s3, bucket, streaming[StreamingOutput.RULE_ERRORS_PREFIX])
@@ -290,8 +303,22 @@ def run_demo(
     env: str = DEFAULT_ENV,
 ) -> int:
     """Run the demo in `state_dir` (default `DEMO_STATE_DIR`); 0 when every stage reconciles,
-    1 otherwise."""
-    from platform_tools.batch_runs import RunFailed, describe, materialize
+    1 otherwise, 130 when Ctrl-C or SIGTERM stopped it (its local cloud stopped first)."""
+    from platform_tools.batch_runs import RunInterrupted
+
+    with stop_on_signals(grace=TOOL_STOP_GRACE_SECONDS) as signals:
+        try:
+            return _run_demo(devices, readings, state_dir, env, signals)
+        except (StopRequested, RunInterrupted) as interrupted:
+            name = interrupted if isinstance(interrupted, StopRequested) else "an interrupt"
+            print(f"stopped: {name} received", flush=True)
+            return INTERRUPTED_EXIT
+
+
+def _run_demo(
+    devices: int, readings: int, state_dir: str | Path | None, env: str, signals: SignalStop
+) -> int:
+    from platform_tools.batch_runs import RunFailed, RunInterrupted, describe, materialize
     from platform_tools.demo_report import write_report
 
     state = Path(state_dir or DEMO_STATE_DIR).resolve()
@@ -315,6 +342,8 @@ def run_demo(
         )
         step(f"publishing the seed payloads and {readings} readings from {devices} devices")
         traffic = publish_traffic(endpoints, devices, readings)
+        if traffic["fleet"].interrupted:
+            raise StopRequested(signals.signum or signal.SIGINT)
         step("waiting for the stream to drain")
         cloud.wait_until_drained(timeout=120)
         step(
@@ -326,6 +355,8 @@ def run_demo(
             "DEPLOYMENT_ENV": env,
             "AWS_ENDPOINT_URL": endpoints.aws,
             "WAREHOUSE_PATH": str(endpoints.warehouse),
+            # The demo's own Dagster instance, beside its own local cloud state.
+            "DAGSTER_HOME": str((state / "dagster").resolve()),
         }
         # dbt's and Dagster's own output (what the UI shows as a run's logs) goes to a file;
         # the console keeps the demo's steps and results.
@@ -337,12 +368,15 @@ def run_demo(
                 contextlib.redirect_stderr(log),
             ):
                 batch = materialize(log_level="WARNING")
+        except RunInterrupted:
+            raise
         except RunFailed:
             step(f"the batch run failed; dbt's and Dagster's output is in {batch_log}")
             raise
         step("reconciling")
         result = reconcile(cloud, traffic, batch)
     finally:
+        signals.stopping()
         cloud.stop()
 
     print("\nBatch run:")

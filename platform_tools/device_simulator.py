@@ -6,7 +6,8 @@
   ``aws iot-data publish`` in the project's original test instructions.
 - :func:`simulate` runs a fleet of devices over MQTT at a steady rate: daily temperature
   and humidity curves per device, occasional anomalies and a share of malformed payloads,
-  and returns what it published by kind so a run can be reconciled downstream.
+  and returns what it published by kind so a run can be reconciled downstream. Stopped
+  early (Ctrl-C, SIGTERM, or its `stop` event), it still returns what it had published.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import boto3
 import paho.mqtt.client as mqtt
 
 from local_cloud import defaults
+from platform_tools.stopping import StopRequested
 from stream_processor import contract
 
 # Reading kinds the simulator produces. Anomalies are chosen to trip the stream
@@ -63,6 +65,16 @@ class PublishError(RuntimeError):
     """A message could not be delivered to the broker."""
 
 
+#: How long a broker may take to accept a connection (CONNACK); a busy local one takes
+#: milliseconds, so this only bounds the wait on a port where something else listens.
+CONNECT_TIMEOUT_S = 5.0
+#: After a stop request, how long the acknowledgements of messages already sent may take.
+_ACK_GRACE_AFTER_STOP_S = 2.0
+_NO_BROKER_HINT = (
+    "start the local cloud (`pipeline-platform up`) or pass --host/--port of a running broker"
+)
+
+
 # --- One message -------------------------------------------------------------------
 
 
@@ -73,16 +85,37 @@ def _new_client(client_id: str) -> mqtt.Client:
 
 
 def _connect(client: mqtt.Client, host: str, port: int, timeout: float) -> None:
-    connected = threading.Event()
-    client.on_connect = lambda *args: connected.set()
+    """Connect and wait for the broker's CONNACK; fail at once when the connection is refused,
+    closed, or answered by something that is not an MQTT broker."""
+    answered = threading.Event()
+    failure: list[str] = []
+
+    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, reason: Any, *args: Any):
+        if reason.is_failure:
+            failure.append(f"the broker refused the connection ({reason})")
+        answered.set()
+
+    def on_disconnect(client: mqtt.Client, userdata: Any, *args: Any) -> None:
+        if not answered.is_set():
+            failure.append("the connection closed before an MQTT CONNACK")
+            answered.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     try:
         client.connect(host, port)
     except OSError as exc:
-        raise PublishError(f"no MQTT broker answers at {host}:{port}: {exc}") from exc
+        raise PublishError(
+            f"no MQTT broker answers at {host}:{port} ({exc}); {_NO_BROKER_HINT}"
+        ) from exc
     client.loop_start()
-    if not connected.wait(timeout):
+    if not answered.wait(timeout) or failure:
         client.loop_stop()
-        raise PublishError(f"MQTT broker at {host}:{port} did not accept the connection")
+        why = failure[0] if failure else f"no MQTT CONNACK within {timeout:g} s"
+        raise PublishError(
+            f"{host}:{port} is not an MQTT broker that accepts this client: {why}; "
+            f"{_NO_BROKER_HINT}"
+        )
 
 
 def publish(
@@ -97,7 +130,7 @@ def publish(
 ) -> None:
     """Publish one payload over MQTT; at QoS 1 return only once the broker acknowledged it."""
     client = _new_client(client_id or f"publisher-{uuid.uuid4().hex[:12]}")
-    _connect(client, host, port, timeout)
+    _connect(client, host, port, min(timeout, CONNECT_TIMEOUT_S))
     try:
         info = client.publish(topic, payload, qos=qos)
         info.wait_for_publish(timeout)
@@ -236,6 +269,8 @@ class SimulationSummary:
     duration_s: float = 0.0
     by_kind: Counter[str] = field(default_factory=Counter)
     acknowledged: int = 0
+    #: Stopped before its duration was up (Ctrl-C, SIGTERM or its stop event).
+    interrupted: bool = False
 
     @property
     def published(self) -> int:
@@ -269,6 +304,7 @@ class SimulationSummary:
             "malformed": self.malformed,
             "with_partition_key": self.with_partition_key,
             "by_kind": dict(sorted(self.by_kind.items())),
+            "interrupted": self.interrupted,
         }
 
 
@@ -321,6 +357,7 @@ def simulate(
     progress: bool = True,
     ack_timeout: float = 30.0,
     clock: Callable[[], float] = time.time,
+    stop: threading.Event | None = None,
 ) -> SimulationSummary:
     """Run a fleet of ``devices`` publishing ``rate`` messages/s in total for ``duration`` s.
 
@@ -329,6 +366,10 @@ def simulate(
     Sending is scheduled by time, not by sleeping after each send, so the rate does not
     drift; when the publisher falls behind it catches up without sleeping. Returns the
     counts by kind once every message has been acknowledged (or ``ack_timeout`` passed).
+
+    ``stop`` being set, or Ctrl-C / SIGTERM (``StopRequested``) while sending, ends the
+    sending early: the summary then says ``interrupted`` and counts what was sent, and the
+    acknowledgements of those messages are awaited for two seconds at most.
     """
     if devices < 1:
         raise ValueError(f"devices must be at least 1, got {devices}")
@@ -354,22 +395,28 @@ def simulate(
     reporter = _Progress(progress, total)
     try:
         for client in pool:
-            _connect(client, host, port, timeout=10.0)
+            _connect(client, host, port, timeout=CONNECT_TIMEOUT_S)
             connected.append(client)
         start = time.monotonic()
-        for i in range(total):
-            due = start + i / rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            device = generator.devices[i % devices]
-            kind, payload = generator.reading(device, clock())
-            pool[i % len(pool)].publish(topic, payload, qos=1)
-            summary.by_kind[kind] += 1
-            summary.acknowledged = acks.count
-            reporter.update(summary, time.monotonic() - start)
+        try:
+            for i in range(total):
+                delay = start + i / rate - time.monotonic()
+                if stop is not None and stop.wait(max(delay, 0.0)):
+                    summary.interrupted = True
+                    break
+                if stop is None and delay > 0:
+                    time.sleep(delay)
+                device = generator.devices[i % devices]
+                kind, payload = generator.reading(device, clock())
+                pool[i % len(pool)].publish(topic, payload, qos=1)
+                summary.by_kind[kind] += 1
+                summary.acknowledged = acks.count
+                reporter.update(summary, time.monotonic() - start)
+        except (StopRequested, KeyboardInterrupt):
+            summary.interrupted = True
         summary.duration_s = time.monotonic() - start
-        deadline = time.monotonic() + ack_timeout
+        grace = min(ack_timeout, _ACK_GRACE_AFTER_STOP_S) if summary.interrupted else ack_timeout
+        deadline = time.monotonic() + grace
         while acks.count < summary.published and time.monotonic() < deadline:
             time.sleep(0.01)
         summary.acknowledged = acks.count

@@ -53,7 +53,7 @@ def latest(client: Any, table: str) -> list[dict[str, Any]]:
             ExpressionAttributeNames={"#d": contract.DEVICE_ID},
         )
     }
-    rows = []
+    rows: list[dict[str, Any]] = []
     for device in sorted(devices):
         found = client.query(
             TableName=table,

@@ -8,6 +8,7 @@ would make DynamoDB reject a whole BatchWriteItem request.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 #: DynamoDB allows 32 levels of nested lists and maps.
 MAX_NESTING = 32
@@ -15,6 +16,8 @@ MAX_NESTING = 32
 MAX_NUMBER_DIGITS = 38
 MAX_NUMBER = 1e126
 MIN_NUMBER = 1e-130
+#: Any int of magnitude below this has at most 38 digits.
+_PRECISE_INT_LIMIT = 10**MAX_NUMBER_DIGITS
 
 
 class UnstorableValue(ValueError):
@@ -27,11 +30,12 @@ def format_number(value: int | float) -> str:
     Integral floats lose their ".0" so 1700100000 and 1700100000.0 are one key.
     Raises UnstorableValue outside DynamoDB's range or precision.
     """
-    if type(value) is int:
+    if isinstance(value, int):  # callers never pass bool: it is not a number here
         text = str(value)
-        if value and (
-            len(text.lstrip("-")) > 126 or len(text.lstrip("-").rstrip("0")) > MAX_NUMBER_DIGITS
-        ):
+        if -_PRECISE_INT_LIMIT < value < _PRECISE_INT_LIMIT:
+            return text  # the common case, and always within range and precision
+        digits = text.lstrip("-")
+        if len(digits) > 126 or len(digits.rstrip("0")) > MAX_NUMBER_DIGITS:
             raise UnstorableValue(f"number {text[:40]}... is outside DynamoDB's range")
         return text
     if not math.isfinite(value):
@@ -46,7 +50,11 @@ def format_number(value: int | float) -> str:
     return text.replace("e", "E") if "e" in text else text
 
 
-def to_attribute_value(value: object, path: str, depth: int = 0) -> dict:
+#: One DynamoDB attribute value, e.g. {"N": "22.5"} or {"M": {...}}.
+AttributeValue = dict[str, Any]
+
+
+def to_attribute_value(value: object, path: str, depth: int = 0) -> AttributeValue:
     """Convert a value parsed from JSON into a DynamoDB attribute value.
 
     Numbers become N, strings S, booleans BOOL, null NULL, objects M and lists
@@ -54,32 +62,35 @@ def to_attribute_value(value: object, path: str, depth: int = 0) -> dict:
     NaN/Infinity, numbers out of range, empty map keys and nesting deeper than
     DynamoDB allows.
     """
-    kind = type(value)
-    if kind is str:
+    # Exact type checks, not isinstance: bool is an int subclass, and only json's own
+    # types can come out of json.loads.
+    if type(value) is str:
         return {"S": value}
-    if kind is bool:
+    if type(value) is bool:
         return {"BOOL": value}
-    if kind is int or kind is float:
+    if type(value) is int or type(value) is float:
         return {"N": format_number(value)}
     if value is None:
         return {"NULL": True}
-    if kind is dict or kind is list:
+    if type(value) is list:
         if depth >= MAX_NESTING:
             raise UnstorableValue(f"{path} is nested deeper than {MAX_NESTING} levels")
-        if kind is list:
-            return {
-                "L": [to_attribute_value(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
-            }
+        return {
+            "L": [to_attribute_value(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+        }
+    if type(value) is dict:
+        if depth >= MAX_NESTING:
+            raise UnstorableValue(f"{path} is nested deeper than {MAX_NESTING} levels")
         members = {}
         for key, member in value.items():
             if not key:
                 raise UnstorableValue(f"{path} has an empty attribute name")
             members[key] = to_attribute_value(member, f"{path}.{key}", depth + 1)
         return {"M": members}
-    raise UnstorableValue(f"{path} has a value of unsupported type {kind.__name__}")
+    raise UnstorableValue(f"{path} has a value of unsupported type {type(value).__name__}")
 
 
-def attribute_value_size(value: dict) -> int:
+def attribute_value_size(value: AttributeValue) -> int:
     """DynamoDB's billed size in bytes of one attribute value (documented rules)."""
     ((kind, inner),) = value.items()
     if kind == "S":
@@ -97,7 +108,7 @@ def attribute_value_size(value: dict) -> int:
     )
 
 
-def item_size(item: dict) -> int:
+def item_size(item: dict[str, AttributeValue]) -> int:
     """DynamoDB's size in bytes of an item: attribute names plus values."""
     return sum(
         len(name.encode("utf-8", "surrogatepass")) + attribute_value_size(value)

@@ -7,6 +7,7 @@ is how the same code reaches the local cloud.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -36,11 +37,12 @@ def client_config(pool_size: int) -> Config:
     )
 
 
-def make_client(service: str, pool_size: int, endpoint_url: str | None = None) -> object:
+def make_client(service: str, pool_size: int, endpoint_url: str | None = None) -> Any:
     """A low-level client for `service` from one process-wide session.
 
     `endpoint_url` is for tools and tests that point one client elsewhere;
-    left as None, boto3 honours `AWS_ENDPOINT_URL`.
+    left as None, boto3 honours `AWS_ENDPOINT_URL`. boto3 ships no type information
+    (its clients are generated at runtime), hence `Any`.
 
     Creating clients from a shared session is not thread-safe, hence the lock;
     the clients themselves are safe to share between threads.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from stream_processor import contract
 
@@ -21,6 +22,12 @@ DEFAULT_TTL_DAYS = 90
 #: 2 cores) 4 -> 8 -> 16 threads took 843 / 640 / 575 ms; 32 and 64 were within noise of 16:
 #: from there the function is CPU-bound (botocore's per-request work holds the GIL).
 DEFAULT_WRITE_CONCURRENCY = 16
+#: 2000-01-01T00:00:00Z. A device whose clock was never set reports times near 1970 (or its
+#: firmware's build date); no fleet this platform serves read anything before 2000.
+DEFAULT_EARLIEST_TIMESTAMP = 946684800.0
+#: Readings may be dated up to 15 minutes after their record reached Kinesis: NTP-synced
+#: clocks differ by far less, so a larger lead means a clock running fast.
+DEFAULT_MAX_CLOCK_SKEW_S = 900.0
 
 
 class ConfigError(ValueError):
@@ -42,6 +49,11 @@ class Config:
     humidity_max_pct: float = DEFAULT_HUMIDITY_MAX_PCT
     ttl_days: int = DEFAULT_TTL_DAYS
     write_concurrency: int = DEFAULT_WRITE_CONCURRENCY
+    #: Readings dated before this (epoch seconds) are quarantined as TIMESTAMP_TOO_EARLY.
+    earliest_timestamp: float = DEFAULT_EARLIEST_TIMESTAMP
+    #: Readings dated more than this many seconds after their Kinesis arrival are
+    #: quarantined as TIMESTAMP_IN_FUTURE.
+    max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
@@ -77,11 +89,40 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _non_negative(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(environ, name, default)
+    if value < 0:
+        raise ConfigError(f"setting {name}={environ[name].strip()!r} must not be negative")
+    return value
+
+
+def _moment(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A point in time as epoch seconds, given as ISO-8601 (naive means UTC) or epoch seconds."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(raw)
+        except ValueError:
+            raise ConfigError(
+                f"setting {name}={raw!r} is neither an ISO-8601 time nor epoch seconds"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        value = moment.timestamp()
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"setting {name}={raw!r} must be a time after 1970-01-01")
+    return value
+
+
 def load_config(environ: Mapping[str, str]) -> Config:
     """Build the configuration from an environment mapping (normally `os.environ`).
 
     Raises ConfigError naming the variable when a required setting is missing or a
-    value is not a valid number, or when a pair of bounds is inverted.
+    value is not a valid number or time, or when a pair of bounds is inverted.
     """
     config = Config(
         table_name=_required(environ, contract.ENV_TABLE_NAME),
@@ -102,6 +143,12 @@ def load_config(environ: Mapping[str, str]) -> Config:
         ttl_days=_positive_int(environ, contract.ENV_TTL_DAYS, DEFAULT_TTL_DAYS),
         write_concurrency=_positive_int(
             environ, contract.ENV_WRITE_CONCURRENCY, DEFAULT_WRITE_CONCURRENCY
+        ),
+        earliest_timestamp=_moment(
+            environ, contract.ENV_EARLIEST_TIMESTAMP, DEFAULT_EARLIEST_TIMESTAMP
+        ),
+        max_clock_skew_s=_non_negative(
+            environ, contract.ENV_MAX_CLOCK_SKEW_SECONDS, DEFAULT_MAX_CLOCK_SKEW_S
         ),
     )
     if config.temperature_min_c > config.temperature_max_c:

@@ -70,6 +70,13 @@ MISSING_DEVICE_ID = "MISSING_DEVICE_ID"
 INVALID_DEVICE_ID = "INVALID_DEVICE_ID"
 MISSING_TIMESTAMP = "MISSING_TIMESTAMP"
 INVALID_TIMESTAMP = "INVALID_TIMESTAMP"
+#: A valid time before the earliest plausible one (2000-01-01 unless configured): a device
+#: whose clock was never set. Stored, every such reading of a device would share a few keys
+#: near the epoch and overwrite each other.
+TIMESTAMP_TOO_EARLY = "TIMESTAMP_TOO_EARLY"
+#: A time further ahead of the record's Kinesis arrival than the allowed clock skew: the
+#: device's clock runs fast, so the reading's key (and its lake partition) would be wrong.
+TIMESTAMP_IN_FUTURE = "TIMESTAMP_IN_FUTURE"
 INVALID_TEMPERATURE = "INVALID_TEMPERATURE"
 INVALID_HUMIDITY = "INVALID_HUMIDITY"
 INVALID_FIELD = "INVALID_FIELD"
@@ -83,6 +90,8 @@ QUARANTINE_REASONS = (
     INVALID_DEVICE_ID,
     MISSING_TIMESTAMP,
     INVALID_TIMESTAMP,
+    TIMESTAMP_TOO_EARLY,
+    TIMESTAMP_IN_FUTURE,
     INVALID_TEMPERATURE,
     INVALID_HUMIDITY,
     INVALID_FIELD,
@@ -123,3 +132,7 @@ ENV_HUMIDITY_MIN_PCT = "HUMIDITY_MIN_PCT"
 ENV_HUMIDITY_MAX_PCT = "HUMIDITY_MAX_PCT"
 ENV_TTL_DAYS = "TTL_DAYS"
 ENV_WRITE_CONCURRENCY = "WRITE_CONCURRENCY"
+#: Earliest plausible reading time: ISO-8601 (naive means UTC) or epoch seconds.
+ENV_EARLIEST_TIMESTAMP = "EARLIEST_TIMESTAMP"
+#: How far (seconds) a reading may be dated after its record reached Kinesis.
+ENV_MAX_CLOCK_SKEW_SECONDS = "MAX_CLOCK_SKEW_SECONDS"

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
+from typing import Any
 
+from stream_processor import encoded_requests
 from stream_processor.contract import DEVICE_ID, TIMESTAMP
-from stream_processor.json_protocol import JsonProtocolEndpoint
+from stream_processor.encoded_requests import EncodedItem
 from stream_processor.readings import Accepted
 from stream_processor.retry import Deadline, is_transient, wait_for_retry
 
 #: BatchWriteItem takes at most 25 put requests.
 BATCH_LIMIT = 25
-_PUT_OPEN = b'{"PutRequest":{"Item":'
-_PUT_CLOSE = b"}}"
+
+_Key = tuple[str, str]
 
 
 @dataclass
@@ -36,13 +37,15 @@ class DynamoDbWriter:
     """
 
     def __init__(
-        self, client: object, table_name: str, executor: Executor, concurrency: int = 1
+        self, client: Any, table_name: str, executor: Executor, concurrency: int = 1
     ) -> None:
-        self._endpoint = JsonProtocolEndpoint(client)
+        # Requests go through the client's public API; the handlers only spare botocore
+        # from serialising items that are already DynamoDB JSON (see encoded_requests).
+        encoded_requests.install(client)
+        self._client = client
         self._table_name = table_name
         self._executor = executor
         self._concurrency = concurrency
-        self._body_open = b'{"RequestItems":{' + json.dumps(table_name).encode() + b":["
 
     def write(self, readings: Sequence[Accepted], deadline: Deadline) -> WriteResult:
         """Store `readings` (distinct keys); returns those that could not be stored."""
@@ -52,7 +55,7 @@ class DynamoDbWriter:
         else:
             # A few long-lived tasks take chunks from a shared queue: one thread hand-off
             # per task rather than one per 25 readings.
-            queue: SimpleQueue = SimpleQueue()
+            queue: SimpleQueue[Sequence[Accepted]] = SimpleQueue()
             for chunk in chunks:
                 queue.put(chunk)
             tasks = min(self._concurrency, len(chunks))
@@ -62,8 +65,10 @@ class DynamoDbWriter:
         error = next((r.error for r in results if r.error), None)
         return WriteResult(failed, sum(r.requests for r in results), error)
 
-    def _drain(self, queue: SimpleQueue, deadline: Deadline) -> list[WriteResult]:
-        results = []
+    def _drain(
+        self, queue: SimpleQueue[Sequence[Accepted]], deadline: Deadline
+    ) -> list[WriteResult]:
+        results: list[WriteResult] = []
         while True:
             try:
                 chunk = queue.get_nowait()
@@ -71,18 +76,22 @@ class DynamoDbWriter:
                 return results
             results.append(self._write_chunk(chunk, deadline))
 
-    def _body(self, readings: Sequence[Accepted]) -> bytes:
-        items = b",".join([_PUT_OPEN + r.item_json + _PUT_CLOSE for r in readings])
-        return self._body_open + items + b"]}}"
+    def _send(self, readings: Sequence[Accepted]) -> dict[str, Any]:
+        """One BatchWriteItem call for `readings`; returns botocore's parsed answer."""
+        puts = [{"PutRequest": {"Item": EncodedItem(r.item_json)}} for r in readings]
+        response: dict[str, Any] = self._client.batch_write_item(
+            RequestItems={self._table_name: puts}
+        )
+        return response
 
     def _write_chunk(self, chunk: Sequence[Accepted], deadline: Deadline) -> WriteResult:
-        pending = {(r.device_id, r.timestamp): r for r in chunk}
+        pending: dict[_Key, Accepted] = {(r.device_id, r.timestamp): r for r in chunk}
         attempt = requests = 0
         error = None
         while True:
             requests += 1
             try:
-                response = self._endpoint.call("BatchWriteItem", self._body(list(pending.values())))
+                response = self._send(list(pending.values()))
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if not is_transient(exc):
@@ -100,7 +109,9 @@ class DynamoDbWriter:
             attempt += 1
 
 
-def _still_pending(pending: dict, unprocessed: list[dict]) -> dict:
+def _still_pending(
+    pending: dict[_Key, Accepted], unprocessed: list[dict[str, Any]]
+) -> dict[_Key, Accepted]:
     """The readings DynamoDB handed back; all of them if any key cannot be matched."""
     keys = []
     for request in unprocessed:

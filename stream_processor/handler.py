@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
 
 from stream_processor import contract
 from stream_processor.attribute_values import format_number
@@ -43,8 +44,8 @@ class StreamProcessor:
     def __init__(
         self,
         config: Config,
-        dynamodb: object = None,
-        s3: object = None,
+        dynamodb: Any = None,
+        s3: Any = None,
         executor: Executor | None = None,
     ) -> None:
         self.config = config
@@ -72,28 +73,39 @@ class StreamProcessor:
         """A processor configured from an environment mapping (a function's settings)."""
         return cls(load_config(environ))
 
-    def process(self, event: dict, context: object = None) -> dict:
+    def process(self, event: dict[str, Any], context: object = None) -> dict[str, Any]:
         """Handle one Kinesis event; returns the partial batch response."""
         started = time.perf_counter()
         deadline = Deadline(context)
         records = read_records(event)
+        config = self.config
         now = time.time()
         ingested_at = format_number(round(now, 3))
-        expires_at = str(int(now) + self.config.ttl_days * _SECONDS_PER_DAY)
+        expires_at = str(int(now) + config.ttl_days * _SECONDS_PER_DAY)
 
         latest: dict[tuple[str, str], tuple[StreamRecord, Accepted]] = {}
         superseded: dict[tuple[str, str], list[str]] = {}
         rejected: list[tuple[StreamRecord, Rejected]] = []
         for record in records:
+            outcome: Accepted | Rejected
             if record.decoded:
+                arrival = record.approximate_arrival_timestamp
+                # Without an arrival time (not from a mapping), the reading is judged
+                # against now, which is never earlier than its arrival.
                 outcome = classify(
-                    record.data, record.sequence_number, ingested_at, expires_at, self.config
+                    record.data,
+                    record.sequence_number,
+                    now if arrival is None else arrival,
+                    ingested_at,
+                    expires_at,
+                    config,
                 )
             else:
                 outcome = Rejected(contract.INVALID_JSON, "the record's data is not base64")
             if type(outcome) is Rejected:
                 rejected.append((record, outcome))
                 continue
+            assert type(outcome) is Accepted  # for mypy: a named tuple does not narrow
             key = (outcome.device_id, outcome.timestamp)
             previous = latest.get(key)
             if previous is not None:
@@ -130,7 +142,7 @@ class StreamProcessor:
             "failed": len(failed),
             "duplicates": duplicates,
         }
-        extra = {
+        extra: dict[str, object] = {
             "write_requests": written.requests,
             "quarantine_objects": quarantined.objects if quarantined else 0,
         }
@@ -169,6 +181,6 @@ def _cold_start() -> StreamProcessor:
     return _processor
 
 
-def handler(event: dict, context: object) -> dict:
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Lambda entry point for the Kinesis event source mapping (ReportBatchItemFailures)."""
     return _cold_start().process(event, context)

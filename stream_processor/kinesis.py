@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class StreamRecord:
-    """One Kinesis record: its coordinates and its raw payload bytes."""
+class StreamRecord(NamedTuple):
+    """One Kinesis record: its coordinates and its raw payload bytes.
+
+    A named tuple (immutable, and several times cheaper to build than a frozen
+    dataclass): the handler makes one per record.
+    """
 
     sequence_number: str
     partition_key: str | None
@@ -21,7 +23,7 @@ class StreamRecord:
     decoded: bool = True
 
 
-def read_records(event: dict) -> list[StreamRecord]:
+def read_records(event: dict[str, Any]) -> list[StreamRecord]:
     """Unpack a Kinesis event. Records without a sequence number raise KeyError.
 
     Such an event cannot come from an event source mapping, and a record that
@@ -33,19 +35,22 @@ def read_records(event: dict) -> list[StreamRecord]:
         kinesis = raw["kinesis"]
         encoded = kinesis.get("data") or ""
         try:
-            data, decoded = base64.b64decode(encoded, validate=True), True
+            # Strict mode refuses anything but the base64 alphabet and padding at the end,
+            # as base64.b64decode(validate=True) does, at half the cost.
+            data, decoded = binascii.a2b_base64(encoded, strict_mode=True), True
         except (binascii.Error, ValueError, TypeError):
             data, decoded = str(encoded).encode("utf-8", "replace"), False
         event_id = raw.get("eventID") or ""
+        arrival = kinesis.get("approximateArrivalTimestamp")
         records.append(
             StreamRecord(
-                sequence_number=kinesis["sequenceNumber"],
-                partition_key=kinesis.get("partitionKey"),
-                data=data,
-                approximate_arrival_timestamp=kinesis.get("approximateArrivalTimestamp"),
-                event_source_arn=raw.get("eventSourceARN"),
-                shard_id=event_id.rpartition(":")[0] or "shard-unknown",
-                decoded=decoded,
+                kinesis["sequenceNumber"],
+                kinesis.get("partitionKey"),
+                data,
+                arrival if type(arrival) is float or type(arrival) is int else None,
+                raw.get("eventSourceARN"),
+                event_id.rpartition(":")[0] or "shard-unknown",
+                decoded,
             )
         )
     return records

@@ -10,6 +10,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 from stream_processor import contract
 from stream_processor.kinesis import StreamRecord
@@ -26,7 +28,9 @@ class QuarantineResult:
     error: str | None = None
 
 
-def quarantine_line(record: StreamRecord, rejected: Rejected, quarantined_at: str) -> dict:
+def quarantine_line(
+    record: StreamRecord, rejected: Rejected, quarantined_at: str
+) -> dict[str, object]:
     """One quarantine line, with exactly the contract's fields."""
     raw = base64.b64encode(record.data).decode("ascii") if record.decoded else record.data.decode()
     values = (
@@ -58,7 +62,7 @@ def object_key(prefix: str, date: str, records: Sequence[StreamRecord]) -> str:
 class QuarantineWriter:
     """Writes one JSON Lines object per batch and arrival date to the quarantine bucket."""
 
-    def __init__(self, client: object, bucket: str, prefix: str) -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
         self._client = client
         self._bucket = bucket
         self._prefix = prefix
@@ -72,7 +76,7 @@ class QuarantineWriter:
         by_date: dict[str, list[tuple[StreamRecord, Rejected]]] = defaultdict(list)
         for record, rejected in entries:
             arrival = record.approximate_arrival_timestamp
-            arrived = arrival if isinstance(arrival, int | float) else now
+            arrived = now if arrival is None else arrival
             by_date[time.strftime("%Y-%m-%d", time.gmtime(arrived))].append((record, rejected))
         failed: list[StreamRecord] = []
         error = None
@@ -84,17 +88,14 @@ class QuarantineWriter:
             ).encode("ascii")
             key = object_key(self._prefix, date, records)
             try:
-                call_with_retries(
-                    lambda key=key, body=body: self._client.put_object(
-                        Bucket=self._bucket,
-                        Key=key,
-                        Body=body,
-                        ContentType="application/x-ndjson",
-                    ),
-                    deadline,
-                )
+                call_with_retries(partial(self._put, key, body), deadline)
             except Exception as exc:
                 # Not quarantined means not handled: Lambda must deliver these again.
                 failed.extend(records)
                 error = f"{type(exc).__name__}: {exc}"
         return QuarantineResult(failed, len(by_date), error)
+
+    def _put(self, key: str, body: bytes) -> None:
+        self._client.put_object(
+            Bucket=self._bucket, Key=key, Body=body, ContentType="application/x-ndjson"
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from local_cloud import defaults
@@ -11,7 +13,7 @@ from pipeline_platform.env_override import overridden
 
 
 @pytest.fixture(scope="session")
-def aws_endpoint() -> str:
+def aws_endpoint() -> Iterator[str]:
     """An AWS emulator (moto server over HTTP) for the whole session.
 
     Sets the environment so any boto3 client made afterwards talks to it, the

@@ -90,6 +90,8 @@ def test_function_names_the_handler_and_gets_its_settings_from_the_contract(stre
         contract.ENV_HUMIDITY_MAX_PCT,
         contract.ENV_TTL_DAYS,
         contract.ENV_WRITE_CONCURRENCY,
+        contract.ENV_EARLIEST_TIMESTAMP,
+        contract.ENV_MAX_CLOCK_SKEW_SECONDS,
     }
     assert set(variables) == expected
     assert variables[contract.ENV_TABLE_NAME] == {"Ref": "ReadingsTable"}

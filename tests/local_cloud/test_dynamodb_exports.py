@@ -24,7 +24,7 @@ import time_machine
 from botocore.exceptions import ClientError
 
 from local_cloud import defaults
-from local_cloud.dynamodb_exports import ChangeJournal
+from local_cloud.dynamodb_exports import ChangeJournal, TableExport, forget_image
 
 pytestmark = pytest.mark.integration
 
@@ -251,6 +251,47 @@ def test_full_export_writes_dynamodbs_layout_and_manifests(aws, table):
     assert description["ItemCount"] == 3
 
 
+def test_every_attribute_type_is_exported_as_dynamodb_json(aws, table):
+    """GIVEN an item with an attribute of every DynamoDB type, binary ones included
+    WHEN the table is exported in full, once as written and once after the local cloud
+    has forgotten the JSON it keeps beside each item (as after a restore)
+    THEN both exports hold the item exactly, binary values in base64."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    name, arn, _ = table
+    item = {
+        **reading("types", 1),
+        "text": {"S": 'naïve "quoted"\n'},
+        "blob": {"B": b"\x00\xffbinary"},
+        "blobs": {"BS": [b"\x01", b"\x02"]},
+        "strings": {"SS": ["a", "b"]},
+        "numbers": {"NS": ["1", "2.5"]},
+        "flag": {"BOOL": True},
+        "nothing": {"NULL": True},
+        "list": {"L": [{"S": "x"}, {"N": "3"}, {"M": {"deep": {"B": b"\x03"}}}]},
+        "map": {"M": {"inner": {"L": [{"BOOL": False}]}, "n": {"N": "-1E+3"}}},
+    }
+    aws["dynamodb"].put_item(TableName=name, Item=item)
+
+    def as_json(value):
+        if isinstance(value, bytes):
+            return base64.b64encode(value).decode()
+        if isinstance(value, dict):
+            return {k: as_json(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [as_json(v) for v in value]
+        return value
+
+    expected = [{"Item": as_json(item)}]
+    assert lines_of(aws, export(aws, arn)) == expected
+    stored = dynamodb_backends[DEFAULT_ACCOUNT_ID][defaults.REGION].tables[name]
+    for by_range in stored.items.values():
+        for kept in by_range.values():
+            forget_image(kept)
+    assert lines_of(aws, export(aws, arn)) == expected
+
+
 def test_export_is_in_progress_then_completed_with_its_counts(aws, table):
     """GIVEN a table with one reading
     WHEN an export is requested
@@ -318,6 +359,40 @@ def test_full_export_is_the_table_as_of_export_time(aws, table):
     assert sorted(items) == [("a", 1), ("a", 2)]
     assert temperature(items[("a", 1)]) == 20.0
     assert description["ExportTime"] == moment(enabled + 2 * MINUTE)
+
+
+def test_full_export_as_of_export_time_on_a_table_keyed_by_binary_hash_alone(aws):
+    """GIVEN a table keyed by a binary hash key alone, two items written, then (after a
+    chosen ExportTime) one changed and one deleted
+    WHEN it is exported in full as of that ExportTime
+    THEN both items are exported as they were then."""
+    name = f"blobs-{uuid.uuid4().hex[:8]}"
+    dynamodb = aws["dynamodb"]
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "B"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+    described = dynamodb.update_continuous_backups(
+        TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+    enabled = float(math.floor(described["EarliestRestorableDateTime"].timestamp()) + 1)
+    with at(enabled + MINUTE):
+        dynamodb.put_item(TableName=name, Item={"id": {"B": b"\x01"}, "v": {"N": "1"}})
+        dynamodb.put_item(TableName=name, Item={"id": {"B": b"\x02"}, "v": {"N": "2"}})
+    with at(enabled + 3 * MINUTE):
+        dynamodb.put_item(TableName=name, Item={"id": {"B": b"\x01"}, "v": {"N": "10"}})
+        dynamodb.delete_item(TableName=name, Key={"id": {"B": b"\x02"}})
+
+    with at(enabled + 5 * MINUTE):
+        lines = lines_of(aws, export(aws, arn, ExportTime=moment(enabled + 2 * MINUTE)))
+
+    assert sorted((line["Item"]["id"]["B"], line["Item"]["v"]["N"]) for line in lines) == [
+        (base64.b64encode(b"\x01").decode(), "1"),
+        (base64.b64encode(b"\x02").decode(), "2"),
+    ]
 
 
 def test_incremental_export_writes_dynamodbs_layout_and_manifests(aws, table):
@@ -392,6 +467,27 @@ def test_an_item_written_several_times_in_a_window_has_one_line_with_its_final_s
     assert line["Keys"] == key("a", 1)
     assert temperature(line["NewImage"]) == 22.0
     assert line["Metadata"]["WriteTimestampMicros"] == {"N": str(micros(enabled + 3 * MINUTE))}
+
+
+def test_an_update_that_creates_an_item_is_an_insert(aws, table):
+    """GIVEN an UpdateItem on a key that does not exist (DynamoDB creates the item)
+    WHEN the window is exported
+    THEN the item has one line with its new image and no old image."""
+    name, arn, enabled = table
+    with at(enabled + MINUTE):
+        aws["dynamodb"].update_item(
+            TableName=name,
+            Key=key("new", 1),
+            UpdateExpression="SET temperature = :t",
+            ExpressionAttributeValues={":t": {"N": "19.5"}},
+        )
+
+    with at(enabled + HOUR):
+        (line,) = lines_of(aws, incremental(aws, arn, enabled, enabled + 30 * MINUTE))
+
+    assert line["NewImage"] == reading("new", 1, 19.5)
+    assert "OldImage" not in line
+    assert line["Metadata"]["WriteTimestampMicros"] == {"N": str(micros(enabled + MINUTE))}
 
 
 def test_an_item_inserted_and_deleted_in_a_window_has_no_line(aws, table):
@@ -749,16 +845,22 @@ def test_list_exports_newest_first_and_not_for_a_deleted_table(aws, table):
     ]
     every = [s["ExportArn"] for s in aws["dynamodb"].list_exports()["ExportSummaries"]]
     assert not any(a.startswith(other_arn) for a in every)
+    page = aws["dynamodb"].list_exports(TableArn=arn, MaxResults=1)
+    assert [s["ExportArn"] for s in page["ExportSummaries"]] == [partial["ExportArn"]]
+    rest = aws["dynamodb"].list_exports(TableArn=arn, MaxResults=1, NextToken=page["NextToken"])
+    assert [s["ExportArn"] for s in rest["ExportSummaries"]] == [full["ExportArn"]]
+    assert "NextToken" not in rest
 
 
 # --- the journal -----------------------------------------------------------------------------
 
 
-def test_journal_lives_in_motos_state_and_survives_a_snapshot(aws, table):
-    """GIVEN writes to a table
-    WHEN moto's table object (where the journal lives) is pickled and restored in place,
-    as a snapshot of the local cloud's state would be
-    THEN an incremental export afterwards still holds the writes."""
+def test_journal_and_exports_live_in_motos_state_and_survive_a_snapshot(aws, table):
+    """GIVEN writes to a table and a finished export of it
+    WHEN moto's table object (where the journal lives) and its exports are pickled and
+    restored in place, as a snapshot of the local cloud's state is
+    THEN the export is still described and an incremental export afterwards still holds
+    the writes."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
 
@@ -767,13 +869,45 @@ def test_journal_lives_in_motos_state_and_survives_a_snapshot(aws, table):
         aws["dynamodb"].put_item(TableName=name, Item=reading("a", 1))
         aws["dynamodb"].delete_item(TableName=name, Key=key("a", 1))
         aws["dynamodb"].put_item(TableName=name, Item=reading("a", 2))
-    tables = dynamodb_backends[DEFAULT_ACCOUNT_ID][defaults.REGION].tables
-    tables[name] = pickle.loads(pickle.dumps(tables[name]))
+    with at(enabled + 2 * MINUTE):
+        before = export(aws, arn)
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][defaults.REGION]
+    backend.tables[name] = pickle.loads(pickle.dumps(backend.tables[name]))
+    backend.table_exports = pickle.loads(pickle.dumps(backend.table_exports))
 
+    assert wait(aws["dynamodb"], before["ExportArn"]) == before
     with at(enabled + HOUR):
         assert list(by_key(lines_of(aws, incremental(aws, arn, enabled, enabled + HOUR)))) == [
             ("a", 2)
         ]
+
+
+def test_an_export_in_progress_when_the_state_was_saved_is_failed_when_restored():
+    """GIVEN an export still being written when the local cloud's state is pickled
+    WHEN that state is restored (the thread writing it is gone)
+    THEN the export says FAILED and why, instead of staying IN_PROGRESS for ever."""
+    running = TableExport(
+        arn="arn:aws:dynamodb:ap-southeast-2:123456789012:table/t/export/01-deadbeef",
+        table_arn="arn:aws:dynamodb:ap-southeast-2:123456789012:table/t",
+        table_name="t",
+        table_id=str(uuid.uuid4()),
+        client_token="token",
+        s3_bucket="b",
+        s3_bucket_owner=None,
+        s3_prefix=None,
+        s3_sse_algorithm="AES256",
+        s3_sse_kms_key_id=None,
+        export_format="DYNAMODB_JSON",
+        export_type="FULL_EXPORT",
+        start_us=1,
+        export_time_us=1,
+    )
+    restored = pickle.loads(pickle.dumps(running))
+    assert running.status == "IN_PROGRESS"
+    assert restored.status == "FAILED"
+    assert restored.description()["FailureMessage"] == (
+        "the local cloud stopped while the export was being written"
+    )
 
 
 def test_journal_keeps_only_the_pitr_window():

@@ -70,7 +70,7 @@ def _item(aws, endpoints, device_id: str, timestamp: int) -> dict:
 
 
 def _json_lines(aws, bucket: str, prefix: str) -> list[dict]:
-    lines = []
+    lines: list[dict] = []
     for obj in aws["s3"].list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
         body = aws["s3"].get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
         lines.extend(json.loads(line) for line in body.splitlines() if line.strip())

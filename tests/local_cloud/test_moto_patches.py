@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import uuid
 
 import boto3
@@ -113,3 +115,79 @@ def test_the_last_uninstall_gives_moto_back_its_own_methods(aws_endpoint):
     finally:
         moto_patches.install()
     assert Shard.get_max_sequence_number is moto_patches.get_max_sequence_number
+
+
+def _dynamodb_request(body: dict) -> object:
+    from moto.core.request import Request
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(
+        method="POST",
+        data=json.dumps(body).encode(),
+        headers=[
+            ("X-Amz-Target", "DynamoDB_20120810.BatchWriteItem"),
+            ("Content-Type", "application/x-amz-json-1.0"),
+        ],
+    ).get_environ()
+    return Request(environ)
+
+
+READING_ITEM = {
+    "device_id": {"S": "sensor-0001"},
+    "timestamp": {"N": "1700000000"},
+    "temperature": {"N": "22.5"},
+    "alerts": {"L": [{"S": "HIGH_TEMPERATURE"}]},
+    "extra": {"M": {"pressure": {"N": "1012"}, "ok": {"BOOL": True}, "none": {"NULL": True}}},
+    "tags": {"SS": ["a", "b"]},
+}
+
+
+@pytest.mark.parametrize(
+    "item",
+    [READING_ITEM, {**READING_ITEM, "raw": {"B": base64.b64encode(b"\x00\x01").decode()}}],
+    ids=["reading", "with a binary attribute"],
+)
+def test_batch_write_parameters_are_what_moto_parses(item):
+    """GIVEN a BatchWriteItem request (a reading with lists, maps, sets; or a binary attribute)
+    WHEN its parameters are parsed by the local cloud's shortcut and by moto's own parser
+    THEN both give the same parameters."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    body = {"RequestItems": {"t": [{"PutRequest": {"Item": item}}]}}
+    parsed = []
+    for patched in (False, True):
+        handler = DynamoHandler()
+        request = _dynamodb_request(body)
+        with contextlib.ExitStack() as stack:
+            if not patched:
+                stack.enter_context(moto_patches.without("DynamoHandler.parse_parameters"))
+            else:
+                moto_patches.install()
+                stack.callback(moto_patches.uninstall)
+            handler.setup_class(request, "http://localhost/", request.headers)
+        parsed.append(handler.params)
+    assert parsed[0] == parsed[1]
+
+
+def test_item_size_is_checked_once_with_moto_s_limit_and_error():
+    """GIVEN items of many attributes, one just under moto's size limit and one over it
+    WHEN they are built with the local cloud's `Item` and with moto's own
+    THEN both build the same item under the limit, and both refuse the one over it."""
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    key = DynamoType({"S": "sensor-0001"})
+    under = {f"a{i:03d}": {"S": "x" * 3990} for i in range(100)}
+    over = {**under, "last": {"S": "x" * 10_000}}
+    own = moto_patches.original("Item.__init__")
+    for attrs in (under, over):
+        results = []
+        for init in (own, moto_patches.dynamodb_item_init):
+            item = Item.__new__(Item)
+            try:
+                init(item, key, None, attrs)
+                results.append(item.to_json())
+            except ItemSizeTooLarge:
+                results.append("too large")
+        assert results[0] == results[1]
+    assert results[0] == "too large"

@@ -15,7 +15,7 @@ import pytest
 
 from local_cloud.iot_rules import InboundMessage, RulesEngine
 from local_cloud.mqtt_broker import MqttBroker
-from local_cloud.ports import free_port, port_is_free
+from local_cloud.ports import PortInUse, free_port, port_is_free
 from platform_tools.device_simulator import PublishError, publish
 from tests.local_cloud import iot_support
 from tests.local_cloud.iot_support import IotWorld, original_payload
@@ -169,13 +169,16 @@ def test_start_stop_leaves_no_threads_and_frees_the_port():
 
 
 def test_busy_port_is_a_clear_error():
-    """GIVEN a port already in use WHEN the broker starts THEN it says which address failed."""
+    """GIVEN a port already in use WHEN the broker starts THEN it names the port, the broker
+    and the host."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
         assert not port_is_free(port)
-        with pytest.raises(RuntimeError, match=f"127.0.0.1:{port}"):
+        with pytest.raises(
+            PortInUse, match=f"port {port} for the MQTT broker is in use on 127.0.0.1"
+        ):
             MqttBroker(port=port).start()
 
 

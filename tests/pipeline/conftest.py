@@ -101,7 +101,13 @@ def deployment(aws_endpoint: str, tmp_path_factory) -> Iterator[Deployment]:
     environment name of its own, and a tmp warehouse."""
     env = f"pipe{next(_deployments)}{os.getpid() % 1000}"
     warehouse = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
-    variables = {ENV_DEPLOYMENT: env, ENV_WAREHOUSE_PATH: str(warehouse), ENV_PLATFORM_ENV: "local"}
+    variables = {
+        ENV_DEPLOYMENT: env,
+        ENV_WAREHOUSE_PATH: str(warehouse),
+        ENV_PLATFORM_ENV: "local",
+        # The runs' Dagster instance, kept out of the working copy's state dir.
+        "DAGSTER_HOME": str(tmp_path_factory.mktemp("dagster")),
+    }
     with overridden(variables):
         settings = load_settings()
         deploy_stacks(Naming(env, settings.region))

@@ -23,6 +23,8 @@ def test_defaults_apply_when_only_required_settings_are_given() -> None:
     assert (config.temperature_min_c, config.temperature_max_c) == (-40, 125)
     assert (config.humidity_min_pct, config.humidity_max_pct) == (0, 100)
     assert (config.quarantine_prefix, config.ttl_days) == ("quarantine/", 90)
+    assert config.earliest_timestamp == 946684800  # 2000-01-01T00:00:00Z
+    assert config.max_clock_skew_s == 900
 
 
 def test_every_setting_is_read_from_its_variable() -> None:
@@ -41,11 +43,27 @@ def test_every_setting_is_read_from_its_variable() -> None:
         contract.ENV_HUMIDITY_MAX_PCT: "99",
         contract.ENV_TTL_DAYS: "7",
         contract.ENV_WRITE_CONCURRENCY: "4",
+        contract.ENV_EARLIEST_TIMESTAMP: "1577836800",
+        contract.ENV_MAX_CLOCK_SKEW_SECONDS: "60",
     }
 
     assert load_config(environ) == Config(
-        "readings", "quarantine", "bad/", 40.5, 15, -20, 80, 1, 99, 7, 4
+        "readings", "quarantine", "bad/", 40.5, 15, -20, 80, 1, 99, 7, 4, 1577836800, 60
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2020-01-01", "2020-01-01T00:00:00", "2020-01-01T00:00:00Z", "2020-01-01T10:00:00+10:00"],
+)
+def test_earliest_timestamp_may_be_an_iso_time(value: str) -> None:
+    """GIVEN EARLIEST_TIMESTAMP as an ISO-8601 date or time (naive means UTC)
+    WHEN the configuration is loaded
+    THEN it is that moment in epoch seconds.
+    """
+    config = load_config({**REQUIRED, contract.ENV_EARLIEST_TIMESTAMP: value})
+
+    assert config.earliest_timestamp == 1577836800
 
 
 @pytest.mark.parametrize("missing", [contract.ENV_TABLE_NAME, contract.ENV_QUARANTINE_BUCKET])
@@ -69,10 +87,15 @@ def test_missing_required_setting_fails_naming_it(missing: str) -> None:
         (contract.ENV_TTL_DAYS, "ninety"),
         (contract.ENV_TTL_DAYS, "0"),
         (contract.ENV_WRITE_CONCURRENCY, "2.5"),
+        (contract.ENV_EARLIEST_TIMESTAMP, "the year 2000"),
+        (contract.ENV_EARLIEST_TIMESTAMP, "-1"),
+        (contract.ENV_EARLIEST_TIMESTAMP, "inf"),
+        (contract.ENV_MAX_CLOCK_SKEW_SECONDS, "a while"),
+        (contract.ENV_MAX_CLOCK_SKEW_SECONDS, "-60"),
     ],
 )
 def test_invalid_number_fails_naming_the_variable(name: str, value: str) -> None:
-    """GIVEN a setting that is not a valid number
+    """GIVEN a setting that is not a valid number (or time)
     WHEN the configuration is loaded
     THEN it fails and the message names the variable.
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ def _reading(**fields: object) -> dict:
 
 
 def _nested(depth: int) -> dict:
-    value: object = 1
+    value: Any = 1
     for _ in range(depth):
         value = {"level": value}
     return value

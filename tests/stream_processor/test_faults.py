@@ -193,7 +193,7 @@ def test_s3_recovers_within_the_invocation(
         fake_aws.s3_unavailable = False
         return status
 
-    fake_aws.put_object = recover_after_first
+    fake_aws.put_object = recover_after_first  # type: ignore[method-assign]
 
     response = fake_processor.process(kinesis_event([b"junk"]), FakeContext(10_000))
 

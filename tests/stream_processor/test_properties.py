@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -63,7 +64,7 @@ payloads = st.one_of(
 )
 @given(batch=st.lists(payloads, min_size=1, max_size=8))
 def test_every_record_has_exactly_one_outcome(
-    emulator_clients: tuple[object, object], batch: list[bytes]
+    emulator_clients: tuple[Any, Any], batch: list[bytes]
 ) -> None:
     """GIVEN a batch of arbitrary payloads (bytes, JSON values, near-valid readings)
     WHEN the processor handles it against the AWS emulator
@@ -103,15 +104,15 @@ def test_every_record_has_exactly_one_outcome(
     # or superseded by a later record of the same device.
     stored = set()
     for index, payload in enumerate(batch):
-        sequence = sequence_number(index)
-        if sequence in reported or sequence in quarantined:
+        number = sequence_number(index)
+        if number in reported or number in quarantined:
             continue
         try:
             device = json.loads(payload).get("device_id")
         except (ValueError, AttributeError, RecursionError):
             continue
-        if latest_by_device.get(device, -1) >= int(sequence):
-            stored.add(sequence)
+        if latest_by_device.get(device, -1) >= int(number):
+            stored.add(number)
 
     item_sequences = {item["sequence_number"]["S"] for item in items}
     assert reported.isdisjoint(quarantined)

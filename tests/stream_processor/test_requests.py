@@ -43,7 +43,9 @@ def test_prebuilt_batch_write_body_is_the_body_that_is_signed(
     authorization = request.headers["Authorization"]
     assert f"Credential={defaults.CREDENTIALS['AWS_ACCESS_KEY_ID']}/" in authorization
     assert "/ap-southeast-2/dynamodb/aws4_request" in authorization
-    signed = re.search(r"SignedHeaders=([^,]+)", authorization).group(1).split(";")
+    found = re.search(r"SignedHeaders=([^,]+)", authorization)
+    assert found is not None, authorization
+    signed = found.group(1).split(";")
     assert {"host", "x-amz-date", "x-amz-target", "x-amz-security-token"} <= set(signed)
     check = AWSRequest(
         method=request.method, url=fake_aws.endpoint_url + request.path, data=request.body
@@ -95,10 +97,12 @@ def test_lambda_entry_point_reads_its_settings_once(
     monkeypatch.setenv(contract.ENV_TABLE_NAME, cloud.config.table_name)
     monkeypatch.setenv(contract.ENV_QUARANTINE_BUCKET, cloud.config.quarantine_bucket)
 
-    first = handler_module.handler(kinesis_event([{"device_id": "a", "timestamp": 1}]), None)
+    reading = {"timestamp": 1700100000, "temperature": 21}
+    first = handler_module.handler(kinesis_event([{**reading, "device_id": "a"}]), None)
     monkeypatch.setenv(contract.ENV_TABLE_NAME, "some-other-table")
-    second = handler_module.handler(kinesis_event([{"device_id": "b", "timestamp": 2}]), None)
+    second = handler_module.handler(kinesis_event([{**reading, "device_id": "b"}]), None)
 
     assert first == second == {"batchItemFailures": []}
     assert [item["device_id"]["S"] for item in cloud.items()] == ["a", "b"]
+    assert handler_module._processor is not None
     handler_module._processor.close()

@@ -1,8 +1,14 @@
-"""The project's seed test payloads, end to end against the AWS emulator."""
+"""The project's seed test payloads, end to end against the AWS emulator and under moto's mock.
+
+The same assertions hold in both: over HTTP against the local cloud's emulator,
+and in process under `mock_aws` (no server, no endpoint variable, Lambda's
+entry point), the way a Lambda team unit-tests a function.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime
 
 import pytest
@@ -27,8 +33,8 @@ def _strings(codes: list[str]) -> dict:
 def expected_item(
     device: str,
     timestamp: str,
-    alerts: list[str] = (),
-    flags: list[str] = (),
+    alerts: Sequence[str] = (),
+    flags: Sequence[str] = (),
     alert_date: str | None = None,
     **numbers: str,
 ) -> dict:
@@ -124,28 +130,28 @@ SEED_READINGS = [
 
 @pytest.mark.parametrize(("payload", "expected"), SEED_READINGS)
 def test_seed_reading_is_stored_exactly(
-    cloud: DeployedProcessor, payload: str, expected: dict
+    any_cloud: DeployedProcessor, payload: str, expected: dict
 ) -> None:
     """GIVEN a seed payload published by a device
     WHEN its Kinesis record is processed
     THEN exactly one item with the contract's attributes is stored and nothing is reported.
     """
     before = time.time()
-    response = cloud.processor.process(kinesis_event([payload]))
+    response = any_cloud.processor.process(kinesis_event([payload]))
     after = time.time()
 
     assert response == {"batchItemFailures": []}
-    [item] = cloud.items()
+    [item] = any_cloud.items()
     assert without_ingestion_times(item, before, after) == expected
-    assert cloud.quarantine_objects() == {}
+    assert any_cloud.quarantine_objects() == {}
 
 
-def test_alerting_readings_appear_in_the_sparse_alerts_index(cloud: DeployedProcessor) -> None:
+def test_alerting_readings_appear_in_the_sparse_alerts_index(any_cloud: DeployedProcessor) -> None:
     """GIVEN the three seed readings normal, high temperature and low humidity
     WHEN they are processed as one batch
     THEN only the two alerting readings are listed by the alerts-by-date index for their day.
     """
-    cloud.processor.process(
+    any_cloud.processor.process(
         kinesis_event(
             [
                 '{"device_id": "sensor-101", "timestamp": 1700100000, "temperature": 22,'
@@ -157,8 +163,8 @@ def test_alerting_readings_appear_in_the_sparse_alerts_index(cloud: DeployedProc
             ]
         )
     )
-    listed = cloud.dynamodb.query(
-        TableName=cloud.config.table_name,
+    listed = any_cloud.dynamodb.query(
+        TableName=any_cloud.config.table_name,
         IndexName=contract.ALERTS_INDEX,
         KeyConditionExpression="alert_date = :day",
         ExpressionAttributeValues={":day": {"S": "2023-11-16"}},
@@ -166,21 +172,23 @@ def test_alerting_readings_appear_in_the_sparse_alerts_index(cloud: DeployedProc
     assert sorted(i["device_id"]["S"] for i in listed) == ["sensor-102", "sensor-103"]
 
 
-def test_invalid_json_seed_is_quarantined_with_its_raw_bytes(cloud: DeployedProcessor) -> None:
+def test_invalid_json_seed_is_quarantined_with_its_raw_bytes(
+    any_cloud: DeployedProcessor,
+) -> None:
     """GIVEN the seed payload `Invalid JSON Data`
     WHEN it is processed
     THEN nothing is stored, the batch succeeds, and one quarantine line under the arrival date
     holds the reason, the Kinesis coordinates and the exact original bytes.
     """
     before = time.time()
-    response = cloud.processor.process(kinesis_event(["Invalid JSON Data"]))
+    response = any_cloud.processor.process(kinesis_event(["Invalid JSON Data"]))
     after = time.time()
 
     assert response == {"batchItemFailures": []}
-    assert cloud.items() == []
-    [key] = cloud.quarantine_objects()
+    assert any_cloud.items() == []
+    [key] = any_cloud.quarantine_objects()
     assert key.startswith("quarantine/dt=2023-11-16/" + SHARD_ID)
-    [line] = cloud.quarantine_lines()
+    [line] = any_cloud.quarantine_lines()
     assert tuple(line) == contract.QUARANTINE_FIELDS
     assert raw_bytes(line) == b"Invalid JSON Data"
     assert line["reason"] == contract.INVALID_JSON

@@ -67,8 +67,9 @@ class FakeAws:
     @property
     def endpoint_url(self) -> str:
         """Where boto3 should send requests (AWS_ENDPOINT_URL)."""
+        assert self._server is not None, "start() the fake first"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self, port: int = 0) -> FakeAws:
         """Serve on 127.0.0.1 in a background thread."""
@@ -162,6 +163,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
     protocol_version = "HTTP/1.1"  # keep-alive, as with the real endpoints
     # Headers and body go out in two writes; with Nagle's algorithm the second waits for
     # the client's delayed ACK (~40 ms), which would swamp the 5 ms we mean to simulate.
@@ -231,6 +234,7 @@ def serve_in_subprocess(latency_s: float) -> tuple[subprocess.Popen, str]:
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert process.stdout is not None
     return process, process.stdout.readline().strip()
 
 

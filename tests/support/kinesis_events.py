@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Sequence
 
 SHARD_ID = "shardId-000000000000"
 STREAM_ARN = "arn:aws:kinesis:ap-southeast-2:123456789012:stream/kinesis-dev-apse2-iotdata-01"
 #: A realistic Kinesis sequence number; records count up from it.
 FIRST_SEQUENCE = 49590338271490256608559692538361571095921575989136588898
-ARRIVAL = 1700100000.25
+#: When the factory's records reached Kinesis: after the seed readings (2023-11-16 02:13:20 to
+#: 03:20 UTC), as a device's message arrives after it was read, on the same UTC day.
+ARRIVAL = 1700110000.25
 
 
 def sequence_number(index: int) -> str:
@@ -53,7 +56,7 @@ def kinesis_record(
     }
 
 
-def kinesis_event(payloads: list[bytes | str | dict], arrival: float = ARRIVAL) -> dict:
+def kinesis_event(payloads: Sequence[bytes | str | dict], arrival: float = ARRIVAL) -> dict:
     """An event with one record per payload, sequence numbers counting up."""
     return {"Records": [kinesis_record(p, i, arrival=arrival) for i, p in enumerate(payloads)]}
 

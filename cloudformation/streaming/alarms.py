@@ -1,0 +1,110 @@
+"""The alarms on the stream processor and its on-failure queue, and the topic they notify."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from troposphere import AWSHelperFn, GetAtt, Parameter, Ref, Template
+from troposphere.cloudwatch import Alarm, MetricDimension
+from troposphere.sns import Topic
+
+from cloudformation.naming import Naming
+from cloudformation.streaming.processor import StreamProcessor
+
+ALARM_PERIOD_SECONDS = 60
+#: An alarm fires when 3 of the last 5 periods breach: one slow minute is not an incident.
+EVALUATION_PERIODS = 5
+DATAPOINTS_TO_ALARM = 3
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm: `metric` of `namespace` above `threshold` means `description`."""
+
+    purpose: str
+    namespace: str
+    metric: str
+    statistic: str
+    threshold: AWSHelperFn | int
+    dimensions: list[MetricDimension]
+    description: str
+
+
+def add_alarms(
+    t: Template,
+    naming: Naming,
+    *,
+    processor: StreamProcessor,
+    iterator_age_ms: Parameter,
+    key_arn: AWSHelperFn,
+) -> Topic:
+    """Add the encrypted alarm topic and the processor's alarms; return the topic."""
+    topic = t.add_resource(
+        Topic("AlarmTopic", TopicName=naming.name("sns", "alarms"), KmsMasterKeyId=key_arn)
+    )
+    function = [MetricDimension(Name="FunctionName", Value=Ref(processor.function))]
+    queue = [
+        MetricDimension(Name="QueueName", Value=GetAtt(processor.on_failure_queue, "QueueName"))
+    ]
+    specs = [
+        AlarmSpec(
+            "IteratorAge",
+            "AWS/Lambda",
+            "IteratorAge",
+            "Maximum",
+            Ref(iterator_age_ms),
+            function,
+            "Stream processing is falling behind.",
+        ),
+        AlarmSpec(
+            "FunctionErrors",
+            "AWS/Lambda",
+            "Errors",
+            "Sum",
+            0,
+            function,
+            "The stream processor raised errors (batches are being retried).",
+        ),
+        AlarmSpec(
+            "FunctionThrottles",
+            "AWS/Lambda",
+            "Throttles",
+            "Sum",
+            0,
+            function,
+            "The stream processor is being throttled.",
+        ),
+        AlarmSpec(
+            "OnFailureQueueDepth",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "Maximum",
+            0,
+            queue,
+            "Batches were skipped after retries; their coordinates are in the queue.",
+        ),
+    ]
+    for spec in specs:
+        t.add_resource(_alarm(naming, spec, topic))
+    return topic
+
+
+def _alarm(naming: Naming, spec: AlarmSpec, topic: Topic) -> Alarm:
+    """An alarm notifying `topic` (on alarm and on recovery) when `spec` breaches."""
+    return Alarm(
+        f"{spec.purpose}Alarm",
+        AlarmName=naming.name("alarm", spec.purpose.lower()),
+        AlarmDescription=spec.description,
+        Namespace=spec.namespace,
+        MetricName=spec.metric,
+        Dimensions=spec.dimensions,
+        Statistic=spec.statistic,
+        Period=ALARM_PERIOD_SECONDS,
+        EvaluationPeriods=EVALUATION_PERIODS,
+        DatapointsToAlarm=DATAPOINTS_TO_ALARM,
+        Threshold=spec.threshold,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        AlarmActions=[Ref(topic)],
+        OKActions=[Ref(topic)],
+    )

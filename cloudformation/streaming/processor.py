@@ -1,0 +1,205 @@
+"""The stream processor: the function, its role and log group, the event source mapping
+reading the stream, and the on-failure queue of batches it gave up on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awacs import dynamodb as ddb
+from awacs import kinesis as kin
+from awacs import logs as logsa
+from awacs import s3 as s3a
+from awacs import sqs as sqsa
+from troposphere import AWSHelperFn, GetAtt, If, NoValue, Ref, Template
+from troposphere.awslambda import (
+    Code,
+    DestinationConfig,
+    Environment,
+    EventSourceMapping,
+    Function,
+    OnFailure,
+)
+from troposphere.dynamodb import Table
+from troposphere.kinesis import Stream
+from troposphere.logs import LogGroup
+from troposphere.s3 import Bucket
+from troposphere.sqs import Queue
+
+from cloudformation.buckets import objects_under
+from cloudformation.iam import allow, service_role
+from cloudformation.kms import USE_ACTIONS
+from cloudformation.naming import Naming
+from cloudformation.parameters import skip
+from cloudformation.streaming.parameters import (
+    HAS_RESERVED_CONCURRENCY,
+    ProcessorSettings,
+    StreamingParameters,
+)
+from stream_processor import contract
+
+#: The handler, named as a string: this package never imports the function code.
+HANDLER = "stream_processor.handler.handler"
+RUNTIME = "python3.12"
+ON_FAILURE_QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
+#: Seconds SQS reuses a data key before asking KMS again (the API's default).
+ON_FAILURE_QUEUE_KEY_REUSE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class StreamProcessor:
+    """The function and the queue of batches it gave up on, for the alarms and outputs."""
+
+    function: Function
+    on_failure_queue: Queue
+
+
+def add_stream_processor(
+    t: Template,
+    naming: Naming,
+    params: StreamingParameters,
+    *,
+    stream: Stream,
+    table: Table,
+    quarantine: Bucket,
+    key_arn: AWSHelperFn,
+) -> StreamProcessor:
+    """Add the function reading `stream` into `table`, quarantining into `quarantine`."""
+    on_failure = t.add_resource(
+        Queue(
+            "OnFailureQueue",
+            QueueName=naming.name("sqs", "onfailure"),
+            KmsMasterKeyId=key_arn,
+            KmsDataKeyReusePeriodSeconds=ON_FAILURE_QUEUE_KEY_REUSE_SECONDS,
+            MessageRetentionPeriod=ON_FAILURE_QUEUE_RETENTION_SECONDS,
+        )
+    )
+    log_group = t.add_resource(
+        LogGroup(
+            "ProcessorLogGroup",
+            LogGroupName=naming.function_log_group,
+            RetentionInDays=Ref(params.function.log_retention_days),
+            KmsKeyId=key_arn,
+        )
+    )
+    role = t.add_resource(
+        service_role(
+            "ProcessorRole",
+            role_name=naming.name("role", "streamprocessor"),
+            service="lambda.amazonaws.com",
+            policy_name="stream-processor",
+            description="Runs the stream processor: reads the stream, writes the table.",
+            statements=[
+                allow(
+                    [
+                        kin.DescribeStream,
+                        kin.DescribeStreamSummary,
+                        kin.GetRecords,
+                        kin.GetShardIterator,
+                        kin.ListShards,
+                    ],
+                    [GetAtt(stream, "Arn")],
+                    sid="ReadTheStream",
+                ),
+                allow(
+                    [ddb.BatchWriteItem, ddb.PutItem], [GetAtt(table, "Arn")], sid="WriteReadings"
+                ),
+                allow(
+                    [s3a.PutObject],
+                    [objects_under(quarantine, Ref(params.settings.quarantine_prefix))],
+                    sid="QuarantineRecords",
+                ),
+                allow([sqsa.SendMessage], [GetAtt(on_failure, "Arn")], sid="ReportFailedBatches"),
+                allow(USE_ACTIONS, [key_arn], sid="UseTheDataKey"),
+                allow(
+                    [logsa.CreateLogStream, logsa.PutLogEvents],
+                    [GetAtt(log_group, "Arn")],
+                    sid="WriteOwnLogs",
+                ),
+            ],
+        )
+    )
+    function = t.add_resource(
+        Function(
+            "ProcessorFunction",
+            DependsOn=[log_group],  # the function must not create its own log group
+            FunctionName=naming.function,
+            Description="Validates, classifies and stores sensor readings from Kinesis.",
+            Handler=HANDLER,
+            Runtime=RUNTIME,
+            Role=GetAtt(role, "Arn"),
+            Code=Code(
+                S3Bucket=Ref(params.function.code_bucket), S3Key=Ref(params.function.code_key)
+            ),
+            MemorySize=Ref(params.function.memory_mb),
+            Timeout=Ref(params.function.timeout_seconds),
+            ReservedConcurrentExecutions=If(
+                HAS_RESERVED_CONCURRENCY, Ref(params.function.reserved_concurrency), NoValue
+            ),
+            Environment=Environment(Variables=environment(params.settings, table, quarantine)),
+            KmsKeyArn=key_arn,
+            Metadata={
+                "checkov": {
+                    "skip": [
+                        skip(
+                            "CKV_AWS_116",
+                            "Invoked only by the Kinesis event source mapping, never "
+                            "asynchronously; failed batches go to the mapping's on-failure "
+                            "SQS destination, so a function DLQ would never receive anything.",
+                        ),
+                        skip(
+                            "CKV_AWS_117",
+                            "Talks only to AWS APIs (Kinesis, DynamoDB, S3, SQS) over TLS with "
+                            "IAM auth; no private network resources, so no VPC attachment.",
+                        ),
+                        skip(
+                            "CKV_AWS_115",
+                            "Reserved concurrency is the ReservedConcurrency parameter; unset by "
+                            "default because one batch per shard already bounds concurrency.",
+                        ),
+                    ]
+                }
+            },
+        )
+    )
+    t.add_resource(
+        EventSourceMapping(
+            "ProcessorEventSourceMapping",
+            EventSourceArn=GetAtt(stream, "Arn"),
+            FunctionName=Ref(function),
+            Enabled=True,
+            BatchSize=Ref(params.mapping.batch_size),
+            MaximumBatchingWindowInSeconds=Ref(params.mapping.batching_window_seconds),
+            ParallelizationFactor=Ref(params.mapping.parallelization_factor),
+            StartingPosition=Ref(params.mapping.starting_position),
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+            BisectBatchOnFunctionError=True,
+            MaximumRetryAttempts=Ref(params.mapping.maximum_retry_attempts),
+            MaximumRecordAgeInSeconds=Ref(params.mapping.maximum_record_age_seconds),
+            DestinationConfig=DestinationConfig(
+                OnFailure=OnFailure(Destination=GetAtt(on_failure, "Arn"))
+            ),
+        )
+    )
+    return StreamProcessor(function=function, on_failure_queue=on_failure)
+
+
+def environment(
+    settings: ProcessorSettings, table: Table, quarantine: Bucket
+) -> dict[str, AWSHelperFn]:
+    """The function's environment: where it writes, and what `stream_processor.config` reads."""
+    return {
+        contract.ENV_TABLE_NAME: Ref(table),
+        contract.ENV_QUARANTINE_BUCKET: Ref(quarantine),
+        contract.ENV_QUARANTINE_PREFIX: Ref(settings.quarantine_prefix),
+        contract.ENV_HIGH_TEMPERATURE_C: Ref(settings.high_temperature_c),
+        contract.ENV_LOW_HUMIDITY_PCT: Ref(settings.low_humidity_pct),
+        contract.ENV_TEMPERATURE_MIN_C: Ref(settings.temperature_min_c),
+        contract.ENV_TEMPERATURE_MAX_C: Ref(settings.temperature_max_c),
+        contract.ENV_HUMIDITY_MIN_PCT: Ref(settings.humidity_min_pct),
+        contract.ENV_HUMIDITY_MAX_PCT: Ref(settings.humidity_max_pct),
+        contract.ENV_TTL_DAYS: Ref(settings.ttl_days),
+        contract.ENV_WRITE_CONCURRENCY: Ref(settings.write_concurrency),
+        contract.ENV_EARLIEST_TIMESTAMP: Ref(settings.earliest_timestamp),
+        contract.ENV_MAX_CLOCK_SKEW_SECONDS: Ref(settings.max_clock_skew_seconds),
+    }

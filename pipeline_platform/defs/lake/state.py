@@ -36,6 +36,9 @@ from botocore.exceptions import ClientError
 
 #: How old a lock may be before a run takes it over (the run that held it died).
 STALE_LOCK_SECONDS = 3600
+#: How long a run waits for another run's merge of the same table (a scheduled catch-up and
+#: a run launched by hand meet there) before it gives up.
+LOCK_WAIT_SECONDS = 900.0
 
 
 class LakeBusy(RuntimeError):
@@ -184,28 +187,53 @@ class StateStore:
             raise
 
     @contextmanager
-    def lock(self, table: str, owner: str) -> Iterator[None]:
-        """Hold the table's lock for the block; fail at once if a live run holds it."""
+    def lock(
+        self, table: str, owner: str, wait_seconds: float = LOCK_WAIT_SECONDS
+    ) -> Iterator[None]:
+        """Hold the table's lock for the block, waiting while another live run holds it."""
         key = self._key(table, "lock")
         body = json.dumps({"owner": owner, "token": uuid.uuid4().hex, "since": time.time()})
-        try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), IfNoneMatch="*")
-        except ClientError as error:
-            if error.response["Error"]["Code"] not in ("PreconditionFailed", "412"):
-                raise
-            held = self.s3.get_object(Bucket=self.bucket, Key=key)
-            holder = json.loads(held["Body"].read())
-            if time.time() - holder["since"] < STALE_LOCK_SECONDS:
+        deadline = time.monotonic() + wait_seconds
+        delay = 0.5
+        while not self._acquire(key, body):
+            if time.monotonic() > deadline:
+                held = json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
                 raise LakeBusy(
-                    f"{table} is being merged by {holder['owner']} (since "
-                    f"{datetime.fromtimestamp(holder['since'], UTC):%H:%M:%S} UTC); run again "
+                    f"{table} is being merged by {held['owner']} (since "
+                    f"{datetime.fromtimestamp(held['since'], UTC):%H:%M:%S} UTC); run again "
                     "when it is done"
-                ) from error
-            # The holder died without releasing: take over, if nobody did in between.
-            self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=body.encode(), IfMatch=held["ETag"]
-            )
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
         try:
             yield
         finally:
             self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def _acquire(self, key: str, body: str) -> bool:
+        """Take the lock if it is free or its holder died; False while a live run holds it."""
+        try:
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body.encode(), IfNoneMatch="*")
+            return True
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("PreconditionFailed", "412"):
+                raise
+        try:
+            held = self.s3.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return False  # released in between: try again
+            raise
+        holder = json.loads(held["Body"].read())
+        if time.time() - holder["since"] < STALE_LOCK_SECONDS:
+            return False
+        # The holder died without releasing: take over, if nobody did in between.
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket, Key=key, Body=body.encode(), IfMatch=held["ETag"]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("PreconditionFailed", "412"):
+                return False
+            raise
+        return True

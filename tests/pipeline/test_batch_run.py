@@ -261,3 +261,34 @@ def test_every_window_of_the_runs_is_materialized_and_the_lake_covers_up_to_the_
         ends.append(max(datetime.fromisoformat(b) for _, b in exported))
     assert ends == sorted(ends)
     assert ends[-1] - ends[0] > timedelta(hours=1)
+
+
+def test_the_hourly_schedule_asks_for_one_run_of_the_complete_windows_since_the_lake_stopped(
+    deployment, runs
+):
+    """GIVEN the lake after the runs WHEN the schedule ticks three hours after its last window
+    THEN one run request over the complete windows from where the lake stopped, telling the
+    run where that was; WHEN it ticks before any window is complete THEN it skips."""
+    import dagster as dg
+
+    from pipeline_platform.defs.jobs import RANGE_END_TAG, RANGE_START_TAG, batch_etl_hourly
+    from pipeline_platform.defs.lake.run_context import SINCE_TAG
+    from pipeline_platform.resources import cloud_resource
+
+    last_end = datetime.fromisoformat(runs["newer"]["windows"]["exported"][-1][1])
+    hour = last_end.replace(minute=0, second=0, microsecond=0)
+    def tick(at: datetime):
+        # The cloud resource opens its clients for the tick, as the daemon's would.
+        with dg.build_schedule_context(
+            scheduled_execution_time=at, resources={"cloud": cloud_resource()}
+        ) as context:
+            return batch_etl_hourly(context)
+
+    request = tick(hour + timedelta(hours=3, minutes=5))
+    skipped = tick(hour + timedelta(minutes=5))
+
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags[RANGE_START_TAG] == hour_key(last_end)
+    assert request.tags[RANGE_END_TAG] == hour_key(hour + timedelta(hours=2))
+    assert datetime.fromisoformat(request.tags[SINCE_TAG]) <= last_end
+    assert isinstance(skipped, dg.SkipReason)

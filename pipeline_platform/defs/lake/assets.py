@@ -410,6 +410,10 @@ def lake_sensor_readings(context: dg.AssetExecutionContext, cloud: CloudResource
                 state.cover(datetime.fromisoformat(e["from"]), until)
 
     published, read = publish(context, cloud, ws.READINGS, shape, cover)
+    # The exports are transport: once their changes are merged (and the state saved) they
+    # are deleted, so exports of every hour do not pile up beside the lake.
+    for e in exports:
+        cloud.delete_prefix(bucket, f"{keys.EXPORT_PREFIX}{e['name']}/")
     exported = sum(e["item_count"] for e in exports)
     if read.skipped_fields:
         context.log.warning(f"fields not portable as column names, left out: {read.skipped_fields}")

@@ -101,6 +101,12 @@ def load_table(
     )
     # Called with no files too: the table exists for dbt even before its first row.
     result = warehouse.load(spec, cloud)
+    # The change sets (and manifest) of the versions now loaded have served their purpose.
+    cloud.delete_keys(
+        cloud.settings.lake_bucket,
+        [change_set_key(table.name, v) for v in range(loaded.version + 1, state.version + 1)]
+        + [spec.manifest_key],
+    )
     changed, rows_by_day, added = result.changed_rows, result.rows_by_day, result.added_columns
     queued = (result.queued_hours, result.queued_days)
     if added:

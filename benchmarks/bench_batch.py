@@ -1,11 +1,12 @@
-"""The batch side on 1,000,000 readings: lake -> crawl -> warehouse -> dbt, stage by stage.
+"""Shaping and merging 1,000,000 readings, against the common way of reading an export.
 
-Export files (gzipped DynamoDB-JSON lines in the emulator's layout) are written
-straight into the emulated S3, then the pipeline's stages run as in production.
-In the same run a reference shaping step written the common way (pandas
-`read_json(lines=True)` + `json_normalize`) reads the same files, for the ratio.
-The lake asset's time includes its S3 transfers, which the reference does not
-make; `shape_readings` alone on the same local files is timed as well.
+The lake step's core, alone, on local files: a full export of the table (8 gzipped
+DynamoDB-JSON data files of `{"Item": ...}` lines, as DynamoDB writes them) is read
+(`shaping.read_export`) and merged into an empty lake (`merge.merge`), which writes the
+Parquet days. In the same invocation a reference written the common way (pandas
+`read_json(lines=True)` + `json_normalize`) reads the same files, for the ratio. The
+whole batch job on 1,000,000 readings, the export and every stage included, is measured
+by `bench_batch_cost` (its first run is the full rebuild).
 Set BENCH_READINGS and BENCH_RUNS to change the size and the number of runs.
 """
 
@@ -18,36 +19,18 @@ import random
 import statistics
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
-import boto3
-import dagster as dg
+import duckdb
 
-from cloudformation.naming import Naming
-from local_cloud import defaults
-from local_cloud.cloud import deploy_stacks
-from local_cloud.emulator import Emulator
-from local_cloud.glue_crawler import GlueCrawlerRunner
-from local_cloud.ports import free_port
-from pipeline_platform.defs import keys
-from pipeline_platform.defs.lake.assets import export_prefix
-from pipeline_platform.defs.lake.shaping import shape_readings
-from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_WAREHOUSE_PATH, load_settings
+from pipeline_platform import warehouse_schema as ws
+from pipeline_platform.defs.lake import merge, shaping
 from stream_processor import contract
 
 FIRST, LAST = date(2023, 11, 14), date(2023, 11, 26)
 FILES = 8
-BENCH_ENV = "bench"
-# Everything after the export (the export files are written directly, as moto lays them out).
-STAGES = [
-    keys.LAKE_READINGS,
-    keys.LAKE_QUARANTINE,
-    keys.GLUE_READINGS,
-    keys.GLUE_QUARANTINE,
-    keys.RAW_READINGS,
-    keys.RAW_QUARANTINE,
-]
+EXPORT_TIME = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _export_lines(n: int, start: int, stop: int) -> str:
@@ -74,41 +57,24 @@ def _export_lines(n: int, start: int, stop: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def _setup(endpoint: str, tmp: Path, n: int) -> tuple[list[Path], object]:
-    os.environ.update(defaults.CREDENTIALS)
-    os.environ.update(
-        {
-            "AWS_ENDPOINT_URL": endpoint,
-            ENV_DEPLOYMENT: BENCH_ENV,
-            ENV_WAREHOUSE_PATH: str(tmp / "warehouse.duckdb"),
-        }
-    )
-    settings = load_settings()
-    # The buckets, catalog and crawler as the templates define them.
-    deploy_stacks(Naming(BENCH_ENV, settings.region))
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=settings.region)
-    days = tuple(FIRST + timedelta(days=i) for i in range((LAST - FIRST).days + 1))
-    prefix = export_prefix(days) + "AWSDynamoDB/bench/data/"
+def _write_export(tmp: Path, n: int) -> list[Path]:
     files = []
     for f in range(FILES):
         path = tmp / f"part-{f}.json.gz"
         lines = _export_lines(n, f * n // FILES, (f + 1) * n // FILES)
         path.write_bytes(gzip.compress(lines.encode(), compresslevel=6))
-        s3.upload_file(str(path), settings.lake_bucket, f"{prefix}{path.name}")
         files.append(path)
-    return files, settings
+    return files
 
 
-# Warnings only: the per-event debug log of a million-reading run is noise here.
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def _time_shaping(files: list[Path], out_dir: Path) -> float:
-    """Seconds `shape_readings` takes on the export files, every reading in range."""
+def _time_lake_step(files: list[Path], out: Path) -> float:
+    """Seconds to read the export and merge it into an empty lake; every reading kept."""
     started = time.perf_counter()
-    result = shape_readings([str(p) for p in files], out_dir, FIRST, LAST)
+    with duckdb.connect() as con:
+        read = shaping.read_export(con, [str(p) for p in files], EXPORT_TIME)
+        result = merge.merge(con, ws.READINGS, [], out / "lake", out / "changes.parquet", {})
     seconds = time.perf_counter() - started
-    assert sum(result.rows_by_day.values()) == result.export_items, result
+    assert read.upserts == result.applied == sum(result.rows_by_day.values()), result
     return seconds
 
 
@@ -138,64 +104,18 @@ def _reference_shaping(files: list[Path]) -> int:
 
 
 def main() -> None:
-    """Run the stages `BENCH_RUNS` times on `BENCH_READINGS` readings; print medians."""
+    """Time the lake step `BENCH_RUNS` times on `BENCH_READINGS` readings; print medians."""
     n = int(os.environ.get("BENCH_READINGS", "1000000"))
     runs = int(os.environ.get("BENCH_RUNS", "3"))
-    emulator = Emulator(port=free_port()).start()
-    runner = GlueCrawlerRunner(emulator.endpoint_url).start()
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
-            files, _ = _setup(emulator.endpoint_url, Path(tmp), n)
-            from pipeline_platform.definitions import build_definitions
-            from platform_tools.batch_runs import summarise
-
-            defs = build_definitions()
-            job = defs.resolve_implicit_global_asset_job_def()
-            dbt_keys = [
-                k
-                for k in defs.resolve_asset_graph().get_all_asset_keys()
-                if k.path[0] in ("staging", "analytics")
-            ]
-            per_stage: dict[str, list[float]] = {}
-            totals = []
-            for _ in range(runs):
-                instance = dg.DagsterInstance.ephemeral()
-                started = time.perf_counter()
-                result = job.execute_in_process(
-                    instance=instance,
-                    run_config=_QUIET,
-                    asset_selection=[*STAGES, *dbt_keys],
-                    tags={
-                        "dagster/asset_partition_range_start": FIRST.isoformat(),
-                        "dagster/asset_partition_range_end": LAST.isoformat(),
-                    },
-                )
-                totals.append(time.perf_counter() - started)
-                summary = summarise(result, instance)
-                assert summary["assets"]["warehouse/raw_sensor_readings"]["rows"] == n, summary
-                for asset, entry in summary["assets"].items():
-                    per_stage.setdefault(asset, []).append(entry["seconds"])
-            shaping_alone = [_time_shaping(files, Path(tmp) / f"shaped-{i}") for i in range(runs)]
-            started = time.perf_counter()
-            reference_rows = _reference_shaping(files)
-            reference = time.perf_counter() - started
-            assert reference_rows == n
-    finally:
-        runner.stop()
-        emulator.stop()
-    shaping = statistics.median(per_stage["s3/lake/sensor_readings"])
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        files = _write_export(Path(tmp), n)
+        lake = [_time_lake_step(files, Path(tmp) / f"run-{i}") for i in range(runs)]
+        started = time.perf_counter()
+        reference_rows = _reference_shaping(files)
+        reference = time.perf_counter() - started
+        assert reference_rows == n
+    step = statistics.median(lake)
     print(f"readings: {n:,}, runs: {runs} (medians)")
-    for asset in (
-        "s3/lake/sensor_readings",
-        "glue/sensor_readings",
-        "warehouse/raw_sensor_readings",
-    ):
-        print(f"  {asset:40s} {statistics.median(per_stage[asset]):7.2f} s")
-    dbt_seconds = statistics.median(per_stage[dbt_keys[0].to_user_string()])
-    print(f"  {'dbt (build, all models)':40s} {dbt_seconds:7.2f} s")
-    print(f"  {'whole batch side (lake -> marts)':40s} {statistics.median(totals):7.2f} s")
-    alone = statistics.median(shaping_alone)
-    print(f"  {'shape_readings alone (local files)':40s} {alone:7.2f} s")
+    print(f"  {'read + merge into the lake (DuckDB)':40s} {step:7.2f} s")
     print(f"  {'reference shaping (pandas, once)':40s} {reference:7.2f} s")
-    print(f"  {'lake asset speed-up vs reference':40s} {reference / shaping:7.1f} x")
-    print(f"  {'shape_readings speed-up vs reference':40s} {reference / alone:7.1f} x")
+    print(f"  {'speed-up vs reference':40s} {reference / step:7.1f} x")

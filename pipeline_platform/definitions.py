@@ -26,10 +26,15 @@ def _build_definitions() -> dg.Definitions:
     from pipeline_platform.defs.lake.assets import (
         dynamodb_export,
         lake_quarantined_records,
+        lake_rule_errors,
         lake_sensor_readings,
     )
     from pipeline_platform.defs.streaming.assets import external_specs, readings_table
-    from pipeline_platform.defs.warehouse.assets import raw_quarantined_records, raw_sensor_readings
+    from pipeline_platform.defs.warehouse.assets import (
+        raw_quarantined_records,
+        raw_rule_errors,
+        raw_sensor_readings,
+    )
     from pipeline_platform.resources import build_resources
 
     environment = get_environment()
@@ -41,9 +46,11 @@ def _build_definitions() -> dg.Definitions:
             dynamodb_export,
             lake_sensor_readings,
             lake_quarantined_records,
+            lake_rule_errors,
             glue_tables,
             raw_sensor_readings,
             raw_quarantined_records,
+            raw_rule_errors,
             dbt_models,
         ],
         jobs=[jobs.batch_etl, jobs.observe_table],

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import boto3
 
+from cloudformation.layout import RULE_ERRORS_PREFIX
 from cloudformation.naming import (
     ANALYTICS_STACK,
     DEFAULT_ENV,
@@ -117,6 +118,8 @@ class Settings:
     quarantine_bucket: str
     #: Where the stream processor writes quarantined records in that bucket (a stack parameter).
     quarantine_prefix: str
+    #: Where the topic rule's error action keeps the messages it could not route.
+    rule_errors_prefix: str
     lake_bucket: str
     glue_database: str
     crawler_name: str
@@ -169,6 +172,7 @@ def _local_settings() -> Settings:
         quarantine_bucket=naming.quarantine_bucket(account),
         # The local cloud deploys the streaming stack with its default parameters.
         quarantine_prefix=DEFAULT_QUARANTINE_PREFIX,
+        rule_errors_prefix=RULE_ERRORS_PREFIX,
         lake_bucket=naming.lake_bucket(account),
         glue_database=naming.glue_database,
         crawler_name=naming.crawler,
@@ -190,6 +194,7 @@ def _aws_settings() -> Settings:
         function_name=streaming[StreamingOutput.FUNCTION_NAME],
         quarantine_bucket=streaming[StreamingOutput.QUARANTINE_BUCKET_NAME],
         quarantine_prefix=streaming[StreamingOutput.QUARANTINE_PREFIX],
+        rule_errors_prefix=streaming[StreamingOutput.RULE_ERRORS_PREFIX],
         lake_bucket=analytics[AnalyticsOutput.LAKE_BUCKET_NAME],
         glue_database=analytics[AnalyticsOutput.GLUE_DATABASE_NAME],
         crawler_name=analytics[AnalyticsOutput.CRAWLER_NAME],

@@ -253,13 +253,17 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print a summary."""
-    from platform_tools.batch_runs import materialize
+    """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print what it did."""
+    from platform_tools.batch_runs import describe, materialize
 
     if args.to and not args.partition:
-        raise SystemExit("--to needs --partition (the first day of the range)")
-    summary = materialize(partition=args.partition, all_partitions=args.all, last=args.to)
-    print(json.dumps(summary, indent=2, default=str))
+        raise SystemExit("--to needs --partition (the first window of the range)")
+    if args.rebuild and args.partition:
+        raise SystemExit("--rebuild starts from a full export of the table: give no window")
+    summary = materialize(partition=args.partition, last=args.to, rebuild=args.rebuild)
+    print(describe(summary))
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
     return 0
 
 
@@ -372,13 +376,21 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("stack_args", nargs=argparse.REMAINDER)
     stack.set_defaults(func=cmd_stack)
 
-    mat = sub.add_parser("materialize", help="run the batch ETL job")
-    which = mat.add_mutually_exclusive_group()
-    which.add_argument("--partition", help="one day, YYYY-MM-DD (the first, with --to)")
-    which.add_argument(
-        "--all", action="store_true", help="every day since the first partition, in one run"
+    mat = sub.add_parser(
+        "materialize",
+        help="run the batch ETL job: with no window, catch up from where the lake stopped to now",
     )
-    mat.add_argument("--to", help="the last day of a range starting at --partition")
+    mat.add_argument(
+        "--partition",
+        help="one write window, YYYY-MM-DD-HH:00 (UTC), run again (the first, with --to)",
+    )
+    mat.add_argument("--to", help="the last write window of a range starting at --partition")
+    mat.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="start from one full export of the table (merged into the lake; history stays)",
+    )
+    mat.add_argument("--json", action="store_true", help="also print the run's whole summary")
     mat.set_defaults(func=cmd_materialize)
 
     demo = sub.add_parser("demo", help="the whole platform end to end on the local cloud")

@@ -4,7 +4,9 @@
 2. publish the seed's test payloads through the IoT Data API and run a
    simulated fleet over MQTT (anomalies and malformed payloads included);
 3. wait until the stream is drained;
-4. materialise the batch side through Dagster (export, lake, crawl, warehouse, dbt);
+4. materialise the batch side through Dagster, once: the first run on an empty lake
+   is one full export, merged into the lake by reading day (export, lake, crawl,
+   warehouse, dbt);
 5. print counts at every stage and check that they reconcile, with the alerts,
    hourly metrics and device health from the marts;
 6. write an HTML report with charts;
@@ -24,7 +26,6 @@ import shutil
 import signal
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -144,52 +145,13 @@ def publish_traffic(endpoints: Endpoints, devices: int, readings: int) -> dict[s
     return {"seed": len(SEED_PAYLOADS), "fleet": fleet, "fleet_since": start}
 
 
-def day_ranges(traffic: dict[str, Any]) -> list[tuple[str, str]]:
-    """The partition ranges holding what the demo sent: the seed's reading days, and the
-    fleet's day of readings up to today (when quarantined records arrive), each run of
-    consecutive days as one range.
-
-    One run over every day since the first partition would also work, but Dagster
-    records an event per day per asset, which costs more than the batch itself.
-    """
-    days = set()
-    for _, payload in SEED_PAYLOADS:
-        with contextlib.suppress(ValueError, TypeError, KeyError):
-            days.add(datetime.fromtimestamp(json.loads(payload)["timestamp"], tz=UTC).date())
-    day = datetime.fromtimestamp(traffic["fleet_since"], tz=UTC).date()
-    while day <= datetime.now(UTC).date():
-        days.add(day)
-        day += timedelta(days=1)
-    ranges: list[list[date]] = []
-    for day in sorted(days):
-        if ranges and day == ranges[-1][1] + timedelta(days=1):
-            ranges[-1][1] = day
-        else:
-            ranges.append([day, day])
-    return [(first.isoformat(), last.isoformat()) for first, last in ranges]
-
-
-def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One summary of runs over disjoint days: rows and seconds add up, and a check passes
-    only if it passed in every run. Each run exports the whole table, so the export's item
-    count is the same in every run and is kept once."""
-    assets: dict[str, dict[str, Any]] = {}
-    for run in runs:
-        for key, entry in run["assets"].items():
-            total = assets.setdefault(key, {"rows": None, "seconds": 0.0, "counts": {}})
-            if entry.get("rows") is not None:
-                total["rows"] = (total["rows"] or 0) + entry["rows"]
-            total["seconds"] += entry.get("seconds", 0.0)
-            total["counts"] = entry.get("counts", {})
-    checks: dict[str, bool] = {}
-    for run in runs:
-        for name, passed in run["checks"].items():
-            checks[name] = checks.get(name, True) and passed
-    return {"assets": assets, "checks": checks}
-
-
 def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any]) -> StageCounts:
-    """Count every stage and check that the counts add up."""
+    """Count every stage and check that the counts add up.
+
+    The batch run's own asset checks (export = lake = warehouse, lake days =
+    warehouse days) must all pass; the counts here also follow each message from
+    publishing to the warehouse: stored + quarantined + rule errors = published.
+    """
     endpoints = cloud.endpoints
     assert endpoints is not None
     streaming = endpoints.outputs[STREAMING_STACK]
@@ -207,14 +169,19 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
         )
     )
     with duckdb.connect(str(endpoints.warehouse), read_only=True) as con:
-        warehouse = con.execute("select count(*) from raw.sensor_readings").fetchone()[0]
-        warehouse_quarantine = con.execute(
-            "select count(*) from raw.quarantined_records"
-        ).fetchone()[0]
+
+        def count(sql: str) -> int:
+            found = con.execute(sql).fetchone()
+            return int(found[0]) if found else 0
+
+        warehouse = count("select count(*) from raw.sensor_readings")
+        warehouse_quarantine = count("select count(*) from raw.quarantined_records")
+        warehouse_rule_errors = count("select count(*) from raw.rule_errors")
+        not_stored = count("select count(*) from staging.stg_iot__quarantined_records")
     assets = batch["assets"]
 
-    def rows(key: str) -> int:
-        return int(assets.get(key, {}).get("rows") or 0)
+    def counted(key: str, name: str) -> int:
+        return int(assets.get(key, {}).get("counts", {}).get(name, 0))
 
     result = StageCounts(
         {
@@ -224,13 +191,18 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
             "rule errors (error action, S3 errors/)": rule_errors,
             "stored in DynamoDB": stored,
             "quarantined by the function (S3 quarantine/)": quarantined,
-            "exported from DynamoDB": int(
-                assets.get("s3/lake/sensor_readings", {}).get("counts", {}).get("export_items", 0)
+            "exported from DynamoDB": counted("s3/dynamodb_export", "items_exported"),
+            "merged into the lake (readings)": counted(
+                "s3/lake/sensor_readings", "changes_applied"
             ),
-            "in the lake (readings)": rows("s3/lake/sensor_readings"),
-            "in the lake (quarantined)": rows("s3/lake/quarantined_records"),
+            "merged into the lake (quarantined)": counted(
+                "s3/lake/quarantined_records", "changes_applied"
+            ),
+            "merged into the lake (rule errors)": counted("s3/lake/rule_errors", "changes_applied"),
             "in the warehouse (raw.sensor_readings)": warehouse,
             "in the warehouse (raw.quarantined_records)": warehouse_quarantine,
+            "in the warehouse (raw.rule_errors)": warehouse_rule_errors,
+            "not stored, as dbt staging sees them": not_stored,
         }
     )
     c = result.counts
@@ -253,12 +225,20 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
         "every Kinesis record stored or quarantined",
     )
     result.expect("export", c["exported from DynamoDB"], stored, "the export holds every item")
-    result.expect("lake", c["in the lake (readings)"], stored, "the lake holds every reading")
+    result.expect(
+        "lake", c["merged into the lake (readings)"], stored, "the lake holds every reading"
+    )
     result.expect(
         "lake quarantine",
-        c["in the lake (quarantined)"],
+        c["merged into the lake (quarantined)"],
         quarantined,
         "the lake holds every quarantined record",
+    )
+    result.expect(
+        "lake rule errors",
+        c["merged into the lake (rule errors)"],
+        rule_errors,
+        "the lake holds every rule error",
     )
     result.expect("warehouse", warehouse, stored, "the warehouse holds every reading")
     result.expect(
@@ -266,6 +246,18 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
         warehouse_quarantine,
         quarantined,
         "the warehouse holds every quarantined record",
+    )
+    result.expect(
+        "warehouse rule errors",
+        warehouse_rule_errors,
+        rule_errors,
+        "the warehouse holds every rule error",
+    )
+    result.expect(
+        "every message",
+        warehouse + not_stored,
+        published,
+        "stored + quarantined + rule errors in the warehouse = published",
     )
     failed = sorted(name for name, passed in batch["checks"].items() if not passed)
     if failed:
@@ -326,7 +318,7 @@ def run_demo(
 def _run_demo(
     devices: int, readings: int, state_dir: str | Path | None, env: str, signals: SignalStop
 ) -> int:
-    from platform_tools.batch_runs import RunFailed, RunInterrupted, materialize
+    from platform_tools.batch_runs import RunFailed, RunInterrupted, describe, materialize
     from platform_tools.demo_report import write_report
 
     state = Path(state_dir or DEMO_STATE_DIR).resolve()
@@ -354,10 +346,9 @@ def _run_demo(
             raise StopRequested(signals.signum or signal.SIGINT)
         step("waiting for the stream to drain")
         cloud.wait_until_drained(timeout=120)
-        ranges = day_ranges(traffic)
         step(
-            "materialising the batch side with Dagster (export, lake, crawl, warehouse, dbt) "
-            f"for {', '.join(a if a == b else f'{a}..{b}' for a, b in ranges)}"
+            "materialising the batch side with Dagster, one catch-up run (export, lake, crawl, "
+            "warehouse, dbt)"
         )
         pipeline_environ = {
             "PLATFORM_ENV": "local",
@@ -376,12 +367,7 @@ def _run_demo(
                 contextlib.redirect_stdout(log),
                 contextlib.redirect_stderr(log),
             ):
-                batch = combined(
-                    [
-                        materialize(partition=first, last=last, log_level="WARNING")
-                        for first, last in ranges
-                    ]
-                )
+                batch = materialize(log_level="WARNING")
         except RunInterrupted:
             raise
         except RunFailed:
@@ -393,6 +379,8 @@ def _run_demo(
         signals.stopping()
         cloud.stop()
 
+    print("\nBatch run:")
+    print(describe(batch))
     print("\nBatch side, per asset:")
     for key, entry in sorted(batch["assets"].items()):
         rows = "" if entry.get("rows") is None else f"{entry['rows']:>7} rows"

@@ -99,6 +99,12 @@ QUARANTINE_REASONS = (
     ITEM_TOO_LARGE,
 )
 
+#: Why a message never reached the function: the topic rule's action failed (a payload
+#: that is not JSON, or without a `device_id`, has no partition key) and the rule's error
+#: action kept it under the quarantine bucket's `errors/`. The batch side loads those
+#: records beside the function's quarantine with this code.
+TOPIC_RULE_ERROR = "TOPIC_RULE_ERROR"
+
 # --- Quarantine record layout (one JSON line per record in S3) ------------
 
 QUARANTINE_FIELDS = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import duckdb
@@ -15,8 +16,9 @@ pytestmark = pytest.mark.integration
 def test_demo_publishes_processes_loads_and_reconciles(tmp_path, capsys, aws_endpoint):
     """GIVEN a fresh state directory
     WHEN the demo runs with a small fleet
-    THEN it exits 0, its printed counts reconcile, the marts hold the fleet's devices and
-    the seed's alerts, and the HTML report is written; the console keeps to the demo's
+    THEN it exits 0 after one batch run, its printed counts reconcile (every message stored,
+    quarantined or kept as a rule error, and in the warehouse), the marts hold the fleet's
+    devices and the seed's alerts, and the HTML report is written; the console keeps to the demo's
     steps while the function's batch lines and dbt's output are in their logs."""
     status = run_demo(devices=5, readings=300, state_dir=tmp_path / "demo", env="e2e")
     out = capsys.readouterr().out
@@ -33,11 +35,20 @@ def test_demo_publishes_processes_loads_and_reconciles(tmp_path, capsys, aws_end
             "where device_id in ('sensor-102', 'sensor-103') order by 1"
         ).fetchall()
         stored = con.execute("select count(*) from raw.sensor_readings").fetchone()[0]
+        rule_errors = con.execute(
+            "select payload_base64 from staging.stg_iot__quarantined_records "
+            "where record_source = 'topic_rule'"
+        ).fetchall()
     # 7 of the 8 seed payloads are readings with a device id; the fleet's 5 devices too.
     assert {f"sensor-10{i}" for i in range(1, 8)} <= devices
     assert len(devices) >= 7 + 5
     assert seed_alerts == [("sensor-102", "HIGH_TEMPERATURE"), ("sensor-103", "LOW_HUMIDITY")]
     assert stored >= 7 + 300 * 0.9
+    # the seed's "Invalid JSON Data" never reached the stream: the rule's error record did,
+    # and the warehouse has it with its payload
+    assert (base64.b64encode(b"Invalid JSON Data").decode(),) in rule_errors
+    # one batch run, a catch-up: on the demo's fresh lake that is one full export
+    assert out.count("write windows ") == 1 and "FULL_EXPORT" in out
     report = (tmp_path / "demo" / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 4
 

@@ -1,4 +1,5 @@
-"""The lake bucket: DynamoDB exports and the partitioned Parquet lake, under two prefixes."""
+"""The lake bucket: DynamoDB exports, the partitioned Parquet lake and the pipeline's own
+records, under three prefixes (`cloudformation.layout`)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,10 @@ from troposphere import AWSHelperFn, Parameter, Ref, Sub, Template
 from troposphere.s3 import Bucket
 
 from cloudformation.buckets import BucketSpec, hardened_bucket
+from cloudformation.layout import EXPORTS_PREFIX, LAKE_PREFIX, PIPELINE_PREFIX
 from cloudformation.naming import Naming
 
-#: DynamoDB exports land here (`exports/AWSDynamoDB/<ExportId>/...`).
-EXPORTS_PREFIX = "exports/"
-#: The Parquet lake: `lake/sensor_readings/dt=YYYY-MM-DD/`, `lake/quarantined_records/dt=.../`.
-LAKE_PREFIX = "lake/"
+__all__ = ["EXPORTS_PREFIX", "LAKE_PREFIX", "PIPELINE_PREFIX", "add_lake_bucket"]
 
 
 def add_lake_bucket(

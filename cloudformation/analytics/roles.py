@@ -16,7 +16,7 @@ from troposphere.redshift import Cluster
 from troposphere.s3 import Bucket
 
 from cloudformation.analytics.catalog import catalog_arns
-from cloudformation.analytics.lake import EXPORTS_PREFIX, LAKE_PREFIX
+from cloudformation.analytics.lake import EXPORTS_PREFIX, LAKE_PREFIX, PIPELINE_PREFIX
 from cloudformation.analytics.parameters import (
     DEPLOY_WAREHOUSE,
     HAS_ORCHESTRATOR_PRINCIPAL,
@@ -35,6 +35,7 @@ from cloudformation.iam import (
     service_role,
 )
 from cloudformation.kms import USE_ACTIONS
+from cloudformation.layout import RULE_ERRORS_PREFIX
 from cloudformation.naming import ANALYTICS_STACK, STREAMING_STACK, Naming
 
 #: The stacks whose outputs the pipeline reads in `aws` mode.
@@ -53,6 +54,12 @@ def add_copy_role(t: Template, naming: Naming, *, lake: Bucket, key_arn: AWSHelp
             description="Lets Redshift COPY read the lake's Parquet.",
             statements=[
                 allow([s3a.GetObject], [objects_under(lake, LAKE_PREFIX)], sid="ReadLakeParquet"),
+                # Each load is one COPY from a manifest of the files it takes.
+                allow(
+                    [s3a.GetObject],
+                    [objects_under(lake, f"{PIPELINE_PREFIX}manifests/")],
+                    sid="ReadCopyManifests",
+                ),
                 list_prefixes(lake_arn, [LAKE_PREFIX]),
                 allow([s3a.GetBucketLocation], [lake_arn], sid="LocateTheLake"),
                 allow([kmsa.Decrypt], [key_arn], sid="DecryptLakeObjects"),
@@ -129,7 +136,16 @@ def _batch_pipeline_statements(
     quarantine_arn = global_arn("s3", f"${{{params.streaming.quarantine_bucket.title}}}")
     table_arn = Ref(params.streaming.table_arn)
     return [
-        allow([ddb.ExportTableToPointInTime, ddb.DescribeTable], [table_arn], sid="ExportTheTable"),
+        allow(
+            [
+                ddb.ExportTableToPointInTime,
+                ddb.DescribeTable,
+                # how far back exports reach (point-in-time recovery)
+                ddb.DescribeContinuousBackups,
+            ],
+            [table_arn],
+            sid="ExportTheTable",
+        ),
         allow([ddb.DescribeExport], [Join("", [table_arn, "/export/*"])], sid="FollowExports"),
         allow(
             [
@@ -139,18 +155,31 @@ def _batch_pipeline_statements(
                 s3a.DeleteObject,
                 s3a.AbortMultipartUpload,
             ],
-            [objects_under(lake, EXPORTS_PREFIX), objects_under(lake, LAKE_PREFIX)],
+            # The pipeline's own records (lake state and locks, export summaries, change sets,
+            # COPY manifests) sit beside the lake, outside what the crawler reads.
+            [
+                objects_under(lake, EXPORTS_PREFIX),
+                objects_under(lake, LAKE_PREFIX),
+                objects_under(lake, PIPELINE_PREFIX),
+            ],
             sid="ReadAndWriteTheLake",
         ),
-        list_prefixes(lake_arn, [EXPORTS_PREFIX, LAKE_PREFIX]),
+        list_prefixes(lake_arn, [EXPORTS_PREFIX, LAKE_PREFIX, PIPELINE_PREFIX]),
         allow(USE_ACTIONS, [key_arn], sid="UseTheLakeKey"),
+        # The function's quarantine and the topic rule's error records (the messages it could
+        # not route): both are loaded as data.
         allow(
             [s3a.GetObject],
-            [objects_under(quarantine_arn, Ref(params.streaming.quarantine_prefix))],
+            [
+                objects_under(quarantine_arn, Ref(params.streaming.quarantine_prefix)),
+                objects_under(quarantine_arn, RULE_ERRORS_PREFIX),
+            ],
             sid="ReadQuarantinedRecords",
         ),
         list_prefixes(
-            quarantine_arn, [Ref(params.streaming.quarantine_prefix)], sid="ListQuarantinedRecords"
+            quarantine_arn,
+            [Ref(params.streaming.quarantine_prefix), RULE_ERRORS_PREFIX],
+            sid="ListQuarantinedRecords",
         ),
         # The table and the quarantine bucket are encrypted with it.
         allow(

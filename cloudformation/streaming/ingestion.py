@@ -19,11 +19,9 @@ from troposphere.s3 import Bucket
 
 from cloudformation.buckets import objects_under
 from cloudformation.iam import allow, arn, document, service_role
+from cloudformation.layout import RULE_ERRORS_PREFIX
 from cloudformation.naming import Naming
 from cloudformation.streaming.parameters import STREAM_IS_ON_DEMAND, IngestionParameters
-
-#: Where the topic rule's error action keeps messages it could not deliver.
-RULE_ERRORS_PREFIX = "errors/"
 
 
 def add_stream(

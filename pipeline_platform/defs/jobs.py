@@ -1,44 +1,81 @@
-"""The batch ETL job, its schedule, the table observation, and the executor of every run."""
+"""The batch ETL job, its schedule (on by default), the table observation, and the executor of
+every run.
 
-from datetime import timedelta
+The schedule and `pipeline-platform materialize` ask the same question: where did
+the lake stop (`lake.windows.catch_up`)? They run every write window from there,
+the schedule up to the last complete hour, the command line up to now.
+"""
 
 import dagster as dg
 
+from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
+from pipeline_platform.defs.lake.run_context import REBUILD_TAG, SINCE_TAG, state_store
+from pipeline_platform.defs.lake.windows import CatchUp, catch_up
 from pipeline_platform.environment import Environment
+from pipeline_platform.resources.cloud import CloudResource
 
 BATCH_JOB = "batch_etl"
 OBSERVE_JOB = "observe_readings_table"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+#: Every lake table: a catch-up starts where the one furthest behind stopped.
+LAKE_TABLES = tuple(table.name for table in ws.TABLES)
 
 # Everything Dagster materialises, from the export to the marts.
-batch_selection = dg.AssetSelection.assets(keys.DYNAMODB_EXPORT, keys.LAKE_QUARANTINE).downstream()
+batch_selection = dg.AssetSelection.assets(
+    keys.DYNAMODB_EXPORT, keys.LAKE_QUARANTINE, keys.LAKE_RULE_ERRORS
+).downstream()
 
 batch_etl = dg.define_asset_job(
     BATCH_JOB,
     selection=batch_selection,
-    description="Export the table, shape the lake, crawl, load the warehouse and build dbt.",
+    description="Export the table's writes of the run's windows, merge them into the lake by "
+    "reading day, crawl, load the changed days into the warehouse and rebuild the changed "
+    "hours with dbt.",
 )
 
 
-@dg.schedule(job=batch_etl, cron_schedule="5 * * * *", execution_timezone="UTC")
-def batch_etl_hourly(context: dg.ScheduleEvaluationContext):
-    """Refresh today's partition every hour; in the first hour, close yesterday's too.
+def run_tags(plan: CatchUp, rebuild: bool = False) -> dict[str, str]:
+    """Tags of a run over `plan`'s windows (a partition range), from where the lake stopped."""
+    tags = {RANGE_START_TAG: plan.first_key, RANGE_END_TAG: plan.last_key}
+    if plan.since is not None:
+        tags[SINCE_TAG] = plan.since.isoformat()
+    if rebuild:
+        tags[REBUILD_TAG] = "true"
+    return tags
 
-    Readings arrive late, so yesterday gets one last run after midnight (UTC).
+
+@dg.schedule(
+    job=batch_etl,
+    cron_schedule="5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def batch_etl_hourly(context: dg.ScheduleEvaluationContext, cloud: CloudResource):
+    """Every hour, one run over every complete write window the lake has not taken yet.
+
+    Normally that is the hour just ended; after an outage, every hour since the
+    lake stopped, in one run (one export per 24 hours of them).
     """
-    now = context.scheduled_execution_time
-    days = [now.date()]
-    if now.hour == 0:
-        days.insert(0, now.date() - timedelta(days=1))
-    for day in days:
-        yield dg.RunRequest(run_key=f"{day}@{now:%Y-%m-%dT%H}", partition_key=day.isoformat())
+    states = state_store(cloud).load_many(LAKE_TABLES)
+    plan = catch_up(states, context.scheduled_execution_time, complete_only=True)
+    if plan is None:
+        return dg.SkipReason("the lake already holds every complete write window")
+    return dg.RunRequest(
+        run_key=f"{plan.first_key}..{plan.last_key}@{context.scheduled_execution_time:%Y%m%dT%H}",
+        tags=run_tags(plan),
+    )
 
 
 observe_table = dg.define_asset_job(
     OBSERVE_JOB, selection=dg.AssetSelection.assets(keys.DYNAMODB_TABLE)
 )
 observe_schedule = dg.ScheduleDefinition(
-    job=observe_table, cron_schedule="*/15 * * * *", name="observe_readings_table_15min"
+    job=observe_table,
+    cron_schedule="*/15 * * * *",
+    name="observe_readings_table_15min",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 
 

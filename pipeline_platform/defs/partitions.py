@@ -1,19 +1,61 @@
-"""Daily partitions by reading date (UTC), shared by every batch asset."""
+"""Hourly partitions of *write* time, shared by every batch asset.
+
+A partition is a window of the table's write time, not of reading time: partition
+`2026-12-01-10:00` of an asset means the asset has taken in what was written to
+the table (and to the quarantine bucket) from 10:00 to 11:00 UTC, whatever the
+readings' own timestamps say. Late readings, readings of 2001 and updates of old
+keys are therefore all in the window they were written in, and nothing depends on
+a calendar of reading days. Where the readings land (their reading day) is the
+lake's business: it merges each window into the `dt=` partitions the window
+touches.
+
+The current hour is a partition too (`end_offset=1`), so a run "up to now" is a
+run of partitions; it takes the current hour's writes up to the moment it runs,
+and the next run takes the rest.
+"""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-# The seed's readings are from November 2023; `end_offset=1` makes today a partition.
-DAILY = dg.DailyPartitionsDefinition(start_date="2023-11-01", end_offset=1)
-# One run handles a whole backfill range: one table export serves every day in it.
+#: Partition key format of `WRITE_HOURS` (Dagster's hourly format).
+HOUR_FORMAT = "%Y-%m-%d-%H:%M"
+#: The first write window. Windows before the lake's first (full) export are covered by
+#: it: a run over them exports nothing. Set it to a deployment's first day to show no
+#: windows from before it.
+FIRST_WRITE_HOUR = "2026-11-01-00:00"
+WINDOW = timedelta(hours=1)
+
+WRITE_HOURS = dg.HourlyPartitionsDefinition(start_date=FIRST_WRITE_HOUR, end_offset=1)
+# One run handles a whole backfill range: its windows become one export per 24 hours.
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 
-def days_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[date, ...]:
-    """The days (UTC reading dates) the run covers, first to last."""
+def hour_key(moment: datetime) -> str:
+    """The partition key of the write window holding `moment`."""
+    return floor_hour(moment).strftime(HOUR_FORMAT)
+
+
+def floor_hour(moment: datetime) -> datetime:
+    """`moment` (UTC) rounded down to its hour."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def key_start(key: str) -> datetime:
+    """When the write window of partition `key` starts (UTC)."""
+    return datetime.strptime(key, HOUR_FORMAT).replace(tzinfo=UTC)
+
+
+def run_span(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
+) -> tuple[datetime, datetime]:
+    """The write-time span `[start, end)` of the run's partitions (UTC, aware)."""
     window = context.partition_time_window
-    first, end = window.start.date(), window.end.date()
-    return tuple(first + timedelta(days=i) for i in range((end - first).days))
+    return window.start.astimezone(UTC), window.end.astimezone(UTC)
+
+
+def range_keys(first: datetime, last: datetime) -> tuple[str, str]:
+    """The partition keys of the windows holding `first` and `last`."""
+    return hour_key(first), hour_key(last)

@@ -8,9 +8,12 @@ run starts, so loading the code location asks AWS nothing.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,15 @@ _PER_PARTITION_LISTING_MAX = 31
 _BOTO_CONFIG = Config(max_pool_connections=_TRANSFER_THREADS * 2, retries={"mode": "standard"})
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One S3 object as a listing shows it."""
+
+    key: str
+    last_modified: datetime
+    size: int
+
+
 class CloudResource(dg.ConfigurableResource):
     """Clients and resource names of one deployment (AWS or the local cloud).
 
@@ -39,6 +51,11 @@ class CloudResource(dg.ConfigurableResource):
 
     s3: S3Resource
     _settings: Settings | None = PrivateAttr(default=None)
+    # One client per service for the resource's life: building one loads the service's model
+    # (dagster-aws builds a new session on every `get_client`), which cost more than the
+    # calls themselves. boto3 clients are safe to share between threads.
+    _clients: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Resolve the deployment's names once per run, before any asset needs them."""
@@ -52,23 +69,47 @@ class CloudResource(dg.ConfigurableResource):
         return self._settings
 
     def client(self, service: str) -> Any:
-        """A boto3 client for `service` at the configured endpoint and region."""
-        if service == "s3":
-            return self.s3.get_client()
-        return boto3.client(
-            service,
-            endpoint_url=self.s3.endpoint_url,
-            region_name=self.s3.region_name,
-            config=_BOTO_CONFIG,
-        )
+        """The boto3 client for `service` at the configured endpoint and region."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = (
+                    self.s3.get_client()
+                    if service == "s3"
+                    else boto3.client(
+                        service,
+                        endpoint_url=self.s3.endpoint_url,
+                        region_name=self.s3.region_name,
+                        config=_BOTO_CONFIG,
+                    )
+                )
+            return self._clients[service]
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         """Every object key under `prefix`, in key order."""
+        return [o.key for o in self.list_objects(bucket, prefix)]
+
+    def list_objects(self, bucket: str, prefix: str) -> list[StoredObject]:
+        """Every object under `prefix` with its `LastModified` and size, in key order."""
         paginator = self.client("s3").get_paginator("list_objects_v2")
-        keys: list[str] = []
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        return sorted(keys)
+        found = [
+            StoredObject(obj["Key"], obj["LastModified"], obj["Size"])
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+        return sorted(found, key=lambda o: o.key)
+
+    def get_json(self, bucket: str, key: str) -> Any:
+        """The JSON document stored at `key`."""
+        return json.loads(self.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def put_json(self, bucket: str, key: str, document: Any) -> None:
+        """Store `document` as JSON at `key`."""
+        self.client("s3").put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(document, indent=1, default=str).encode(),
+            ContentType="application/json",
+        )
 
     def partition_keys(self, bucket: str, prefix: str, days: Iterable[date]) -> list[str]:
         """Keys in the Hive partitions `<prefix>dt=YYYY-MM-DD/` of `days`, in key order.
@@ -124,24 +165,3 @@ class CloudResource(dg.ConfigurableResource):
 
         with ThreadPoolExecutor(_TRANSFER_THREADS) as pool:
             return list(pool.map(put, files))
-
-    def parquet_metadata(self, bucket: str, keys: Iterable[str]) -> list[Any]:
-        """Parquet footers (schema, row count) of objects, read without fetching the data."""
-        import pyarrow.parquet as pq
-        from pyarrow import fs
-
-        session = boto3.Session(region_name=self.s3.region_name)
-        creds = session.get_credentials()
-        frozen = creds.get_frozen_credentials() if creds else None
-        options: dict[str, Any] = {"region": self.s3.region_name}
-        if frozen:
-            options.update(
-                access_key=frozen.access_key,
-                secret_key=frozen.secret_key,
-                session_token=frozen.token,
-            )
-        if self.s3.endpoint_url:
-            scheme, _, host = self.s3.endpoint_url.partition("://")
-            options.update(endpoint_override=host, scheme=scheme)
-        filesystem = fs.S3FileSystem(**options)
-        return [pq.read_metadata(f"{bucket}/{key}", filesystem=filesystem) for key in keys]

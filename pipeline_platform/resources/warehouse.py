@@ -1,17 +1,19 @@
 """The warehouse resources: DuckDB locally, Redshift on AWS, with one loading contract.
 
-Both load a set of lake partitions (Parquet under `.../dt=YYYY-MM-DD/`) into
-`raw.<table>` the same way: stage the partitions' rows, add columns the lake
-has gained, then in one transaction delete the staged natural keys from the
-table and insert the staged rows. Loading a partition again yields the same
-rows, and late readings for a day replace nothing but themselves.
+Both load the lake days that changed since their last load into `raw.<table>`
+the same way (`warehouse_load`, `load_sql`): stage the days' rows, add columns
+the lake has gained, and in one transaction replace those days, queue the
+changed rows' reading hours and days for dbt, and record the lake version
+loaded. They also keep dbt's queue: what is still to rebuild, and clearing it
+once dbt has built.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from datetime import date
+from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +30,61 @@ from pipeline_platform.environment import (
     SettingMissing,
     load_settings,
 )
-from pipeline_platform.resources import redshift_sql
+from pipeline_platform.resources import load_sql, redshift_sql
 from pipeline_platform.resources.cloud import CloudResource
-from pipeline_platform.resources.warehouse_load import LoadResult, LoadSpec
+from pipeline_platform.resources.warehouse_load import Loaded, LoadResult, LoadSpec, Pending
 
 
 class Warehouse(dg.ConfigurableResource):
-    """What every warehouse offers the assets: a merge of lake partitions, and dbt's profile
+    """What every warehouse offers the assets: loads of lake days, dbt's queue, dbt's profile
     environment."""
 
-    def merge_partitions(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
-        """Stage the spec's partitions and merge them into `raw.<table>` by natural key."""
+    def loaded(self, table: str, lake_id: str) -> Loaded:
+        """The latest version of lake `lake_id` of `table` loaded (0 before the first load)."""
+        raise NotImplementedError
+
+    def load(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
+        """Load `spec`'s lake files into `raw.<table>` (see `warehouse_load`)."""
+        raise NotImplementedError
+
+    def rows_by_day(self, table: str) -> dict[str, int]:
+        """Rows of `raw.<table>` per reading day (empty before the table exists)."""
+        raise NotImplementedError
+
+    def pending(self) -> Pending:
+        """The reading hours and days loads have queued for dbt since it last built."""
+        raise NotImplementedError
+
+    def clear_pending(self, pending: Pending) -> None:
+        """Forget what `pending` held: dbt has built it."""
         raise NotImplementedError
 
     def dbt_environment(self) -> dict[str, str]:
         """What the dbt profile's target for this warehouse reads from the environment."""
         raise NotImplementedError
+
+
+def _pending(rows: list[tuple[Any, ...]]) -> Pending:
+    up_to: dict[str, int] = defaultdict(int)
+    hours: set[str] = set()
+    days: set[str] = set()
+    full_refresh = False
+    for table, version, day, hour, refresh in rows:
+        up_to[table] = max(up_to[table], int(version))
+        full_refresh = full_refresh or bool(refresh)
+        if day is not None:
+            days.add(str(day))
+        if hour is not None:
+            hours.add(str(hour)[:19])
+    return Pending(tuple(sorted(hours)), tuple(sorted(days)), dict(up_to), full_refresh)
+
+
+def _loaded(row: tuple[Any, ...] | None) -> Loaded:
+    return Loaded(int(row[0]), bool(row[1])) if row else Loaded(0, False)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class DuckDBWarehouse(Warehouse):
@@ -58,91 +99,133 @@ class DuckDBWarehouse(Warehouse):
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """Open the warehouse file (creating its folder on first use)."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(self.path, read_only=read_only)
+        con = duckdb.connect(self.path, read_only=read_only)
+        con.execute("set enable_progress_bar = false")
+        return con
 
-    def merge_partitions(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
-        """Stage the spec's partitions from S3 and merge them into `raw.<table>`."""
-        keys = [
-            k
-            for k in cloud.partition_keys(spec.bucket, spec.lake_prefix, spec.days)
-            if k.endswith(".parquet")
-        ]
+    def _state(self, con: duckdb.DuckDBPyConnection) -> None:
+        for statement in load_sql.state_tables("duckdb"):
+            con.execute(statement)
+
+    def loaded(self, table: str, lake_id: str) -> Loaded:
+        """The latest version of lake `lake_id` of `table` loaded (0 before the first load)."""
+        with self.connect() as con:
+            self._state(con)
+            return _loaded(con.execute(load_sql.loaded_version_sql(table, lake_id)).fetchone())
+
+    def load(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
+        """Download `spec`'s files and load them into `raw.<table>` in one transaction."""
         with tempfile.TemporaryDirectory(prefix="warehouse-load-") as tmp:
-            files = cloud.download(spec.bucket, keys, Path(tmp), strip=spec.lake_prefix)
+            files = cloud.download(
+                spec.bucket, [f.key for f in spec.files], Path(tmp), strip=spec.lake_prefix
+            )
             with self.connect() as con:
-                return _merge_into_duckdb(con, spec, [str(f) for f in files])
+                return _load_duckdb(con, spec, [str(f) for f in files])
+
+    def rows_by_day(self, table: str) -> dict[str, int]:
+        """Rows of `raw.<table>` per reading day (empty before the table exists)."""
+        with self.connect() as con:
+            if not _exists(con, ws.RAW_SCHEMA, table):
+                return {}
+            rows = con.execute(
+                f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{table} group by dt"
+            ).fetchall()
+        return {day: int(n) for day, n in rows}
+
+    def pending(self) -> Pending:
+        """The reading hours and days loads have queued for dbt since it last built."""
+        with self.connect() as con:
+            self._state(con)
+            return _pending(con.execute(load_sql.pending_sql()).fetchall())
+
+    def clear_pending(self, pending: Pending) -> None:
+        """Forget what `pending` held: dbt has built it."""
+        with self.connect() as con:
+            for statement in load_sql.clear_pending_sql(pending.up_to):
+                con.execute(statement)
 
     def query(self, sql: str, parameters: list | None = None) -> list[tuple]:
         """Run a read-only query and return its rows."""
         with self.connect(read_only=True) as con:
             return con.execute(sql, parameters or []).fetchall()
 
-    def day_counts(self, table: str, days: tuple[date, ...]) -> dict[str, int]:
-        """Rows of `raw.<table>` per day in `days` (0 for a day without rows)."""
-        with self.connect() as con:
-            return _day_counts(con, table, days)
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(found and found[0])
 
 
-def _day_counts(
-    con: duckdb.DuckDBPyConnection, table: str, days: tuple[date, ...]
-) -> dict[str, int]:
-    found = dict(
-        con.execute(
-            f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{table} "
-            "where dt between ? and ? group by dt",
-            [min(days), max(days)],
-        ).fetchall()
-    )
-    return {d.isoformat(): int(found.get(d.isoformat(), 0)) for d in days}
-
-
-def _merge_into_duckdb(
-    con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str]
-) -> LoadResult:
-    qualified = f"{ws.RAW_SCHEMA}.{spec.table}"
-    con.execute(f"create schema if not exists {ws.RAW_SCHEMA}")
-    con.execute(ws.create_table_sql(spec.table, spec.columns, "duckdb"))
-    existing = {
+def _table_columns(con: duckdb.DuckDBPyConnection, spec: LoadSpec) -> set[str]:
+    return {
         name
         for (name,) in con.execute(
             "select column_name from information_schema.columns "
             "where table_schema = ? and table_name = ?",
-            [ws.RAW_SCHEMA, spec.table],
+            [ws.RAW_SCHEMA, spec.table.name],
         ).fetchall()
     }
+
+
+def _load_duckdb(con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str]) -> LoadResult:
+    con.execute(f"create schema if not exists {ws.RAW_SCHEMA}")
+    con.execute(ws.create_table_sql(spec.table.name, spec.table.columns, "duckdb"))
+    for statement in load_sql.state_tables("duckdb"):
+        con.execute(statement)
+    existing = _table_columns(con, spec)
     added = []
     for name, logical in spec.extra_columns.items():
         if name not in existing:
             sql_type = ws.Column(name, logical, "").sql_type("duckdb")
-            con.execute(f'alter table {qualified} add column "{name}" {sql_type}')
+            con.execute(f'alter table {spec.qualified} add column "{name}" {sql_type}')
             added.append(name)
-    staged = 0
+    # The stage has every column the table's files may have; a column no file of these days
+    # has yet is null.
+    types = {c.name: c.sql_type("duckdb") for c in spec.table.columns} | {
+        name: ws.Column(name, logical, "").sql_type("duckdb")
+        for name, logical in spec.extra_columns.items()
+    }
+    stage = f"stage_{spec.table.name}"
+    staged = changed = queued_hours = queued_days = 0
     con.execute("begin transaction")
     try:
         if files:
-            con.execute(
-                "create or replace temp table stage as select * from read_parquet(?, "
-                "hive_partitioning = true, hive_types = {'dt': 'date'}, union_by_name = true)",
-                [files],
+            read = "read_parquet(?, hive_partitioning = false, union_by_name = true)"
+            present = {
+                row[0] for row in con.execute(f"describe select * from {read}", [files]).fetchall()
+            }
+            select = ", ".join(
+                f'"{c}"' if c in present else f'cast(null as {types[c]}) as "{c}"'
+                for c in load_sql.table_columns(spec)
             )
-            staged = con.execute("select count(*) from stage").fetchone()[0]
-            match = " and ".join(f"t.{k} = s.{k}" for k in spec.key)
-            con.execute(f"delete from {qualified} t using stage s where {match}")
-            con.execute(f"insert into {qualified} by name select * from stage")
-            con.execute("drop table stage")
+            con.execute(
+                f"create or replace temp table {stage} as select {select} from {read}", [files]
+            )
+            for statement in load_sql.merge_statements(spec, stage, _now()):
+                con.execute(statement)
+            counts = con.execute(
+                f"select (select count(*) from {stage}), count(*), count(distinct reading_hour), "
+                f"count(distinct dt) from {load_sql.CHANGED}"
+            ).fetchone()
+            assert counts is not None
+            staged, changed, queued_hours, queued_days = (int(n) for n in counts)
+            con.execute(f"drop table {load_sql.CHANGED}")
+            con.execute(f"drop table {stage}")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    columns = tuple(
-        name
-        for (name,) in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = ? and table_name = ? order by ordinal_position",
-            [ws.RAW_SCHEMA, spec.table],
-        ).fetchall()
+    rows = con.execute(load_sql.rows_by_day_sql(spec)).fetchall()
+    return LoadResult(
+        staged,
+        changed,
+        {day: int(n) for day, n in rows},
+        tuple(added),
+        queued_hours,
+        queued_days,
     )
-    return LoadResult(_day_counts(con, spec.table, spec.days), staged, tuple(added), columns)
 
 
 class RedshiftWarehouse(Warehouse):
@@ -197,42 +280,72 @@ class RedshiftWarehouse(Warehouse):
         )
         return sa.create_engine(url)
 
-    def merge_partitions(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
-        """COPY the spec's partitions into a staging table and merge by natural key."""
-        import sqlalchemy as sa
+    def _run(self, statements: list[str], query: str | None = None) -> list[tuple[Any, ...]]:
+        with self._engine().connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+            return [tuple(r) for r in conn.exec_driver_sql(query).all()] if query else []
 
-        engine = self._engine()
-        with engine.connect() as conn:
+    def loaded(self, table: str, lake_id: str) -> Loaded:
+        """The latest version of lake `lake_id` of `table` loaded (0 before the first load)."""
+        rows = self._run(
+            load_sql.state_tables("redshift"), load_sql.loaded_version_sql(table, lake_id)
+        )
+        return _loaded(rows[0] if rows else None)
+
+    def load(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
+        """One COPY of the days' files (from a manifest) into a stage, then the merge."""
+        if not spec.files:
+            self._run(redshift_sql.table_setup(spec, set())[0])
+            return LoadResult(0, 0, self.rows_by_day(spec.table.name), (), 0, 0)
+        manifest_key = spec.manifest_key
+        cloud.put_json(spec.bucket, manifest_key, redshift_sql.manifest(spec))
+        with self._engine().connect() as conn:
             existing = {
                 row[0]
-                for row in conn.execute(
-                    sa.text(
-                        "select column_name from information_schema.columns "
-                        "where table_schema = :s and table_name = :t"
-                    ),
-                    {"s": ws.RAW_SCHEMA, "t": spec.table},
+                for row in conn.exec_driver_sql(
+                    "select column_name from information_schema.columns "
+                    f"where table_schema = '{ws.RAW_SCHEMA}' and table_name = '{spec.table.name}'"
                 )
             }
-            plan = redshift_sql.merge_statements(spec, self.cluster().copy_role_arn, existing)
+            plan = redshift_sql.load_plan(
+                spec, self.cluster().copy_role_arn, existing, manifest_key, _now()
+            )
             conn.execution_options(isolation_level="AUTOCOMMIT")
             for statement in plan.setup:
                 conn.exec_driver_sql(statement)
             with conn.begin():
                 for statement in plan.merge:
                     conn.exec_driver_sql(statement)
-            staged = conn.exec_driver_sql(f"select count(*) from {plan.stage_table}").scalar()
-            rows = dict(
-                conn.execute(
-                    sa.text(
-                        f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{spec.table} "
-                        "where dt between :a and :b group by dt"
-                    ),
-                    {"a": min(spec.days), "b": max(spec.days)},
-                ).all()
-            )
+            counts = conn.exec_driver_sql(
+                f"select (select count(*) from {plan.stage_table}), count(*), "
+                f"count(distinct reading_hour), count(distinct dt) from {load_sql.CHANGED}"
+            ).one()
+            rows = conn.exec_driver_sql(load_sql.rows_by_day_sql(spec)).all()
+        staged, changed, hours, days = (int(n or 0) for n in counts)
         return LoadResult(
-            {d.isoformat(): int(rows.get(d.isoformat(), 0)) for d in spec.days},
-            int(staged or 0),
-            plan.added_columns,
-            (),
+            staged, changed, {d: int(n) for d, n in rows}, plan.added_columns, hours, days
         )
+
+    def rows_by_day(self, table: str) -> dict[str, int]:
+        """Rows of `raw.<table>` per reading day (empty before the table exists)."""
+        exists = self._run(
+            [],
+            "select count(*) from information_schema.tables "
+            f"where table_schema = '{ws.RAW_SCHEMA}' and table_name = '{table}'",
+        )
+        if not exists or not exists[0][0]:
+            return {}
+        rows = self._run(
+            [], f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{table} group by dt"
+        )
+        return {str(day): int(n) for day, n in rows}
+
+    def pending(self) -> Pending:
+        """The reading hours and days loads have queued for dbt since it last built."""
+        return _pending(self._run(load_sql.state_tables("redshift"), load_sql.pending_sql()))
+
+    def clear_pending(self, pending: Pending) -> None:
+        """Forget what `pending` held: dbt has built it."""
+        self._run(load_sql.clear_pending_sql(pending.up_to))

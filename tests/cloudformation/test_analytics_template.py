@@ -61,8 +61,9 @@ def test_warehouse_is_encrypted_private_and_has_a_managed_password(analytics):
     assert {"ParameterName": "require_ssl", "ParameterValue": "true"} in parameters["Parameters"]
 
 
-def test_copy_role_reads_only_the_lake_prefix(analytics):
-    """GIVEN the COPY role THEN Redshift assumes it and it reads lake/ only."""
+def test_copy_role_reads_only_the_lake_and_its_manifests(analytics):
+    """GIVEN the COPY role THEN Redshift assumes it and it reads lake/ and the COPY manifests
+    only."""
     role = analytics["Resources"]["RedshiftCopyRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "redshift.amazonaws.com"
@@ -72,6 +73,17 @@ def test_copy_role_reads_only_the_lake_prefix(analytics):
         ["s3:GetObject"],
         [{"Fn::Join": ["", [{"Fn::GetAtt": ["LakeBucket", "Arn"]}, "/", "lake/", "*"]]}],
     )
+    assert grants["ReadCopyManifests"] == (
+        ["s3:GetObject"],
+        [
+            {
+                "Fn::Join": [
+                    "",
+                    [{"Fn::GetAtt": ["LakeBucket", "Arn"]}, "/", "pipeline/manifests/", "*"],
+                ]
+            }
+        ],
+    )
     actions = {action for granted, _ in grants.values() for action in granted}
     assert actions == {"s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation", "kms:Decrypt"}
 
@@ -80,7 +92,11 @@ def test_orchestrator_can_export_the_table_run_the_crawler_and_reach_the_warehou
     """GIVEN the orchestrator role THEN export, lake read/write, crawler, catalog, warehouse."""
     grants = _grants(analytics["Resources"]["OrchestratorRole"]["Properties"])
     assert grants["ExportTheTable"] == (
-        ["dynamodb:DescribeTable", "dynamodb:ExportTableToPointInTime"],
+        [
+            "dynamodb:DescribeContinuousBackups",
+            "dynamodb:DescribeTable",
+            "dynamodb:ExportTableToPointInTime",
+        ],
         [{"Ref": "TableArn"}],
     )
     assert grants["FollowExports"][0] == ["dynamodb:DescribeExport"]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import ast
 import fnmatch
 import json
+import time
 import warnings
-from datetime import date
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -202,6 +203,7 @@ def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_p
 
     from pipeline_platform.defs.keys import LAKE_QUARANTINE_PREFIX
     from pipeline_platform.defs.lake.assets import lake_quarantined_records
+    from pipeline_platform.defs.partitions import hour_key
     from pipeline_platform.environment import Environment, SettingMissing
     from pipeline_platform.resources import build_resources
 
@@ -234,10 +236,11 @@ def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_p
         Key=f"{CUSTOM_QUARANTINE_PREFIX}dt={DAY}/batch-1.jsonl",
         Body=json.dumps(line).encode() + b"\n",
     )
+    time.sleep(1.2)  # a run takes objects written up to a second before it
     result = dg.materialize(
         [lake_quarantined_records],
         resources={"cloud": resources["cloud"]},
-        partition_key=DAY,
+        partition_key=hour_key(datetime.now(UTC)),
     )
     (materialization,) = result.asset_materializations_for_node(lake_quarantined_records.op.name)
     assert materialization.metadata["dagster/row_count"].value == 1
@@ -283,7 +286,7 @@ def test_orchestrator_role_allows_every_call_the_pipeline_makes_in_aws(aws_mode)
     the emulator resolved it, allows each AWS call of the batch graph on the resources the
     pipeline's own settings and key layout name, including the non-default quarantine prefix."""
     from pipeline_platform.defs import keys
-    from pipeline_platform.defs.lake.assets import export_prefix
+    from pipeline_platform.defs.lake.run_context import change_set_key
 
     outputs, settings = aws_mode
     streaming, analytics = outputs["streaming"], outputs["analytics"]
@@ -305,29 +308,46 @@ def test_orchestrator_role_allows_every_call_the_pipeline_makes_in_aws(aws_mode)
     quarantine = f"arn:aws:s3:::{settings.quarantine_bucket}"
     glue = f"arn:aws:glue:{settings.region}:{table.split(':')[4]}"
     day_prefix = f"dt={DAY}/"
-    exports = export_prefix((date.fromisoformat(DAY),))
+    export = f"{keys.EXPORT_PREFIX}20261201T090000_20261201T100000/"
+    # The pipeline's own records beside the lake: state and lock, export summary, change
+    # set, COPY manifest.
+    records = [
+        f"{keys.STATE_PREFIX}sensor_readings.json",
+        f"{keys.STATE_PREFIX}sensor_readings.lock",
+        f"{keys.EXPORT_SUMMARY_PREFIX}2026-12-01-0900_2026-12-01-1000.json",
+        change_set_key("sensor_readings", 7),
+        f"{keys.MANIFEST_PREFIX}sensor_readings/v00000007.manifest",
+    ]
     calls = [
         *(("cloudformation:DescribeStacks", stack_id, {}) for stack_id in stack_ids),
         ("dynamodb:DescribeTable", table, {}),
+        ("dynamodb:DescribeContinuousBackups", table, {}),
         ("dynamodb:ExportTableToPointInTime", table, {}),
         ("dynamodb:DescribeExport", f"{table}/export/01700000000000-abcdef12", {}),
         ("kms:Decrypt", streaming["DataKeyArn"], {}),
-        ("s3:ListBucket", lake, {"s3:prefix": exports}),
-        ("s3:PutObject", f"{lake}/{exports}AWSDynamoDB/data/part.json.gz", {}),
-        ("s3:GetObject", f"{lake}/{exports}AWSDynamoDB/data/part.json.gz", {}),
-        ("s3:DeleteObject", f"{lake}/{exports}AWSDynamoDB/data/part.json.gz", {}),
+        ("s3:ListBucket", lake, {"s3:prefix": export}),
+        ("s3:PutObject", f"{lake}/{export}AWSDynamoDB/data/part.json.gz", {}),
+        ("s3:GetObject", f"{lake}/{export}AWSDynamoDB/data/part.json.gz", {}),
+        ("s3:DeleteObject", f"{lake}/{export}AWSDynamoDB/data/part.json.gz", {}),
         ("kms:GenerateDataKey", analytics["LakeKeyArn"], {}),
         ("kms:Decrypt", analytics["LakeKeyArn"], {}),
-        ("s3:ListBucket", quarantine, {"s3:prefix": f"{settings.quarantine_prefix}{day_prefix}"}),
+        ("s3:ListBucket", quarantine, {"s3:prefix": settings.quarantine_prefix}),
         ("s3:GetObject", f"{quarantine}/{settings.quarantine_prefix}{day_prefix}b.jsonl", {}),
+        ("s3:ListBucket", quarantine, {"s3:prefix": settings.rule_errors_prefix}),
+        ("s3:GetObject", f"{quarantine}/{settings.rule_errors_prefix}1700-abc.json", {}),
         *(
             (action, f"{lake}/{prefix}{day_prefix}part-0.parquet", {})
-            for prefix in (keys.LAKE_READINGS_PREFIX, keys.LAKE_QUARANTINE_PREFIX)
-            for action in ("s3:PutObject", "s3:DeleteObject")
+            for prefix in keys.LAKE_PREFIXES.values()
+            for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
         ),
         *(
             ("s3:ListBucket", lake, {"s3:prefix": f"{prefix}{day_prefix}"})
-            for prefix in (keys.LAKE_READINGS_PREFIX, keys.LAKE_QUARANTINE_PREFIX)
+            for prefix in keys.LAKE_PREFIXES.values()
+        ),
+        *(
+            (action, f"{lake}/{key}", {})
+            for key in records
+            for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
         ),
         ("cloudwatch:GetMetricStatistics", "*", {}),
         ("glue:StartCrawler", f"{glue}:crawler/{settings.crawler_name}", {}),
@@ -339,16 +359,16 @@ def test_orchestrator_role_allows_every_call_the_pipeline_makes_in_aws(aws_mode)
             for resource in (
                 f"{glue}:catalog",
                 f"{glue}:database/{settings.glue_database}",
-                f"{glue}:table/{settings.glue_database}/sensor_readings",
+                *(f"{glue}:table/{settings.glue_database}/{t}" for t in keys.LAKE_PREFIXES),
             )
         ),
     ]
     denied = [(a, r, c) for a, r, c in calls if not _allowed(statements, a, r, c)]
     assert not denied, f"the orchestrator role does not allow: {denied}"
-    # and it stays least-privilege: no reading the table item by item, nothing outside the
-    # quarantine prefix, no writes there
+    # and it stays least-privilege: no reading the table item by item, nothing of the
+    # quarantine bucket beyond its two prefixes, no writes there
     assert not _allowed(statements, "dynamodb:Scan", table, {})
-    assert not _allowed(statements, "s3:GetObject", f"{quarantine}/errors/x.json", {})
-    assert not _allowed(
-        statements, "s3:PutObject", f"{quarantine}/{settings.quarantine_prefix}x", {}
-    )
+    assert not _allowed(statements, "s3:GetObject", f"{quarantine}/other/x.json", {})
+    assert not _allowed(statements, "s3:ListBucket", quarantine, {"s3:prefix": "other/"})
+    for prefix in (settings.quarantine_prefix, settings.rule_errors_prefix):
+        assert not _allowed(statements, "s3:PutObject", f"{quarantine}/{prefix}x", {})

@@ -59,26 +59,31 @@ def _describe_failure(args: Sequence[str], result: dbtRunnerResult) -> str:
 
 
 def create_raw_tables(connection: duckdb.DuckDBPyConnection, extra_columns: Sequence[str]) -> None:
-    """Create `raw.sensor_readings` and `raw.quarantined_records` as the loader does.
+    """Create the `raw.*` tables (readings, quarantined records, rule errors) as the loader does.
 
     `extra_columns` are payload fields (doubles) added after the fixed columns.
     """
     connection.execute(f"create schema if not exists {warehouse_schema.RAW_SCHEMA}")
-    connection.execute(
-        warehouse_schema.create_table_sql(
-            warehouse_schema.READINGS_TABLE, warehouse_schema.READINGS_COLUMNS, "duckdb"
-        )
-    )
-    connection.execute(
-        warehouse_schema.create_table_sql(
-            warehouse_schema.QUARANTINE_TABLE, warehouse_schema.QUARANTINE_COLUMNS, "duckdb"
-        )
-    )
+    for table in warehouse_schema.TABLES:
+        connection.execute(warehouse_schema.create_table_sql(table.name, table.columns, "duckdb"))
     for column in extra_columns:
         connection.execute(
             f"alter table {warehouse_schema.RAW_SCHEMA}.{warehouse_schema.READINGS_TABLE} "
             f"add column {column} double"
         )
+
+
+def replace_rows(
+    connection: duckdb.DuckDBPyConnection,
+    table: warehouse_schema.Table,
+    rows: Sequence[dict[str, object]],
+) -> None:
+    """Write `rows` into `raw.<table>` as a load does: a key already there is replaced."""
+    target = f"{warehouse_schema.RAW_SCHEMA}.{table.name}"
+    for row in rows:
+        match = " and ".join(f"{k} = ?" for k in table.key)
+        connection.execute(f"delete from {target} where {match}", [row[k] for k in table.key])
+    insert_rows(connection, table.name, rows)
 
 
 def insert_rows(

@@ -1,7 +1,9 @@
 """A small hand-made warehouse: four devices on 2024-03-01, every case the marts handle.
 
-Expected mart values in the tests are computed by hand from these rows; the
-comments say which row drives which number.
+The rows are what the loader leaves in `raw.*`: one row per natural key, its latest
+write (the lake keeps the newest version of a reading, the latest quarantine of a
+record). Expected mart values in the tests are computed by hand from these rows;
+the comments say which row drives which number.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def reading(
     ingested_at: str | None = None,
     pressure: float | None = None,
 ) -> dict[str, object]:
-    """One `raw.sensor_readings` row as the loader writes it (ingested 5 s after by default)."""
+    """One `raw.sensor_readings` row as the loader writes it (ingested 5 s after by default,
+    written to the table a second later)."""
     reading_at = datetime.fromisoformat(at).replace(tzinfo=UTC)
     ingested = (
         datetime.fromisoformat(ingested_at).replace(tzinfo=UTC)
@@ -40,6 +43,7 @@ def reading(
         contract.QUALITY_FLAGS: ",".join(flags),
         contract.SEQUENCE_NUMBER: sequence_number,
         "ingested_at": ingested.replace(tzinfo=None),
+        "written_at": (ingested + timedelta(seconds=1)).replace(tzinfo=None),
         "dt": reading_at.date(),
         "pressure": pressure,
     }
@@ -80,8 +84,7 @@ READINGS = [
     reading("dev-a", "2024-03-01 09:40:00", 22.0, 50.0, sequence_number="a3"),
     # dev-a, 10:00 hour
     reading("dev-a", "2024-03-01 10:00:00", 20.0, 50.0, sequence_number="a4"),
-    # loaded twice: the later load (22.0 / 40.0) is the truth
-    reading("dev-a", "2024-03-01 10:15:00", 21.0, 45.0, sequence_number="a5"),
+    # written twice: the lake kept the later write (22.0 / 40.0)
     reading(
         "dev-a",
         "2024-03-01 10:15:00",
@@ -90,8 +93,7 @@ READINGS = [
         sequence_number="a6",
         ingested_at="2024-03-01 11:00:00",
     ),
-    # an alert re-delivered unchanged: one alert, not two
-    reading("dev-a", "2024-03-01 10:30:00", 36.0, 25.0, sequence_number="a7", alerts=(HIGH,)),
+    # an alert re-delivered unchanged: one row, so one alert
     reading(
         "dev-a",
         "2024-03-01 10:30:00",
@@ -160,15 +162,8 @@ QUARANTINED = [
         arrived_at="2024-03-01 11:05:00",
         quarantined_at="2024-03-01 11:05:01",
     ),
-    # unreadable payload: attributed to its partition key; quarantined twice by a retry
-    quarantined(
-        "q2",
-        contract.INVALID_JSON,
-        device_id=None,
-        partition_key="dev-c",
-        arrived_at="2024-03-01 11:06:00",
-        quarantined_at="2024-03-01 11:06:01",
-    ),
+    # unreadable payload: attributed to its partition key; quarantined twice by a retry, the
+    # lake kept the latest quarantine
     quarantined(
         "q2",
         contract.INVALID_JSON,
@@ -188,6 +183,22 @@ QUARANTINED = [
     ),
 ]
 
+RULE_ERRORS = [
+    {
+        "error_id": "errors/1709283600000-e1.json",
+        "reason": contract.TOPIC_RULE_ERROR,
+        "rule_name": "rule_sensors",
+        "topic": "iot/sensors",
+        "client_id": "n/a",
+        "payload_base64": "SW52YWxpZCBKU09OIERhdGE=",
+        "failed_action": "KinesisAction",
+        "failed_resource": "kinesis-stream",
+        "error_message": "Failed to put record in Kinesis stream.",
+        "errored_at": datetime(2024, 3, 1, 9, 0, 0),
+        "dt": datetime(2024, 3, 1).date(),
+    }
+]
+
 LATE_READINGS = [
     # arrives a day late for dev-a's 10:00 hour
     reading(
@@ -198,7 +209,7 @@ LATE_READINGS = [
         sequence_number="a12",
         ingested_at="2024-03-02 08:00:00",
     ),
-    # a late re-export of a reading already counted: must not count twice
+    # written again, unchanged but for its times (a redelivery): must not count twice
     reading(
         "dev-a",
         "2024-03-01 10:00:00",

@@ -2,7 +2,9 @@
 
 One build (and one incremental rebuild after late readings arrive) per module;
 the tests check mart values against numbers worked out by hand from
-readings_fixture.py.
+readings_fixture.py. The late readings are written into `raw.*` as a load
+writes them (a key's row replaced), and the rebuild is told their reading hours
+and days the way the batch pipeline tells it: DBT_REBUILD_HOURS / _DAYS.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import duckdb
 import pytest
 
 from pipeline_platform import warehouse_schema
-from tests.dbt.dbt_project_runner import create_raw_tables, insert_rows, run_dbt
-from tests.dbt.readings_fixture import LATE_READINGS, QUARANTINED, READINGS
+from tests.dbt.dbt_project_runner import create_raw_tables, insert_rows, replace_rows, run_dbt
+from tests.dbt.readings_fixture import LATE_READINGS, QUARANTINED, READINGS, RULE_ERRORS
 
 # Set on one untouched hour before the incremental run: it survives only if
 # that run rewrote just the hours that received late readings.
@@ -54,6 +56,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
         create_raw_tables(connection, extra_columns=["pressure"])
         insert_rows(connection, warehouse_schema.READINGS_TABLE, READINGS)
         insert_rows(connection, warehouse_schema.QUARANTINE_TABLE, QUARANTINED)
+        insert_rows(connection, warehouse_schema.RULE_ERRORS_TABLE, RULE_ERRORS)
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("WAREHOUSE_PATH", str(path))
@@ -72,12 +75,13 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
                 "where device_id = 'dev-a' and reading_hour = '2024-03-01 09:00:00'",
                 [UNTOUCHED_MARKER],
             )
-            insert_rows(connection, warehouse_schema.READINGS_TABLE, LATE_READINGS)
-        # no lookback: only hours that received a newer load are recomputed
-        run_dbt(
-            ["build", "--target", "local", "--vars", "{hourly_lookback_hours: 0}"],
-            work / "second",
-        )
+            replace_rows(connection, warehouse_schema.READINGS, LATE_READINGS)
+        # the reading hours and days the late writes changed, as the load queues them
+        hours = sorted({f"{r['reading_at']:%Y-%m-%d %H}:00:00" for r in LATE_READINGS})
+        days = sorted({f"{r['dt']}" for r in LATE_READINGS})
+        env.setenv("DBT_REBUILD_HOURS", json.dumps(hours))
+        env.setenv("DBT_REBUILD_DAYS", json.dumps(days))
+        run_dbt(["build", "--target", "local"], work / "second")
 
     manifest = json.loads((work / "first" / "target" / "manifest.json").read_text())
     return Warehouse(first_build=first_build, incremental_build=path, manifest=manifest)
@@ -88,8 +92,8 @@ def hourly(path: Path) -> dict[tuple[str, datetime], dict[str, object]]:
     return {(r["device_id"], r["reading_hour"]): r for r in rows}
 
 
-def test_staging_keeps_only_the_latest_load_of_each_reading(warehouse: Warehouse) -> None:
-    # THEN each (device, timestamp) appears once, carrying its latest load's values
+def test_staging_has_one_row_per_reading_with_its_latest_write(warehouse: Warehouse) -> None:
+    # THEN each (device, timestamp) appears once, carrying the values the load kept
     rows = query(
         warehouse.first_build,
         "select device_id, reading_at, temperature, humidity, sequence_number, pressure "
@@ -180,6 +184,29 @@ def test_devices_get_health_from_recent_quality_and_silence(warehouse: Warehouse
     assert devices["dev-c"]["health_status"] == "faulty"
 
 
+def test_staging_lists_the_rule_errors_beside_the_quarantined_records(
+    warehouse: Warehouse,
+) -> None:
+    # THEN every message not stored is one row of staging: three quarantined by the
+    # function, one kept by the topic rule's error action with its payload and topic
+    rows = query(
+        warehouse.first_build,
+        "select record_id, record_source, reason, topic, payload_base64, attributed_device_id "
+        "from staging.stg_iot__quarantined_records order by record_source, record_id",
+    )
+    assert [(r["record_source"], r["reason"]) for r in rows] == [
+        ("stream_processor", "INVALID_TEMPERATURE"),
+        ("stream_processor", "INVALID_JSON"),
+        ("stream_processor", "NOT_AN_OBJECT"),
+        ("topic_rule", "TOPIC_RULE_ERROR"),
+    ]
+    rule_error = rows[-1]
+    assert rule_error["record_id"] == RULE_ERRORS[0]["error_id"]
+    assert rule_error["topic"] == "iot/sensors"
+    assert rule_error["payload_base64"] == RULE_ERRORS[0]["payload_base64"]
+    assert rule_error["attributed_device_id"] is None
+
+
 def test_daily_health_shares_include_quarantined_records(warehouse: Warehouse) -> None:
     rows = query(warehouse.first_build, "select * from analytics.device_health_daily")
     day = date(2024, 3, 1)
@@ -231,8 +258,8 @@ def test_incremental_run_corrects_late_hours_without_duplicates(warehouse: Wareh
     assert set(after) == set(before)
     assert len(query(warehouse.incremental_build, "select * from analytics.fct_device_hourly")) == 5
 
-    # AND the late 10:50 reading joins dev-a's 10:00 hour; the re-exported
-    # 10:00 reading still counts once
+    # AND the late 10:50 reading joins dev-a's 10:00 hour; the 10:00 reading
+    # written again still counts once
     h10 = after[("dev-a", datetime(2024, 3, 1, 10))]
     assert (h10["reading_count"], h10["valid_reading_count"]) == (5, 4)
     assert h10["avg_temperature"] == pytest.approx((20.0 + 22.0 + 36.0 + 30.0) / 4)

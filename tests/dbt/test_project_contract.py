@@ -20,6 +20,7 @@ def test_code_lists_equal_the_contract() -> None:
     assert tuple(project_vars["alert_codes"]) == contract.ALERT_CODES
     assert tuple(project_vars["quality_flag_codes"]) == contract.QUALITY_FLAG_CODES
     assert tuple(project_vars["quarantine_reasons"]) == contract.QUARANTINE_REASONS
+    assert project_vars["rule_error_reasons"] == [contract.TOPIC_RULE_ERROR]
 
 
 def test_sources_describe_every_warehouse_column() -> None:
@@ -29,6 +30,7 @@ def test_sources_describe_every_warehouse_column() -> None:
     expected = {
         warehouse_schema.READINGS_TABLE: warehouse_schema.READINGS_COLUMNS,
         warehouse_schema.QUARANTINE_TABLE: warehouse_schema.QUARANTINE_COLUMNS,
+        warehouse_schema.RULE_ERRORS_TABLE: warehouse_schema.RULE_ERRORS_COLUMNS,
     }
     # THEN each raw table is described column for column, in the schema's own words: the
     # schema owns the text, and dbt docs show the same description the loaders document

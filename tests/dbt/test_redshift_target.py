@@ -43,15 +43,26 @@ def test_project_parses_for_redshift(redshift_manifest) -> None:
     assert models["stg_iot__sensor_readings"].schema == "staging"
 
 
-def test_hourly_fact_is_incremental_with_redshift_keys(redshift_manifest) -> None:
-    node = next(n for n in redshift_manifest.nodes.values() if n.name == "fct_device_hourly")
-    # THEN its strategy is one Redshift runs, keyed by device and hour
-    assert node.config.materialized == "incremental"
-    assert node.config.incremental_strategy == "delete+insert"
-    assert node.config.unique_key == ["device_id", "reading_hour"]
+def test_marts_are_incremental_by_the_hours_and_days_to_rebuild_with_redshift_keys(
+    redshift_manifest,
+) -> None:
+    nodes = {n.name: n for n in redshift_manifest.nodes.values()}
+    # THEN each incremental mart appends what it rebuilt after deleting that scope (reading
+    # hours, or days), which Redshift runs as plain DELETE and INSERT in one transaction
+    scopes = {
+        "fct_device_hourly": "delete_rebuild_scope('reading_hour', 'hours')",
+        "fct_alerts": "delete_rebuild_scope('reading_hour', 'hours')",
+        "device_health_daily": "delete_rebuild_scope('health_date', 'days')",
+    }
+    for name, hook in scopes.items():
+        config = nodes[name].config
+        assert config.materialized == "incremental", name
+        assert config.incremental_strategy == "append", name
+        assert any(hook in h.sql for h in config.pre_hook), name
     # AND distribution and sort keys are set for Redshift
-    assert node.config.get("dist") == "device_id"
-    assert node.config.get("sort") == ["reading_hour", "device_id"]
+    hourly = nodes["fct_device_hourly"].config
+    assert hourly.get("dist") == "device_id"
+    assert hourly.get("sort") == ["reading_hour", "device_id"]
 
 
 def test_sources_carry_the_dagster_asset_keys(redshift_manifest) -> None:
@@ -60,6 +71,7 @@ def test_sources_carry_the_dagster_asset_keys(redshift_manifest) -> None:
     assert keys == {
         "sensor_readings": ["warehouse", "raw_sensor_readings"],
         "quarantined_records": ["warehouse", "raw_quarantined_records"],
+        "rule_errors": ["warehouse", "raw_rule_errors"],
     }
 
 

@@ -64,6 +64,15 @@ class Deployment:
         ).Table(self.settings.table_name)
         table.put_item(Item=item)
 
+    def delete_reading(self, device_id: str, timestamp: int) -> None:
+        """Delete a stored reading, as TTL expiry or an operator would."""
+        table = boto3.resource(
+            "dynamodb", endpoint_url=self.settings.endpoint_url, region_name=self.settings.region
+        ).Table(self.settings.table_name)
+        table.delete_item(
+            Key={contract.DEVICE_ID: device_id, contract.TIMESTAMP: Decimal(timestamp)}
+        )
+
     def put_quarantined(self, day: str, sequence: int, reason: str, arrived: float) -> None:
         """A quarantine line as the stream processor writes it."""
         import json

@@ -1,12 +1,31 @@
-"""The batch side end to end on the emulator: export -> lake -> crawl -> warehouse -> dbt marts."""
+"""The batch side end to end on the emulator, by write time: export -> lake -> crawl -> warehouse
+-> dbt marts, with the clock moved forward between runs (time-machine) so each run's window is
+one AWS accepts for an incremental export.
+
+The runs of the module build on each other:
+1. the seed's readings, one of 2001 and one of last year, a quarantined record and a rule
+   error, then a plain `materialize`: the first run on an empty lake, one full export;
+2. an hour later, a reading for three days ago, an update of a seed key, a delete and a
+   reading with a new field, then a plain `materialize`: an incremental catch-up;
+3. an hour later, a newer update of the same key and another reading of that late day;
+4. the window of run 2 run again by name, after the newer run 3.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
 import duckdb
 import pytest
+import time_machine
 
+from pipeline_platform.defs.partitions import hour_key
 from platform_tools.batch_runs import materialize
 from stream_processor import contract
+
+pytestmark = pytest.mark.integration
 
 DAY = "2023-11-16"
 # The seed's stored readings (README "Testing"), all on 2023-11-16 UTC.
@@ -19,6 +38,22 @@ SEED = [
     ("sensor-106", 1700103500, {"temperature": -10, "humidity": -5}),
     ("sensor-107", 1700104000, {"temperature": 25, "humidity": 65, "pressure": 1012}),
 ]
+Y2001 = 978310800  # 2001-01-01T01:00:00Z
+RULE_ERROR = {
+    "ruleName": "rule_sensors",
+    "topic": "iot/sensors",
+    "cloudwatchTraceId": "t",
+    "clientId": "n/a",
+    "base64OriginalPayload": "SW52YWxpZCBKU09OIERhdGE=",
+    "failures": [
+        {
+            "failedAction": "KinesisAction",
+            "failedResource": "kinesis-stream",
+            "errorMessage": "Failed to put record in Kinesis stream. PartitionKey: ''",
+        }
+    ],
+}
+HOUR = 3600
 
 
 def _query(deployment, sql: str) -> list[tuple]:
@@ -26,75 +61,234 @@ def _query(deployment, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
 
 
+def _lake_objects(deployment, prefix: str) -> dict[str, str]:
+    """Key -> ETag of every lake object under `prefix`."""
+    listed = deployment.client("s3").list_objects_v2(
+        Bucket=deployment.settings.lake_bucket, Prefix=prefix
+    )
+    return {o["Key"]: o["ETag"] for o in listed.get("Contents", [])}
+
+
+def _settle() -> None:
+    """Let the export margin pass: a run exports writes up to a second before it starts (a
+    clock a little ahead of AWS's must not ask for the future), later ones go to the next run."""
+    time.sleep(1.2)
+
+
 @pytest.fixture(scope="module")
-def first_run(deployment):
-    """GIVEN the seed's readings stored and one quarantined record, WHEN the day is materialised."""
+def runs(deployment):
+    """GIVEN the four steps of the module docstring, each one run of `materialize`."""
+    start = time.time()
+    year_ago = int(start) - 365 * 86400
+    three_days_ago = int(start) - 3 * 86400
     for n, (device, ts, fields) in enumerate(SEED):
         deployment.put_reading(device, ts, n, **fields)
+    deployment.put_reading("sensor-201", Y2001, 20, temperature=19, humidity=50)
+    deployment.put_reading("sensor-202", year_ago, 21, temperature=18, humidity=51)
     deployment.put_quarantined(DAY, 1, contract.INVALID_JSON, 1700102000.5)
-    return materialize(partition=DAY)
+    deployment.client("s3").put_object(
+        Bucket=deployment.settings.quarantine_bucket,
+        Key=f"{deployment.settings.rule_errors_prefix}1700102000000-a1.json",
+        Body=json.dumps(RULE_ERROR).encode(),
+    )
+    _settle()
+    found = {"first": materialize(), "three_days_ago": three_days_ago, "year_ago": year_ago}
+
+    with time_machine.travel(start + HOUR, tick=True):
+        deployment.put_reading("sensor-301", three_days_ago, 30, temperature=23, humidity=40)
+        deployment.put_reading("sensor-101", 1700100000, 31, temperature=55, humidity=50)
+        deployment.delete_reading("sensor-106", 1700103500)
+        deployment.put_reading(
+            "sensor-302", three_days_ago + 60, 32, temperature=21, humidity=51, pressure=1009
+        )
+        _settle()
+        found["late"] = materialize()
+        found["late_window"] = hour_key(datetime.now(UTC))
+
+    with time_machine.travel(start + 2 * HOUR, tick=True):
+        deployment.put_reading("sensor-101", 1700100000, 33, temperature=60, humidity=48)
+        deployment.put_reading("sensor-303", three_days_ago + 120, 34, temperature=22, humidity=5)
+        _settle()
+        found["newer"] = materialize()
+        found["lake_before_rerun"] = _lake_objects(deployment, "lake/")
+        found["rerun"] = materialize(partition=found["late_window"])
+        found["lake_after_rerun"] = _lake_objects(deployment, "lake/")
+    return found
 
 
-def test_whole_graph_lands_readings_in_warehouse_and_marts(deployment, first_run):
-    """THEN every stage reports the seed's rows and the warehouse and marts hold them."""
-    assets = first_run["assets"]
-    assert assets["s3/lake/sensor_readings"]["rows"] == len(SEED)
-    assert assets["warehouse/raw_sensor_readings"]["rows"] == len(SEED)
-    assert assets["warehouse/raw_quarantined_records"]["rows"] == 1
-    assert all(first_run["checks"].values()), first_run["checks"]
-    # dbt's tests of its sources are checks of the warehouse tables they read
+def test_the_first_run_on_an_empty_lake_is_one_full_export_that_lands_every_reading(
+    deployment, runs
+):
+    """THEN the first run exported the whole table once and every stage holds the seed's
+    readings, the 2001 and last year's readings in their own days, the quarantined record and
+    the rule error; every asset check passed; dbt's source tests are checks of the tables."""
+    first = runs["first"]
+    assert first["windows"]["export_type"] == "FULL_EXPORT"
+    assert first["assets"]["s3/dynamodb_export"]["counts"]["items_exported"] == len(SEED) + 2
+    assert first["assets"]["warehouse/raw_sensor_readings"]["counts"]["rows_changed"] == 9
+    assert all(first["checks"].values()), {k: v for k, v in first["checks"].items() if not v}
     assert (
         "warehouse/raw_sensor_readings:source_not_null_iot_sensor_readings_device_id"
-        in (first_run["checks"])
+        in first["checks"]
     )
-    rows = _query(
-        deployment,
-        "select device_id, temperature, humidity, alerts, cast(dt as varchar) "
-        "from raw.sensor_readings order by device_id",
-    )
-    assert rows[1] == ("sensor-102", 75.0, 40.0, contract.HIGH_TEMPERATURE, DAY)
-    assert rows[3] == ("sensor-104", 30.0, None, "", DAY)
+    touched = first["reading_days_touched"]["readings"]
+    year_ago = datetime.fromtimestamp(runs["year_ago"], UTC).date().isoformat()
+    assert {"2001-01-01", DAY, year_ago} <= set(touched)
     (reason,) = _query(deployment, "select reason from raw.quarantined_records")[0]
     assert reason == contract.INVALID_JSON
-    devices = _query(deployment, "select count(*) from analytics.dim_devices")[0][0]
-    assert devices == len(SEED)
-    alerts = _query(deployment, "select count(*) from analytics.fct_alerts")
-    assert alerts[0][0] >= 2  # sensor-102 high temperature, sensor-103 low humidity
 
 
-def test_rematerialising_a_partition_is_idempotent_and_takes_late_readings(deployment, first_run):
-    """WHEN the day runs again, and again after a late reading, THEN rows are not duplicated."""
-    again = materialize(partition=DAY)
-    assert again["assets"]["warehouse/raw_sensor_readings"]["rows"] == len(SEED)
-    deployment.put_reading("sensor-108", 1700150000, 99, temperature=19.5, humidity=44)
-    late = materialize(partition=DAY)
-    assert late["assets"]["warehouse/raw_sensor_readings"]["rows"] == len(SEED) + 1
-    keys = _query(
+def test_a_late_reading_published_after_a_run_lands_on_the_next_plain_materialize(deployment, runs):
+    """THEN the catch-up after the first run was incremental, touched the late reading's day,
+    and the reading is in the warehouse and in its hour of the marts."""
+    late = runs["late"]
+    assert late["windows"]["export_type"] == "INCREMENTAL_EXPORT"
+    late_day = datetime.fromtimestamp(runs["three_days_ago"], UTC).date().isoformat()
+    assert late_day in late["reading_days_touched"]["readings"]
+    assert all(late["checks"].values()), {k: v for k, v in late["checks"].items() if not v}
+    assert _query(
         deployment,
-        "select count(*), count(distinct (device_id, reading_epoch)) from raw.sensor_readings",
-    )[0]
-    assert keys == (len(SEED) + 1, len(SEED) + 1)
-    assert all(late["checks"].values()), late["checks"]
+        "select cast(dt as varchar), temperature from raw.sensor_readings "
+        "where device_id = 'sensor-301'",
+    ) == [(late_day, 23.0)]
+    hour = datetime.fromtimestamp(runs["three_days_ago"], UTC).replace(minute=0, second=0)
+    assert _query(
+        deployment,
+        "select reading_count from analytics.fct_device_hourly "
+        f"where device_id = 'sensor-301' and reading_hour = '{hour:%Y-%m-%d %H:%M:%S}'",
+    ) == [(1,)]
 
 
-def test_new_payload_field_flows_to_catalog_warehouse_and_dbt_staging(deployment, first_run):
-    """GIVEN a device whose readings gain `pressure` half way through the next day,
-    WHEN that day runs, THEN the catalog, the warehouse and dbt staging carry `pressure`."""
-    deployment.put_reading("sensor-201", 1700200000, 201, temperature=20, humidity=50)
-    deployment.put_reading(
-        "sensor-201", 1700203600, 202, temperature=21, humidity=51, pressure=1009
+def test_an_update_of_an_existing_key_replaces_it_in_lake_and_warehouse(deployment, runs):
+    """THEN the seed key updated twice holds its latest values once, in the warehouse and in the
+    marts (its alert raised by the update, counted once)."""
+    rows = _query(
+        deployment,
+        "select temperature, humidity from raw.sensor_readings where device_id = 'sensor-101'",
     )
+    assert rows == [(60.0, 48.0)]
+    assert _query(
+        deployment,
+        "select reading_count, max_temperature from analytics.fct_device_hourly "
+        "where device_id = 'sensor-101'",
+    ) == [(1, 60.0)]
 
-    summary = materialize(partition="2023-11-17")
 
-    assert summary["assets"]["warehouse/raw_sensor_readings"]["rows"] == 2
+def test_a_deleted_item_stays_in_the_lake_and_the_warehouse(deployment, runs):
+    """THEN the reading deleted from the table is still in the warehouse (the table's TTL is not
+    the lake's), and the run that saw the delete counted it."""
+    assert runs["late"]["assets"]["s3/lake/sensor_readings"]["counts"]["table_deletes"] == 1
+    assert _query(
+        deployment, "select count(*) from raw.sensor_readings where device_id = 'sensor-106'"
+    ) == [(1,)]
+
+
+def test_two_windows_touching_one_day_merge_correctly(deployment, runs):
+    """THEN the late day holds the readings written in both windows, each once, and its marts
+    count all three."""
+    late_day = datetime.fromtimestamp(runs["three_days_ago"], UTC).date().isoformat()
+    devices = _query(
+        deployment,
+        f"select device_id from raw.sensor_readings where dt = '{late_day}' "
+        "and device_id like 'sensor-3%' order by 1",
+    )
+    assert devices == [("sensor-301",), ("sensor-302",), ("sensor-303",)]
+    assert _query(
+        deployment,
+        "select sum(reading_count) from analytics.device_health_daily "
+        f"where health_date = '{late_day}' and device_id like 'sensor-3%'",
+    ) == [(3,)]
+
+
+def test_rerunning_an_old_window_after_a_newer_one_changes_nothing(deployment, runs):
+    """THEN running the late window again after the newer one applied no change, rewrote no
+    lake object, kept the newer version, and its checks passed."""
+    rerun = runs["rerun"]
+    assert rerun["assets"]["s3/lake/sensor_readings"]["counts"]["changes_applied"] == 0
+    assert rerun["assets"]["warehouse/raw_sensor_readings"]["counts"]["rows_changed"] == 0
+    assert runs["lake_after_rerun"] == runs["lake_before_rerun"]
+    assert all(rerun["checks"].values()), {k: v for k, v in rerun["checks"].items() if not v}
+
+
+def test_a_rule_error_reaches_raw_and_staging_with_its_payload(deployment, runs):
+    """THEN the topic rule's error record is in `raw.rule_errors` with its reason code, payload,
+    topic, client id and failure, and dbt staging lists it beside the quarantined records."""
+    assert _query(
+        deployment,
+        "select reason, payload_base64, topic, client_id, failed_action, error_message "
+        "from raw.rule_errors",
+    ) == [
+        (
+            contract.TOPIC_RULE_ERROR,
+            RULE_ERROR["base64OriginalPayload"],
+            "iot/sensors",
+            "n/a",
+            "KinesisAction",
+            RULE_ERROR["failures"][0]["errorMessage"],
+        )
+    ]
+    assert _query(
+        deployment,
+        "select record_source, reason from staging.stg_iot__quarantined_records order by 1",
+    ) == [("stream_processor", contract.INVALID_JSON), ("topic_rule", contract.TOPIC_RULE_ERROR)]
+
+
+def test_a_new_payload_field_flows_to_catalog_warehouse_and_dbt_staging(deployment, runs):
+    """THEN `pressure`, sent by a seed device and by a late reading, is a column of the catalog
+    table, of the warehouse and of dbt staging."""
     columns = deployment.client("glue").get_table(
         DatabaseName=deployment.settings.glue_database, Name="sensor_readings"
     )["Table"]["StorageDescriptor"]["Columns"]
     assert "pressure" in {c["Name"] for c in columns}
-    values = _query(
+    assert _query(
         deployment,
         "select device_id, pressure from staging.stg_iot__sensor_readings "
-        "where device_id in ('sensor-201', 'sensor-107') order by reading_epoch",
-    )
-    assert values == [("sensor-107", 1012.0), ("sensor-201", None), ("sensor-201", 1009.0)]
+        "where pressure is not null order by 1",
+    ) == [("sensor-107", 1012.0), ("sensor-302", 1009.0)]
+
+
+def test_every_window_of_the_runs_is_materialized_and_the_lake_covers_up_to_the_last(
+    deployment, runs
+):
+    """THEN each catch-up started where the previous one stopped: the export windows of the
+    later runs start at or before the previous run's end, so no write falls between them."""
+    ends = []
+    for name in ("first", "late", "newer"):
+        exported = runs[name]["windows"]["exported"]
+        starts = [datetime.fromisoformat(a) for a, _ in exported if a]
+        if ends and starts:
+            assert min(starts) <= ends[-1]
+        ends.append(max(datetime.fromisoformat(b) for _, b in exported))
+    assert ends == sorted(ends)
+    assert ends[-1] - ends[0] > timedelta(hours=1)
+
+
+def test_the_hourly_schedule_asks_for_one_run_of_the_complete_windows_since_the_lake_stopped(
+    deployment, runs
+):
+    """GIVEN the lake after the runs WHEN the schedule ticks three hours after its last window
+    THEN one run request over the complete windows from where the lake stopped, telling the
+    run where that was; WHEN it ticks before any window is complete THEN it skips."""
+    import dagster as dg
+
+    from pipeline_platform.defs.jobs import RANGE_END_TAG, RANGE_START_TAG, batch_etl_hourly
+    from pipeline_platform.defs.lake.run_context import SINCE_TAG
+    from pipeline_platform.resources import cloud_resource
+
+    last_end = datetime.fromisoformat(runs["newer"]["windows"]["exported"][-1][1])
+    hour = last_end.replace(minute=0, second=0, microsecond=0)
+    def tick(at: datetime):
+        # The cloud resource opens its clients for the tick, as the daemon's would.
+        with dg.build_schedule_context(
+            scheduled_execution_time=at, resources={"cloud": cloud_resource()}
+        ) as context:
+            return batch_etl_hourly(context)
+
+    request = tick(hour + timedelta(hours=3, minutes=5))
+    skipped = tick(hour + timedelta(minutes=5))
+
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags[RANGE_START_TAG] == hour_key(last_end)
+    assert request.tags[RANGE_END_TAG] == hour_key(hour + timedelta(hours=2))
+    assert datetime.fromisoformat(request.tags[SINCE_TAG]) <= last_end
+    assert isinstance(skipped, dg.SkipReason)

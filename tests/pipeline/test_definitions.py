@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date
+import json
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from pipeline_platform import warehouse_schema as ws
-from pipeline_platform.defs import keys
+from pipeline_platform.defs import jobs, keys
 from pipeline_platform.defs.lake.export import data_file_keys, export_request
-from pipeline_platform.resources.redshift_sql import merge_statements
-from pipeline_platform.resources.warehouse_load import LoadSpec
+from pipeline_platform.defs.lake.windows import FULL_EXPORT, INCREMENTAL_EXPORT, PlannedExport
+from pipeline_platform.resources.redshift_sql import load_plan, manifest
+from pipeline_platform.resources.warehouse_load import LakeFile, LoadSpec
+
+NOW = datetime(2026, 12, 1, 10, 20, tzinfo=UTC)
 
 
 def test_definitions_load_and_connect_topic_to_marts(deployment):
@@ -29,45 +33,81 @@ def test_definitions_load_and_connect_topic_to_marts(deployment):
     assert marts
     downstream = dg.AssetSelection.assets(keys.IOT_TOPIC).downstream().resolve(graph)
     assert marts <= downstream
-    assert keys.RAW_READINGS in downstream
+    assert {keys.RAW_READINGS, keys.RAW_QUARANTINE, keys.RAW_RULE_ERRORS} <= downstream
 
 
-def test_redshift_load_copies_each_partition_and_merges_in_one_transaction():
-    """GIVEN a lake day with a new `pressure` column, WHEN the Redshift statements are built, THEN
-    the column is added, the day is COPYed as Parquet with the IAM role, and the merge deletes the
-    staged natural keys before inserting."""
-    spec = LoadSpec(
-        ws.READINGS_TABLE,
-        ws.READINGS_COLUMNS,
-        ws.READINGS_KEY,
-        "lake-bucket",
-        keys.LAKE_READINGS_PREFIX,
-        (date(2023, 11, 16),),
-        {"pressure": "double"},
+def _spec(files: tuple[LakeFile, ...], **overrides) -> LoadSpec:
+    fields = {
+        "table": ws.READINGS,
+        "bucket": "lake-bucket",
+        "lake_prefix": keys.LAKE_READINGS_PREFIX,
+        "files": files,
+        "lake_version": 7,
+        "manifest_key": "pipeline/manifests/sensor_readings/v00000007.manifest",
+        "lake_id": "lake1",
+        "extra_columns": {"pressure": "double"},
+    }
+    return LoadSpec(**(fields | overrides))
+
+
+def test_redshift_load_is_one_copy_from_a_manifest_and_derives_dt_in_the_merge():
+    """GIVEN two changed lake days, one of them with a new `pressure` column, WHEN the Redshift
+    statements are built THEN the column is added, both days' files are loaded by ONE COPY of
+    a manifest (Parquet, the IAM role, FILLRECORD for the older file's missing trailing column),
+    and the merge derives `dt` from `reading_at` (no UPDATE), replaces the staged days, queues
+    the changed rows' hours for dbt and records the lake version, in one transaction."""
+    files = (
+        LakeFile(f"{keys.LAKE_READINGS_PREFIX}dt=2001-01-01/part-0.parquet", 1000),
+        LakeFile(f"{keys.LAKE_READINGS_PREFIX}dt=2023-11-16/part-0.parquet", 2000),
     )
+    spec = _spec(files)
     role = "arn:aws:iam::123456789012:role/copy"
-    plan = merge_statements(spec, role, existing={c.name for c in ws.READINGS_COLUMNS})
+    plan = load_plan(spec, role, {c.name for c in ws.READINGS_COLUMNS}, spec.manifest_key, NOW)
+
     setup = "\n".join(plan.setup)
     assert 'alter table raw.sensor_readings add column "pressure" double precision' in setup
-    assert "s3://lake-bucket/lake/sensor_readings/dt=2023-11-16/" in setup
-    assert f"aws_iam_role={role}" in setup and "FORMAT AS PARQUET" in setup
-    delete, insert = plan.merge
-    assert delete.startswith("delete from raw.sensor_readings using stage_sensor_readings")
-    assert "reading_epoch = stage_sensor_readings.reading_epoch" in delete
-    assert insert.startswith("insert into raw.sensor_readings (") and '"pressure"' in insert
+    (copy,) = [s for s in plan.setup if s.startswith("COPY")]
+    assert "s3://lake-bucket/pipeline/manifests/sensor_readings/v00000007.manifest" in copy
+    assert f"aws_iam_role={role}" in copy
+    assert all(word in copy for word in ("FORMAT AS PARQUET", "MANIFEST", "FILLRECORD"))
+    merge = "\n".join(plan.merge)
+    assert "update" not in merge.lower()
+    assert (
+        "delete from raw.sensor_readings where dt in (select distinct cast(reading_at as date)"
+        in merge
+    )
+    assert (
+        '"written_at", "pressure", dt) select' in merge and "cast(reading_at as date) from" in merge
+    )
+    assert "insert into pipeline.dbt_pending" in merge
+    assert "'sensor_readings', 'lake1', 7" in merge
+    entries = manifest(spec)["entries"]
+    assert [(e["url"], e["mandatory"], e["meta"]["content_length"]) for e in entries] == [
+        (f"s3://lake-bucket/{f.key}", True, f.size) for f in files
+    ]
 
 
-def test_export_request_is_incremental_only_for_a_window_aws_accepts():
-    """GIVEN write windows, THEN an allowed one (15 min .. 24 h, past) asks for an incremental
-    export and a too-short one falls back to a full export."""
-    from datetime import UTC, datetime, timedelta
+def test_export_requests_follow_aws_for_both_export_types():
+    """GIVEN planned exports WHEN turned into requests THEN an incremental one names its window
+    and NEW_AND_OLD_IMAGES; a full one as of now leaves ExportTime to AWS, an earlier one names
+    it."""
+    window = PlannedExport(INCREMENTAL_EXPORT, NOW - timedelta(hours=1), NOW, (None, NOW))
+    now_full = PlannedExport(FULL_EXPORT, None, NOW, (None, NOW))
+    past_full = PlannedExport(FULL_EXPORT, None, NOW - timedelta(hours=1), (None, NOW))
 
-    now = datetime(2024, 1, 2, tzinfo=UTC)
-    ok = export_request("arn", "b", "p/", (now - timedelta(hours=1), now), now)
-    short = export_request("arn", "b", "p/", (now - timedelta(minutes=5), now), now)
-    assert ok["ExportType"] == "INCREMENTAL_EXPORT"
-    assert ok["IncrementalExportSpecification"]["ExportViewType"] == "NEW_AND_OLD_IMAGES"
-    assert short["ExportType"] == "FULL_EXPORT"
+    incremental = export_request(window, "arn", "b", "p/", NOW)
+    full = export_request(now_full, "arn", "b", "p/", NOW)
+    past = export_request(past_full, "arn", "b", "p/", NOW)
+
+    assert incremental["ExportType"] == "INCREMENTAL_EXPORT"
+    assert incremental["IncrementalExportSpecification"] == {
+        "ExportFromTime": NOW - timedelta(hours=1),
+        "ExportToTime": NOW,
+        "ExportViewType": "NEW_AND_OLD_IMAGES",
+    }
+    assert full["ExportType"] == "FULL_EXPORT" and "ExportTime" not in full
+    assert past["ExportTime"] == NOW - timedelta(hours=1)
+    assert incremental["S3Prefix"] == "p"
 
 
 def test_export_data_files_come_from_listing_without_manifest():
@@ -78,3 +118,41 @@ def test_export_data_files_come_from_listing_without_manifest():
         "p/AWSDynamoDB/1/manifest-summary.md5",
     ]
     assert data_file_keys(None, "b", listed, {}) == ["p/AWSDynamoDB/1/data/a.json.gz"]
+
+
+def test_batch_assets_are_partitioned_by_write_hour_and_the_schedules_are_on_by_default():
+    """GIVEN the code location WHEN loaded THEN every batch asset shares the hourly write-window
+    partitions (one run backfills a range) and both schedules start running by themselves."""
+    from pipeline_platform.definitions import build_definitions
+    from pipeline_platform.defs.partitions import WRITE_HOURS
+
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    batch = jobs.batch_selection.resolve(graph)
+    assert keys.RAW_RULE_ERRORS in batch and keys.DYNAMODB_EXPORT in batch
+    for key in batch:
+        node = graph.get(key)
+        assert node.partitions_def == WRITE_HOURS, key
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
+    for schedule in defs.schedules or []:
+        assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING, schedule.name
+
+
+def test_dbt_rebuilds_exactly_the_queued_hours_or_everything_once_after_a_replacement():
+    """GIVEN hours queued by loads WHEN dbt's arguments are built THEN the hours and days are
+    passed in dbt's environment; GIVEN a replaced table or more than a month of hours THEN one
+    full refresh instead."""
+    from pipeline_platform.defs.dbt.assets import FULL_REFRESH_HOURS, build_args
+    from pipeline_platform.resources.warehouse_load import Pending
+
+    queued = Pending(("2023-11-16 12:00:00",), ("2023-11-16", "2026-12-01"), {"t": 3})
+    hours = tuple(f"2023-01-{d:02d} {h:02d}:00:00" for d in range(1, 32) for h in range(24))
+
+    args, env = build_args(queued)
+    assert args == ["build", "--exclude-resource-type", "unit_test"]
+    assert json.loads(env["DBT_REBUILD_HOURS"]) == ["2023-11-16 12:00:00"]
+    assert json.loads(env["DBT_REBUILD_DAYS"]) == ["2023-11-16", "2026-12-01"]
+    assert build_args(Pending((), (), {}, full_refresh=True))[0][-1] == "--full-refresh"
+    many = Pending((*hours, "2023-02-01 00:00:00"), ("2023-01-01",), {})
+    assert len(many.hours) > FULL_REFRESH_HOURS
+    assert build_args(many)[0][-1] == "--full-refresh"

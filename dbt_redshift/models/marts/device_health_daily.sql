@@ -4,9 +4,14 @@
     arrival date, attributed to the device id in the payload or else the
     Kinesis partition key (the device id for topic-rule traffic). A device
     whose every record of a day was quarantined still gets its row.
+    Incremental: a run rebuilds exactly the days its loads changed (DBT_REBUILD_DAYS:
+    reading days of readings, arrival days of quarantined records).
 #}
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_rebuild_scope('health_date', 'days') }}",
         sort=['health_date', 'device_id'],
         dist='device_id',
     )
@@ -17,6 +22,9 @@ with
 readings as (
 
     select * from {{ ref('stg_iot__sensor_readings') }}
+    {%- if is_incremental() %}
+    where {{ in_rebuild_scope('reading_date', 'days') }}
+    {%- endif %}
 
 ),
 
@@ -24,6 +32,9 @@ quarantined as (
 
     select * from {{ ref('stg_iot__quarantined_records') }}
     where attributed_device_id is not null
+    {%- if is_incremental() %}
+        and {{ in_rebuild_scope('arrival_date', 'days') }}
+    {%- endif %}
 
 ),
 

@@ -2,9 +2,14 @@
     One row per alert raised: a reading with two alert codes gives two rows.
     The comma-separated codes are exploded by a cross join with the contract's
     alert codes and a membership test, the same SQL on Redshift and DuckDB.
+    Incremental: a run rebuilds exactly the reading hours its loads changed, so
+    a reading updated without its alert loses the alert.
 #}
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ delete_rebuild_scope('reading_hour', 'hours') }}",
         sort=['alerted_at', 'device_id'],
         dist='device_id',
     )
@@ -16,6 +21,10 @@ readings as (
 
     select * from {{ ref('stg_iot__sensor_readings') }}
     where has_alert
+    {%- if is_incremental() %}
+        and {{ in_rebuild_scope('reading_date', 'days') }}
+        and {{ in_rebuild_scope('reading_hour', 'hours') }}
+    {%- endif %}
 
 ),
 

@@ -2,18 +2,17 @@
     Per device and hour: reading counts, measurement statistics from valid
     values only, alert counts by code, missing and out-of-range counts.
 
-    Incremental by delete+insert on (device_id, reading_hour), which dbt runs
-    the same way on Redshift and DuckDB. An incremental run recomputes every
-    hour that received a reading loaded after the table's newest load minus
-    `hourly_lookback_hours`, so a late or re-delivered reading corrects its
-    own hour however old the hour is.
+    Incremental: a run rebuilds exactly the reading hours its loads changed
+    (DBT_REBUILD_HOURS, from the batch pipeline): those hours are deleted and
+    recomputed from every reading they hold, so a late or updated reading
+    corrects its own hour however old the hour is, and nothing is counted twice.
 #}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key=['device_id', 'reading_hour'],
+        incremental_strategy='append',
         on_schema_change='append_new_columns',
+        pre_hook="{{ delete_rebuild_scope('reading_hour', 'hours') }}",
         sort=['reading_hour', 'device_id'],
         dist='device_id',
     )
@@ -24,37 +23,12 @@ with
 readings as (
 
     select * from {{ ref('stg_iot__sensor_readings') }}
+    {%- if is_incremental() %}
+    where {{ in_rebuild_scope('reading_date', 'days') }}
+        and {{ in_rebuild_scope('reading_hour', 'hours') }}
+    {%- endif %}
 
 ),
-
-{% if is_incremental() %}
-changed_hours as (
-
-    select distinct device_id, reading_hour
-    from readings
-    where ingested_at > (
-        select {{ dbt.dateadd('hour', -1 * var('hourly_lookback_hours'), 'max(last_ingested_at)') }}
-        from {{ this }}
-    )
-
-),
-
-scoped as (
-
-    select readings.*
-    from readings
-    inner join changed_hours
-        on readings.device_id = changed_hours.device_id
-        and readings.reading_hour = changed_hours.reading_hour
-
-),
-{% else %}
-scoped as (
-
-    select * from readings
-
-),
-{% endif %}
 
 aggregated as (
 
@@ -86,7 +60,7 @@ aggregated as (
             as humidity_out_of_range_count,
         count(case when is_out_of_range_any then 1 end) as out_of_range_reading_count,
         max(ingested_at) as last_ingested_at
-    from scoped
+    from readings
     group by device_id, reading_hour
 
 ),

@@ -1,39 +1,30 @@
 {#
-    One row per quarantined Kinesis record (a retried batch quarantines the
-    same record again: the latest quarantine wins), typed, with the device it
-    most likely came from.
+    Every published message that was not stored, one row each: the records the
+    stream processor quarantined (by Kinesis sequence number) and the messages
+    the topic rule could not route (by the error action's object key, reason
+    TOPIC_RULE_ERROR), typed alike, with the device a record is attributed to.
+    Stored readings plus these rows account for every message published.
 #}
 
 with
 
-source as (
+quarantined as (
 
     select * from {{ source('iot', 'quarantined_records') }}
 
 ),
 
-ranked as (
+rule_errors as (
 
-    select
-        *,
-        row_number() over (
-            partition by sequence_number
-            order by quarantined_at desc nulls last
-        ) as load_rank
-    from source
+    select * from {{ source('iot', 'rule_errors') }}
 
 ),
 
-latest as (
-
-    select * from ranked
-    where load_rank = 1
-
-),
-
-final as (
+from_stream_processor as (
 
     select
+        cast(sequence_number as {{ type_text() }}) as record_id,
+        cast('stream_processor' as {{ type_text() }}) as record_source,
         cast(sequence_number as {{ type_text() }}) as sequence_number,
         cast(reason as {{ type_text() }}) as reason,
         cast(detail as {{ type_text() }}) as detail,
@@ -44,11 +35,46 @@ final as (
         cast(coalesce(device_id, partition_key) as {{ type_text() }})
             as attributed_device_id,
         cast(payload_base64 as {{ type_text() }}) as payload_base64,
+        cast(null as {{ type_text() }}) as rule_name,
+        cast(null as {{ type_text() }}) as topic,
+        cast(null as {{ type_text() }}) as client_id,
         cast(arrived_at as {{ dbt.type_timestamp() }}) as arrived_at,
         cast(coalesce(cast(arrived_at as date), dt) as date) as arrival_date,
         cast(quarantined_at as {{ dbt.type_timestamp() }}) as quarantined_at,
         cast(event_source_arn as {{ type_text() }}) as event_source_arn
-    from latest
+    from quarantined
+
+),
+
+from_topic_rule as (
+
+    select
+        cast(error_id as {{ type_text() }}) as record_id,
+        cast('topic_rule' as {{ type_text() }}) as record_source,
+        cast(null as {{ type_text() }}) as sequence_number,
+        cast(reason as {{ type_text() }}) as reason,
+        cast(error_message as {{ type_text() }}) as detail,
+        cast(null as {{ type_text() }}) as device_id,
+        cast(null as {{ type_text() }}) as partition_key,
+        -- the message never reached the stream: nothing says which device sent it
+        cast(null as {{ type_text() }}) as attributed_device_id,
+        cast(payload_base64 as {{ type_text() }}) as payload_base64,
+        cast(rule_name as {{ type_text() }}) as rule_name,
+        cast(topic as {{ type_text() }}) as topic,
+        cast(client_id as {{ type_text() }}) as client_id,
+        cast(errored_at as {{ dbt.type_timestamp() }}) as arrived_at,
+        cast(dt as date) as arrival_date,
+        cast(errored_at as {{ dbt.type_timestamp() }}) as quarantined_at,
+        cast(null as {{ type_text() }}) as event_source_arn
+    from rule_errors
+
+),
+
+final as (
+
+    select * from from_stream_processor
+    union all
+    select * from from_topic_rule
 
 )
 

@@ -1,11 +1,13 @@
 {#
-    One row per reading (device_id, reading_epoch): the latest load of each key
-    wins, typed, with a boolean per alert and quality-flag code and the
-    validity rules every mart uses.
+    One row per reading (device_id, reading_epoch), typed, with a boolean per
+    alert and quality-flag code and the validity rules every mart uses. The
+    warehouse load keeps one row per key (the latest write wins in the lake), so
+    there is nothing to deduplicate here, and a filter on reading_date or
+    reading_hour reaches the raw table's dt.
 #}
 {%- set known_columns = [
     'device_id', 'reading_epoch', 'reading_at', 'temperature', 'humidity', 'alerts',
-    'quality_flags', 'sequence_number', 'ingested_at', 'dt'
+    'quality_flags', 'sequence_number', 'ingested_at', 'written_at', 'dt'
 ] -%}
 {%- set extra_columns = extra_payload_columns(source('iot', 'sensor_readings'), known_columns) -%}
 
@@ -14,27 +16,6 @@ with
 source as (
 
     select * from {{ source('iot', 'sensor_readings') }}
-
-),
-
-ranked as (
-
-    select
-        *,
-        -- re-deliveries and late re-exports load a key more than once; the
-        -- latest ingestion is what DynamoDB holds now
-        row_number() over (
-            partition by device_id, reading_epoch
-            order by ingested_at desc nulls last, sequence_number desc nulls last
-        ) as load_rank
-    from source
-
-),
-
-latest as (
-
-    select * from ranked
-    where load_rank = 1
 
 ),
 
@@ -52,11 +33,12 @@ renamed as (
         coalesce(alerts, '') as alerts,
         coalesce(quality_flags, '') as quality_flags,
         cast(sequence_number as {{ type_text() }}) as sequence_number,
-        cast(ingested_at as {{ dbt.type_timestamp() }}) as ingested_at
+        cast(ingested_at as {{ dbt.type_timestamp() }}) as ingested_at,
+        cast(written_at as {{ dbt.type_timestamp() }}) as written_at
         {%- for column in extra_columns %},
         {{ adapter.quote(column) }}
         {%- endfor %}
-    from latest
+    from source
 
 ),
 

@@ -5,15 +5,17 @@ from typing import Any
 
 import dagster as dg
 
+from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
-from pipeline_platform.defs.partitions import DAILY, SINGLE_RUN
+from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.resources.cloud import CloudResource
 
 GROUP = "catalog"
 # The Glue table each lake folder becomes (the crawler names tables after folders).
 CATALOG_TABLES = {
-    keys.GLUE_READINGS: ("sensor_readings", keys.LAKE_READINGS),
-    keys.GLUE_QUARANTINE: ("quarantined_records", keys.LAKE_QUARANTINE),
+    keys.GLUE_READINGS: (ws.READINGS_TABLE, keys.LAKE_READINGS),
+    keys.GLUE_QUARANTINE: (ws.QUARANTINE_TABLE, keys.LAKE_QUARANTINE),
+    keys.GLUE_RULE_ERRORS: (ws.RULE_ERRORS_TABLE, keys.LAKE_RULE_ERRORS),
 }
 
 
@@ -63,7 +65,7 @@ def table_columns(glue: Any, database: str, table: str) -> dict[str, str] | None
 def partition_values(glue: Any, database: str, table: str) -> list[str]:
     """The table's partitions as `dt=...` strings."""
     paginator = glue.get_paginator("get_partitions")
-    values = []
+    values: list[str] = []
     for page in paginator.paginate(DatabaseName=database, TableName=table):
         values.extend("/".join(p["Values"]) for p in page["Partitions"])
     return sorted(values)
@@ -89,7 +91,7 @@ def _drift_check(key: dg.AssetKey) -> dg.AssetCheckSpec:
         for key, (table, lake_key) in CATALOG_TABLES.items()
     ],
     check_specs=[_drift_check(key) for key in CATALOG_TABLES],
-    partitions_def=DAILY,
+    partitions_def=WRITE_HOURS,
     backfill_policy=SINGLE_RUN,
     name="glue_crawl",
 )

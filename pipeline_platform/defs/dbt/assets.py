@@ -1,5 +1,6 @@
 """dbt models as assets, dbt tests as asset checks; sources join the warehouse load assets."""
 
+import json
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -12,10 +13,11 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from pipeline_platform.defs.partitions import DAILY, SINGLE_RUN
+from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.env_override import overridden
 from pipeline_platform.resources.dbt import dbt_project
 from pipeline_platform.resources.warehouse import Warehouse
+from pipeline_platform.resources.warehouse_load import Pending
 
 MARTS_SCHEMA = "analytics"
 # The batch job runs hourly: a mart older than two hours is late, a day old is failing.
@@ -24,15 +26,33 @@ MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(
 )
 
 
-def build_args(partition_range: tuple[str, str] | None = None) -> list[str]:
-    """`dbt build` arguments; a partition range is passed to dbt as vars for the log only."""
-    args = ["build"]
-    if partition_range:
-        args += [
-            "--vars",
-            f'{{"batch_start": "{partition_range[0]}", "batch_end": "{partition_range[1]}"}}',
-        ]
-    return args
+#: Beyond this many reading hours to rebuild (a month), one full refresh is cheaper than
+#: deleting and inserting them hour by hour.
+FULL_REFRESH_HOURS = 24 * 31
+
+
+REBUILD_HOURS_ENV = "DBT_REBUILD_HOURS"
+REBUILD_DAYS_ENV = "DBT_REBUILD_DAYS"
+
+
+def build_args(pending: Pending) -> tuple[list[str], dict[str, str]]:
+    """`dbt build` arguments, and the environment, that rebuild exactly what loads changed.
+
+    The incremental marts read the changed reading hours and days from the dbt
+    process's environment (`DBT_REBUILD_HOURS`, `DBT_REBUILD_DAYS`, JSON lists;
+    see `macros/rebuild_scope.sql`): unlike `--vars`, a new value does not make
+    dbt parse the whole project again. A load that replaced a whole table, or
+    more than `FULL_REFRESH_HOURS` hours, rebuilds everything once instead.
+    """
+    # Unit tests check the models' SQL on fixed rows: they belong to CI (tests/dbt), not to
+    # every production build, where they cost a third of the build.
+    build = ["build", "--exclude-resource-type", "unit_test"]
+    if pending.full_refresh or len(pending.hours) > FULL_REFRESH_HOURS:
+        return [*build, "--full-refresh"], {REBUILD_HOURS_ENV: "", REBUILD_DAYS_ENV: ""}
+    return build, {
+        REBUILD_HOURS_ENV: json.dumps(list(pending.hours)),
+        REBUILD_DAYS_ENV: json.dumps(list(pending.days)),
+    }
 
 
 class PlatformDbtTranslator(DagsterDbtTranslator):
@@ -68,7 +88,7 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         manifest=project.manifest_path,
         project=project,
         dagster_dbt_translator=translator,
-        partitions_def=DAILY,
+        partitions_def=WRITE_HOURS,
         backfill_policy=SINGLE_RUN,
         name="dbt_models",
     )
@@ -77,11 +97,21 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         dbt: DbtCliResource,
         warehouse: Warehouse,
     ):
-        """Staging views and marts built by `dbt build`, tests reported as asset checks."""
-        window = context.partition_time_window
-        args = build_args((window.start.date().isoformat(), window.end.date().isoformat()))
+        """Staging views and marts built by `dbt build`, tests reported as asset checks.
+
+        The incremental marts rebuild the reading hours and days the warehouse
+        loads queued (whatever run queued them); the queue is cleared once the
+        build succeeds, so a failed build is retried by the next run.
+        """
+        pending = warehouse.pending()
+        args, scope = build_args(pending)
+        context.log.info(
+            f"dbt rebuilds {len(pending.hours)} reading hour(s) over {len(pending.days)} day(s)"
+            + (" (full refresh)" if "--full-refresh" in args else "")
+        )
         # The profile reads where the warehouse is from the environment of the dbt process.
-        with overridden(warehouse.dbt_environment()):
+        with overridden(warehouse.dbt_environment() | scope):
             yield from dbt.cli(args, context=context).stream()
+        warehouse.clear_pending(pending)
 
     return dbt_models

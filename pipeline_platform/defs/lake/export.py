@@ -1,9 +1,9 @@
 """DynamoDB export to S3: request, wait, and find the data files of an export.
 
-Full exports write `{"Item": ...}` lines; incremental exports write
-`{"Keys", "NewImage", "OldImage"}` lines (see `shaping`). Real exports list their
-data files in `manifest-files.json`; the emulator writes data files only, so
-the files are listed from S3 when no manifest exists.
+Exports write, under their prefix, `AWSDynamoDB/<ExportId>/manifest-summary.json`,
+`manifest-files.json` (one JSON line per data file, with its `dataFileS3Key`) and
+`data/*.json.gz`; the data files are read from the manifest. An emulator that
+writes data files only is read by listing them.
 """
 
 from __future__ import annotations
@@ -11,81 +11,89 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-FULL_EXPORT = "FULL_EXPORT"
-INCREMENTAL_EXPORT = "INCREMENTAL_EXPORT"
-# AWS accepts incremental export windows from 15 minutes to 24 hours.
-MIN_INCREMENTAL_WINDOW = timedelta(minutes=15)
-MAX_INCREMENTAL_WINDOW = timedelta(hours=24)
+from pipeline_platform.defs.lake.windows import FULL_EXPORT, PlannedExport
+
+VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 
 
 class ExportFailed(RuntimeError):
-    """The table export ended FAILED, or did not finish in time."""
-
-
-def incremental_window_allowed(start: datetime, end: datetime, now: datetime) -> bool:
-    """True when AWS accepts an incremental export of writes in [start, end)."""
-    return MIN_INCREMENTAL_WINDOW <= end - start <= MAX_INCREMENTAL_WINDOW and end <= now
+    """The table export was refused, ended FAILED, or did not finish in time."""
 
 
 def export_request(
-    table_arn: str,
-    bucket: str,
-    prefix: str,
-    write_window: tuple[datetime, datetime] | None = None,
-    now: datetime | None = None,
+    planned: PlannedExport, table_arn: str, bucket: str, prefix: str, now: datetime
 ) -> dict[str, Any]:
-    """Arguments of `ExportTableToPointInTime`: incremental for an allowed write window, else full.
+    """Arguments of `ExportTableToPointInTime` for a planned export.
 
-    A write window is the span of *write* times to export; it is honoured only
-    when AWS allows it (15 min .. 24 h, already in the past), else the whole
-    table is exported.
+    A full export that is to end now leaves `ExportTime` out, and AWS takes the
+    current time (a clock a little ahead of AWS's would otherwise ask for the
+    future); its description says the time it used.
     """
     request: dict[str, Any] = {
         "TableArn": table_arn,
         "S3Bucket": bucket,
         "S3Prefix": prefix.rstrip("/"),
         "ExportFormat": "DYNAMODB_JSON",
-        "ExportType": FULL_EXPORT,
+        "ExportType": planned.export_type,
     }
-    if write_window and now and incremental_window_allowed(*write_window, now):
-        request["ExportType"] = INCREMENTAL_EXPORT
-        request["IncrementalExportSpecification"] = {
-            "ExportFromTime": write_window[0],
-            "ExportToTime": write_window[1],
-            "ExportViewType": "NEW_AND_OLD_IMAGES",
-        }
+    if planned.export_type == FULL_EXPORT:
+        if planned.end < now:
+            request["ExportTime"] = planned.end
+        return request
+    request["IncrementalExportSpecification"] = {
+        "ExportFromTime": planned.start,
+        "ExportToTime": planned.end,
+        "ExportViewType": VIEW_TYPE,
+    }
     return request
 
 
-def wait_for_export(
+def exported_until(description: dict[str, Any], planned: PlannedExport) -> datetime:
+    """The write time an export's data reaches: the time AWS reports, else the planned end."""
+    if planned.export_type == FULL_EXPORT:
+        reported = description.get("ExportTime")
+    else:
+        reported = description.get("IncrementalExportSpecification", {}).get("ExportToTime")
+    if isinstance(reported, datetime):
+        return reported.astimezone(UTC)
+    return planned.end
+
+
+def wait_for_exports(
     dynamodb: Any,
-    export_arn: str,
+    export_arns: list[str],
     log: Callable[[str], None],
     poll_seconds: float = 0.2,
     timeout_seconds: float = 3600.0,
-) -> dict[str, Any]:
-    """Poll `DescribeExport` until the export leaves IN_PROGRESS; log progress; fail on FAILED."""
+) -> list[dict[str, Any]]:
+    """Poll `DescribeExport` until every export leaves IN_PROGRESS; fail on the first FAILED."""
     deadline = time.monotonic() + timeout_seconds
     delay = poll_seconds
-    last_status = None
+    done: dict[str, dict[str, Any]] = {}
+    reported: dict[str, str] = {}
     while True:
-        description = dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"]
-        status = description["ExportStatus"]
-        if status != last_status:
-            log(f"export {export_arn}: {status}, {description.get('ItemCount', 0)} items so far")
-            last_status = status
-        if status == "COMPLETED":
-            return description
-        if status == "FAILED":
-            raise ExportFailed(
-                f"export {export_arn} failed: {description.get('FailureCode')}: "
-                f"{description.get('FailureMessage')}"
-            )
+        for arn in export_arns:
+            if arn in done:
+                continue
+            description = dynamodb.describe_export(ExportArn=arn)["ExportDescription"]
+            status = description["ExportStatus"]
+            if reported.get(arn) != status:
+                log(f"export {arn}: {status}, {description.get('ItemCount', 0)} items so far")
+                reported[arn] = status
+            if status == "COMPLETED":
+                done[arn] = description
+            elif status == "FAILED":
+                raise ExportFailed(
+                    f"export {arn} failed: {description.get('FailureCode')}: "
+                    f"{description.get('FailureMessage')}"
+                )
+        if len(done) == len(export_arns):
+            return [done[arn] for arn in export_arns]
         if time.monotonic() > deadline:
-            raise ExportFailed(f"export {export_arn} still {status} after {timeout_seconds:.0f}s")
+            raise ExportFailed(f"exports still running after {timeout_seconds:.0f}s")
         time.sleep(delay)
         delay = min(delay * 2, 30.0)
 

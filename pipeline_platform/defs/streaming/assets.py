@@ -42,6 +42,15 @@ quarantine_objects = dg.AssetSpec(
     group_name=GROUP,
 )
 
+rule_error_objects = dg.AssetSpec(
+    keys.S3_RULE_ERRORS,
+    deps=[keys.IOT_TOPIC],
+    description="JSON records of messages the topic rule could not route (its error action): "
+    "payload, topic, client id and failure, under the quarantine bucket's `errors/`.",
+    kinds={"s3"},
+    group_name=GROUP,
+)
+
 _table_spec = dg.AssetSpec(
     keys.DYNAMODB_TABLE,
     deps=[keys.STREAM_PROCESSOR],
@@ -94,4 +103,10 @@ def readings_table(cloud: CloudResource):
     )
 
 
-external_specs = [iot_topic, kinesis_stream, stream_processor, quarantine_objects]
+external_specs = [
+    iot_topic,
+    kinesis_stream,
+    stream_processor,
+    quarantine_objects,
+    rule_error_objects,
+]

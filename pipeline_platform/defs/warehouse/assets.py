@@ -1,123 +1,214 @@
-"""Warehouse assets: the lake's partitions merged into `raw.*` by natural key."""
+"""Warehouse assets: the lake days that changed, merged into `raw.*`, and reconciled.
+
+Each load takes the reading days whose lake version the warehouse has not loaded
+(after a failed run too: nothing is skipped), replaces them in one transaction
+and queues their changed hours for dbt. Two checks per table and run:
+
+- `lake_changes_reach_warehouse`: every key the lake changed since the last load
+  (its change sets) is what the load changed in the warehouse, neither more nor
+  fewer;
+- `lake_days_equal_warehouse_days`: every reading day holds as many rows in the
+  warehouse as in the lake, and the warehouse has loaded the lake's latest
+  version, so nothing stored in the lake is missing from the warehouse.
+"""
+
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
-import pyarrow as pa
+import duckdb
 
 from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
-from pipeline_platform.defs.partitions import DAILY, SINGLE_RUN, days_of
+from pipeline_platform.defs.lake.run_context import change_set_key, state_store
+from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.resources.cloud import CloudResource
-from pipeline_platform.resources.warehouse_load import LoadSpec
+from pipeline_platform.resources.warehouse import Warehouse
+from pipeline_platform.resources.warehouse_load import LakeFile, LoadSpec
 
 GROUP = "warehouse"
-RECONCILE = "lake_rows_equal_warehouse_rows"
+CHANGES_CHECK = "lake_changes_reach_warehouse"
+DAYS_CHECK = "lake_days_equal_warehouse_days"
 
 
-def extra_columns(schemas: list[pa.Schema], fixed: tuple[ws.Column, ...]) -> dict[str, str]:
-    """Lake columns beyond `fixed`, typed `double` for numbers and `string` otherwise."""
-    known = {c.name for c in fixed}
-    extras: dict[str, str] = {}
-    for schema in schemas:
-        for f in schema:
-            if f.name in known or f.name in extras:
-                continue
-            numeric = pa.types.is_floating(f.type) or pa.types.is_integer(f.type)
-            extras[f.name] = "double" if numeric else "string"
-    return extras
+def _connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that prints no progress bar (a step's output is for its logs)."""
+    con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
+    return con
 
 
-def _load(context, cloud: CloudResource, warehouse, table: str, columns, key, lake_prefix: str):
-    days = days_of(context)
-    spec = LoadSpec(table, columns, key, cloud.settings.lake_bucket, lake_prefix, days)
-    file_keys = [
-        k
-        for k in cloud.partition_keys(cloud.settings.lake_bucket, lake_prefix, days)
-        if k.endswith(".parquet")
-    ]
-    footers = cloud.parquet_metadata(cloud.settings.lake_bucket, file_keys)
-    schemas = [footer.schema.to_arrow_schema() for footer in footers]
-    spec = LoadSpec(
-        table,
-        columns,
-        key,
-        cloud.settings.lake_bucket,
-        lake_prefix,
-        days,
-        extra_columns(schemas, columns),
+def changed_keys(cloud: CloudResource, table: ws.Table, versions: range) -> int:
+    """How many distinct keys lake versions `versions` of `table` changed (their change sets)."""
+    wanted = [change_set_key(table.name, v) for v in versions]
+    if not wanted:
+        return 0
+    with tempfile.TemporaryDirectory(prefix="change-sets-") as tmp:
+        files = cloud.download(cloud.settings.lake_bucket, wanted, Path(tmp))
+        with _connect() as con:
+            found = con.execute(
+                f"select count(*) from (select distinct {', '.join(table.key)} "
+                "from read_parquet(?))",
+                [[str(f) for f in files]],
+            ).fetchone()
+    return int(found[0]) if found else 0
+
+
+def _lake_files(cloud: CloudResource, table: ws.Table, days: list[str]) -> tuple[LakeFile, ...]:
+    prefix = keys.LAKE_PREFIXES[table.name]
+    wanted = {f"{prefix}dt={day}/" for day in days}
+    width = len(prefix) + len("dt=YYYY-MM-DD/")
+    listed = (
+        [o for day in sorted(wanted) for o in cloud.list_objects(cloud.settings.lake_bucket, day)]
+        if len(wanted) <= 31
+        else [
+            o
+            for o in cloud.list_objects(cloud.settings.lake_bucket, prefix)
+            if o.key[:width] in wanted
+        ]
     )
-    result = warehouse.merge_partitions(spec, cloud)
-    lake_rows = sum(footer.num_rows for footer in footers)
-    warehouse_rows = sum(result.rows_by_day.values())
-    if result.added_columns:
-        context.log.info(f"added columns to raw.{table}: {list(result.added_columns)}")
+    return tuple(LakeFile(o.key, o.size) for o in listed if o.key.endswith(".parquet"))
+
+
+def load_table(
+    context: dg.AssetExecutionContext,
+    cloud: CloudResource,
+    warehouse: Warehouse,
+    table: ws.Table,
+):
+    """Load lake table `table`'s unloaded days into `raw.<table>`; yield the result and checks."""
+    state = state_store(cloud).load(table.name)[0]
+    loaded = warehouse.loaded(table.name, state.lake_id)
+    replace_all = loaded.other_lake and loaded.version == 0
+    if replace_all:
+        context.log.warning(
+            f"raw.{table.name} was loaded from another lake (its state was lost and started "
+            "again): replacing the whole table with this lake's"
+        )
+    days = sorted(day for day, d in state.days.items() if d.version > loaded.version)
+    expected = changed_keys(cloud, table, range(loaded.version + 1, state.version + 1))
+    spec = LoadSpec(
+        table=table,
+        bucket=cloud.settings.lake_bucket,
+        lake_prefix=keys.LAKE_PREFIXES[table.name],
+        files=_lake_files(cloud, table, days),
+        lake_version=state.version,
+        manifest_key=f"{keys.MANIFEST_PREFIX}{table.name}/v{state.version:08d}.manifest",
+        lake_id=state.lake_id,
+        replace_all=replace_all,
+        extra_columns=dict(state.extras),
+    )
+    # Called with no files too: the table exists for dbt even before its first row.
+    result = warehouse.load(spec, cloud)
+    # The change sets (and manifest) of the versions now loaded have served their purpose.
+    cloud.delete_keys(
+        cloud.settings.lake_bucket,
+        [change_set_key(table.name, v) for v in range(loaded.version + 1, state.version + 1)]
+        + [spec.manifest_key],
+    )
+    changed, rows_by_day, added = result.changed_rows, result.rows_by_day, result.added_columns
+    queued = (result.queued_hours, result.queued_days)
+    if added:
+        context.log.info(f"added columns to raw.{table.name}: {list(added)}")
+    lake_rows = {day: d.rows for day, d in state.days.items()}
+    differing = {
+        day: {"lake": lake_rows.get(day, 0), "warehouse": rows_by_day.get(day, 0)}
+        for day in sorted(set(lake_rows) | set(rows_by_day))
+        if lake_rows.get(day, 0) != rows_by_day.get(day, 0)
+    }
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": warehouse_rows,
-            "rows_by_day": result.rows_by_day,
-            "staged_rows": result.staged_rows,
-            "added_columns": list(result.added_columns),
-            "table": f"{ws.RAW_SCHEMA}.{table}",
+            "dagster/row_count": sum(rows_by_day.values()),
+            "rows_changed": changed,
+            "reading_days_loaded": dg.MetadataValue.json(days),
+            "lake_version_loaded": state.version,
+            "hours_queued_for_dbt": queued[0],
+            "days_queued_for_dbt": queued[1],
+            "added_columns": list(added),
+            "table": f"{ws.RAW_SCHEMA}.{table.name}",
         }
     )
     yield dg.AssetCheckResult(
-        check_name=RECONCILE,
-        passed=lake_rows == warehouse_rows,
-        metadata={"lake_rows": lake_rows, "warehouse_rows": warehouse_rows},
+        check_name=CHANGES_CHECK,
+        passed=changed == expected,
+        metadata={
+            "keys_changed_in_lake": expected,
+            "rows_changed_in_warehouse": changed,
+            "lake_versions": f"{loaded.version + 1}..{state.version}",
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=DAYS_CHECK,
+        passed=not differing,
+        metadata={
+            "days": len(lake_rows),
+            "lake_rows": sum(lake_rows.values()),
+            "warehouse_rows": sum(rows_by_day.values()),
+            "days_that_differ": dg.MetadataValue.json(dict(list(differing.items())[:20])),
+        },
     )
 
 
-def _reconcile(key: dg.AssetKey) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        RECONCILE, asset=key, description="The run's days hold as many rows as the lake's files."
-    )
+def _checks(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            CHANGES_CHECK,
+            asset=key,
+            description="The warehouse changed exactly the keys the lake changed since the last "
+            "load.",
+        ),
+        dg.AssetCheckSpec(
+            DAYS_CHECK,
+            asset=key,
+            description="Every reading day holds as many rows as the lake's, and the lake's "
+            "latest version is loaded: nothing in the lake is missing here.",
+        ),
+    ]
 
 
-@dg.asset(
-    key=keys.RAW_READINGS,
-    deps=[keys.LAKE_READINGS, keys.GLUE_READINGS],
-    partitions_def=DAILY,
-    backfill_policy=SINGLE_RUN,
-    kinds={"redshift", "duckdb"},
-    group_name=GROUP,
-    check_specs=[_reconcile(keys.RAW_READINGS)],
-    required_resource_keys={"cloud", "warehouse"},
+def _warehouse_asset(key: dg.AssetKey, table: ws.Table, lake: dg.AssetKey, glue: dg.AssetKey):
+    def load(context: dg.AssetExecutionContext) -> Any:
+        yield from load_table(context, context.resources.cloud, context.resources.warehouse, table)
+
+    load.__name__ = f"raw_{table.name}"
+
+    return dg.asset(
+        key=key,
+        deps=[lake, glue],
+        partitions_def=WRITE_HOURS,
+        backfill_policy=SINGLE_RUN,
+        kinds={"redshift", "duckdb"},
+        group_name=GROUP,
+        check_specs=_checks(key),
+        required_resource_keys={"cloud", "warehouse"},
+        description=_DESCRIPTIONS[table.name],
+    )(load)
+
+
+_DESCRIPTIONS = {
+    ws.READINGS_TABLE: (
+        "`raw.sensor_readings`: the lake's readings, the reading days that changed replaced "
+        "in one transaction (on Redshift, one COPY of their files from a manifest into a "
+        "stage, `dt` derived from `reading_at`; locally DuckDB reads the same files)."
+    ),
+    ws.QUARANTINE_TABLE: (
+        "`raw.quarantined_records`: the stream processor's quarantined records, by arrival "
+        "day, the days that changed replaced as for readings."
+    ),
+    ws.RULE_ERRORS_TABLE: (
+        "`raw.rule_errors`: the messages the topic rule could not route (reason "
+        "`TOPIC_RULE_ERROR`), with payload, topic, client id and failure, beside the "
+        "quarantined records."
+    ),
+}
+
+raw_sensor_readings = _warehouse_asset(
+    keys.RAW_READINGS, ws.READINGS, keys.LAKE_READINGS, keys.GLUE_READINGS
 )
-def raw_sensor_readings(context: dg.AssetExecutionContext):
-    """`raw.sensor_readings`: the lake's readings merged by (device_id, reading_epoch).
-
-    On Redshift a COPY of the day's Parquet (with the stack's IAM role) into a
-    staging table, then delete+insert in one transaction; locally DuckDB reads
-    the same Parquet and merges the same way. New lake columns are added first.
-    """
-    yield from _load(
-        context,
-        context.resources.cloud,
-        context.resources.warehouse,
-        ws.READINGS_TABLE,
-        ws.READINGS_COLUMNS,
-        ws.READINGS_KEY,
-        keys.LAKE_READINGS_PREFIX,
-    )
-
-
-@dg.asset(
-    key=keys.RAW_QUARANTINE,
-    deps=[keys.LAKE_QUARANTINE, keys.GLUE_QUARANTINE],
-    partitions_def=DAILY,
-    backfill_policy=SINGLE_RUN,
-    kinds={"redshift", "duckdb"},
-    group_name=GROUP,
-    check_specs=[_reconcile(keys.RAW_QUARANTINE)],
-    required_resource_keys={"cloud", "warehouse"},
+raw_quarantined_records = _warehouse_asset(
+    keys.RAW_QUARANTINE, ws.QUARANTINE, keys.LAKE_QUARANTINE, keys.GLUE_QUARANTINE
 )
-def raw_quarantined_records(context: dg.AssetExecutionContext):
-    """`raw.quarantined_records`: quarantined records merged by Kinesis sequence number."""
-    yield from _load(
-        context,
-        context.resources.cloud,
-        context.resources.warehouse,
-        ws.QUARANTINE_TABLE,
-        ws.QUARANTINE_COLUMNS,
-        ws.QUARANTINE_KEY,
-        keys.LAKE_QUARANTINE_PREFIX,
-    )
+raw_rule_errors = _warehouse_asset(
+    keys.RAW_RULE_ERRORS, ws.RULE_ERRORS, keys.LAKE_RULE_ERRORS, keys.GLUE_RULE_ERRORS
+)

@@ -1,0 +1,18 @@
+"""Where things live inside the stacks' buckets: key prefixes, named once.
+
+Plain constants (no troposphere), so the pipeline can import them without
+loading the template code. The templates grant access by these prefixes and
+output them; the pipeline and the local cloud read and write under them.
+"""
+
+from __future__ import annotations
+
+#: Quarantine bucket: what the topic rule's error action keeps (`errors/<time>-<uuid>.json`).
+RULE_ERRORS_PREFIX = "errors/"
+#: Lake bucket: DynamoDB exports (`exports/<table>/<window>/AWSDynamoDB/<ExportId>/...`).
+EXPORTS_PREFIX = "exports/"
+#: Lake bucket: the Parquet lake the crawler catalogs (`lake/<table>/dt=YYYY-MM-DD/`).
+LAKE_PREFIX = "lake/"
+#: Lake bucket: the batch pipeline's own records beside the lake, never crawled: each lake
+#: table's state and lock, each run's export summary, the change sets, the COPY manifests.
+PIPELINE_PREFIX = "pipeline/"

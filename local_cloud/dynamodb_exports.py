@@ -221,13 +221,13 @@ def known_image(item: Any) -> str | None:
     It is kept from the item's write on and dropped whenever moto changes the item in
     place (`update_item`), so when present it is the item's attributes now.
     """
-    text: str | None = item.__dict__.get(_IMAGE_ATTR)
+    text: str | None = item.__dict__.get(IMAGE_ATTRIBUTE)
     return text
 
 
 def remember_image(item: Any, text: str) -> None:
     """Keep `text` (the item's attributes as DynamoDB JSON) as the item's image."""
-    item.__dict__[_IMAGE_ATTR] = text
+    item.__dict__[IMAGE_ATTRIBUTE] = text
 
 
 def keys_json(table: Any, item: Any) -> str:
@@ -436,7 +436,7 @@ def put_item(table: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) 
             new = _ENCODE(item_attrs)
             names = [table.hash_key_attr, *([table.range_key_attr] if table.range_key_attr else [])]
             keys = _ENCODE({name: item_attrs[name] for name in names})
-            item.__dict__[IMAGE_ATTRIBUTE] = new
+            remember_image(item, new)
         except TypeError:  # binary values: moto keeps bytes, the image needs base64
             new, keys = _image_and_keys(table, item)
         _record(journal, table, keys, new, old)

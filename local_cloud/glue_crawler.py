@@ -52,7 +52,7 @@ _PARQUET = "parquet"
 _JSON = "json"
 
 #: Storage descriptors as Glue's crawlers write them, per classification.
-STORAGE_FORMATS = {
+STORAGE_FORMATS: dict[str, dict[str, Any]] = {
     _PARQUET: {
         "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
         "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
@@ -355,7 +355,7 @@ class Crawl:
     def _write_partitions(self, database: str, dataset: Dataset, columns: Columns) -> None:
         if not dataset.partitions:
             return
-        known = set()
+        known: set[tuple[str, ...]] = set()
         paginator = self._glue.get_paginator("get_partitions")
         for page in paginator.paginate(DatabaseName=database, TableName=dataset.name):
             known.update(tuple(p["Values"]) for p in page["Partitions"])

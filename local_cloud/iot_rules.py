@@ -146,11 +146,13 @@ class EmulatorTargets:
         held = self.state_guard.shared() if self.state_guard is not None else nullcontext()
         try:
             with held:
+                # moto annotates both as str; its own PutRecord handler passes None when
+                # the request has neither, as here.
                 backend.put_record(
-                    stream_arn=None,
+                    stream_arn=None,  # type: ignore[arg-type]
                     stream_name=stream_name,
                     partition_key=partition_key,
-                    explicit_hash_key=None,
+                    explicit_hash_key=None,  # type: ignore[arg-type]
                     data=base64.b64encode(data).decode("ascii"),
                 )
         except JsonRESTError as exc:

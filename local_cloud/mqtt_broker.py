@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 MessageSink = Callable[[InboundMessage], None]
 
 
-class RulesEngineHandoff(BasePlugin):  # type: ignore[type-arg]
+class RulesEngineHandoff(BasePlugin):
     """amqtt plugin: passes every accepted PUBLISH to the sink the broker wrapper sets."""
 
     @dataclass

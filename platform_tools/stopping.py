@@ -105,7 +105,7 @@ class SignalStop:
         # Without a bound (`up`), only the first signal raises: a second Ctrl-C while the
         # command stops must not cut its clean-up short.
         if not self._stopping and (first or self.grace is not None):
-            raise StopRequested(self.signum)
+            raise StopRequested(self.signum or signum)
         if redelivered or self.grace is None:
             return
         self._repeats += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 from troposphere import GetAtt, Ref, Template
 
 from cloudformation.kms import key_arn
+from cloudformation.layout import RULE_ERRORS_PREFIX
 from cloudformation.naming import Naming
 from cloudformation.outputs import StreamingOutput
 from cloudformation.parameters import export_outputs
@@ -19,7 +20,6 @@ from cloudformation.streaming.alarms import add_alarms
 from cloudformation.streaming.buckets import add_buckets
 from cloudformation.streaming.encryption import add_data_key
 from cloudformation.streaming.ingestion import (
-    RULE_ERRORS_PREFIX,
     add_device_policy,
     add_stream,
     add_topic_rule,

@@ -87,7 +87,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     return Warehouse(first_build=first_build, incremental_build=path, manifest=manifest)
 
 
-def hourly(path: Path) -> dict[tuple[str, datetime], dict[str, object]]:
+def hourly(path: Path) -> dict[tuple[object, object], dict[str, object]]:
     rows = query(path, "select * from analytics.fct_device_hourly")
     return {(r["device_id"], r["reading_hour"]): r for r in rows}
 

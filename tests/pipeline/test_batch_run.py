@@ -277,6 +277,7 @@ def test_the_hourly_schedule_asks_for_one_run_of_the_complete_windows_since_the_
 
     last_end = datetime.fromisoformat(runs["newer"]["windows"]["exported"][-1][1])
     hour = last_end.replace(minute=0, second=0, microsecond=0)
+
     def tick(at: datetime):
         # The cloud resource opens its clients for the tick, as the daemon's would.
         with dg.build_schedule_context(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -36,8 +37,8 @@ def test_definitions_load_and_connect_topic_to_marts(deployment):
     assert {keys.RAW_READINGS, keys.RAW_QUARANTINE, keys.RAW_RULE_ERRORS} <= downstream
 
 
-def _spec(files: tuple[LakeFile, ...], **overrides) -> LoadSpec:
-    fields = {
+def _spec(files: tuple[LakeFile, ...], **overrides: Any) -> LoadSpec:
+    fields: dict[str, Any] = {
         "table": ws.READINGS,
         "bucket": "lake-bucket",
         "lake_prefix": keys.LAKE_READINGS_PREFIX,

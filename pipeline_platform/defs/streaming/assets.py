@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from cloudformation.naming import SENSOR_TOPIC
 from pipeline_platform.defs import keys
 from pipeline_platform.resources.cloud import CloudResource
 from stream_processor import telemetry
@@ -16,7 +17,8 @@ GROUP = "streaming"
 
 iot_topic = dg.AssetSpec(
     keys.IOT_TOPIC,
-    description="MQTT topic `iot/sensors` that devices publish JSON readings to (AWS IoT Core).",
+    description=f"MQTT topic that devices publish JSON readings to (AWS IoT Core; `{SENSOR_TOPIC}` "
+    "unless the stack's SensorTopic parameter says otherwise).",
     kinds={"aws", "iot"},
     group_name=GROUP,
 )

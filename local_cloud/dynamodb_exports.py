@@ -673,8 +673,13 @@ def _comparable(body: dict[str, Any]) -> dict[str, Any]:
     return {k: plain(v) for k, v in body.items() if k != "ClientToken"}
 
 
-def start_export(backend: Any, body: dict[str, Any]) -> TableExport:
-    """Validate an `ExportTableToPointInTime` request as DynamoDB does and start the export."""
+def start_export(backend: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """Validate an `ExportTableToPointInTime` request as DynamoDB does and start the export.
+
+    Returns the `ExportDescription` the call answers: taken before the export's thread
+    starts, so a small export that finishes at once is still IN_PROGRESS in the answer
+    to the call that started it, as on DynamoDB.
+    """
     now = _now_us()
     export_type = body.get("ExportType")
     spec = body.get("IncrementalExportSpecification")
@@ -715,7 +720,7 @@ def start_export(backend: Any, body: dict[str, Any]) -> TableExport:
                     "ExportConflictException",
                     "Export conflict: Duplicate request detected with conflicting parameters",
                 )
-            return earlier
+            return earlier.description()
     table = _table_by_arn(backend, body.get("TableArn") or "")
     incremental = export_type == INCREMENTAL_EXPORT
     window: tuple[int, int, str] | None = None
@@ -766,13 +771,14 @@ def start_export(backend: Any, body: dict[str, Any]) -> TableExport:
     )
     _exports(backend)[export.arn] = export
     account = export.s3_bucket_owner or backend.account_id
+    started = export.description()
     threading.Thread(
         target=_write_export,
         args=(export, table, account, backend.partition),
         name=f"dynamodb-export-{export_id}",
         daemon=True,
     ).start()
-    return export
+    return started
 
 
 def describe(backend: Any, export_arn: str) -> TableExport:
@@ -1051,8 +1057,8 @@ def _fail(export: TableExport, code: str, message: str) -> None:
 
 def export_table_to_point_in_time(handler: Any) -> ActionResult:
     """`ExportTableToPointInTime`: validated as DynamoDB does, written in the background."""
-    export = start_export(handler.dynamodb_backend, dict(handler.body))
-    return ActionResult({"ExportDescription": export.description()})
+    started = start_export(handler.dynamodb_backend, dict(handler.body))
+    return ActionResult({"ExportDescription": started})
 
 
 def describe_export(handler: Any) -> ActionResult:

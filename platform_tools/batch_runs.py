@@ -35,6 +35,10 @@ class RunFailed(RuntimeError):
     """The batch run failed; the message names the failed steps."""
 
 
+class InvalidWindow(ValueError):
+    """A window or range given on the command line that is not one of the write windows."""
+
+
 class RunInterrupted(RunFailed):
     """Ctrl-C or SIGTERM stopped the run (Dagster takes both signals while a run executes)."""
 
@@ -50,12 +54,12 @@ def window_range(first: str, last: str | None = None) -> CatchUp:
     last = last or first
     for key in (first, last):
         if key not in valid:
-            raise ValueError(
+            raise InvalidWindow(
                 f"{key!r} is not a write window: windows are hours from {valid[0]} to "
                 f"{valid[-1]}, written YYYY-MM-DD-HH:00"
             )
     if key_start(last) < key_start(first):
-        raise ValueError(f"the range ends ({last}) before it starts ({first})")
+        raise InvalidWindow(f"the range ends ({last}) before it starts ({first})")
     return CatchUp(first, last, None, now)
 
 

@@ -101,6 +101,12 @@ def _use_local_credentials_on_loopback(args: argparse.Namespace) -> None:
         os.environ.update(CREDENTIALS)
 
 
+def _usage_error(message: str) -> NoReturn:
+    """End the command on arguments that cannot work: one line, exit status 2 (as argparse)."""
+    print(f"pipeline-platform: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _fail(args: argparse.Namespace, error: BaseException) -> NoReturn:
     """End the command with `error` as one clear line on stderr and exit status 1."""
     raise SystemExit(f"pipeline-platform {args.command}: {error}")
@@ -254,13 +260,28 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print what it did."""
-    from platform_tools.batch_runs import describe, materialize
+    from platform_tools.batch_runs import (
+        InvalidWindow,
+        RunFailed,
+        RunInterrupted,
+        describe,
+        materialize,
+    )
 
     if args.to and not args.partition:
-        raise SystemExit("--to needs --partition (the first window of the range)")
+        _usage_error("--to needs --partition (the first window of the range)")
     if args.rebuild and args.partition:
-        raise SystemExit("--rebuild starts from a full export of the table: give no window")
-    summary = materialize(partition=args.partition, last=args.to, rebuild=args.rebuild)
+        _usage_error("--rebuild starts from a full export of the table: give no window")
+    try:
+        summary = materialize(partition=args.partition, last=args.to, rebuild=args.rebuild)
+    except InvalidWindow as error:
+        _usage_error(f"materialize: {error}")
+    except RunInterrupted:
+        print("pipeline-platform materialize: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    except RunFailed as error:
+        # The steps' own logs (above) hold the detail; one line says which failed.
+        _fail(args, error)
     print(describe(summary))
     if args.json:
         print(json.dumps(summary, indent=2, default=str))

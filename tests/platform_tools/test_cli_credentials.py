@@ -110,7 +110,7 @@ def test_readme_commands_work_in_a_fresh_shell_with_no_aws_variables(
 ) -> None:
     """GIVEN `pipeline-platform up` running, and a second shell with no AWS credentials
     WHEN the seed's reading is published through the IoT Data API and then
-    `pipeline-platform materialize --partition 2023-11-16` runs (the README's lines; the
+    `pipeline-platform materialize` runs (the README's lines; the
     endpoint set only because this local cloud listens on a free port)
     THEN both succeed, and the reading reaches the warehouse."""
     shell = clean_environ(AWS_ENDPOINT_URL=local_cloud_up)
@@ -125,8 +125,6 @@ def test_readme_commands_work_in_a_fresh_shell_with_no_aws_variables(
 
     materialized = run_cli(
         "materialize",
-        "--partition",
-        "2023-11-16",
         env={**shell, "WAREHOUSE_PATH": str(warehouse), "DAGSTER_HOME": str(tmp_path)},
         timeout=600,
     )
@@ -159,3 +157,29 @@ def _wait_until_stored(endpoint: str, device_id: str, timeout: float = 60.0) -> 
             return
         time.sleep(0.3)
     raise AssertionError(f"{device_id} not stored within {timeout:g} s")
+
+
+@pytest.mark.parametrize(
+    ("window", "said"),
+    [
+        (["--partition", "2023-11-16"], "'2023-11-16' is not a write window"),
+        (
+            ["--partition", "2026-11-02-10:00", "--to", "2026-11-02-09:00"],
+            "the range ends (2026-11-02-09:00) before it starts (2026-11-02-10:00)",
+        ),
+    ],
+)
+def test_materialize_rejects_a_window_that_is_not_one_in_one_line(
+    window: list[str], said: str, tmp_path: Path
+) -> None:
+    """GIVEN a reading day where a write window is expected (the old partitions), or a
+    range that ends before it starts
+    WHEN `pipeline-platform materialize` is given it
+    THEN it exits 2 at once with one line saying what is wrong and what a window looks
+    like, and no traceback."""
+    done = run_cli("materialize", *window, env=clean_environ(DAGSTER_HOME=str(tmp_path)))
+
+    assert done.returncode == 2
+    assert said in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -156,3 +157,26 @@ def test_dbt_rebuilds_exactly_the_queued_hours_or_everything_once_after_a_replac
     many = Pending((*hours, "2023-02-01 00:00:00"), ("2023-01-01",), {})
     assert len(many.hours) > FULL_REFRESH_HOURS
     assert build_args(many)[0][-1] == "--full-refresh"
+
+
+def test_dbt_resource_knows_the_dbt_version_without_asking_dbt():
+    """GIVEN the platform's dbt resource on the dbt beside this interpreter WHEN dagster-dbt asks
+    which dbt it runs THEN the answer is what `dbt --version` prints, without that process (a
+    dbt start-up and PyPI requests on every run)."""
+    import re
+    import subprocess
+
+    from dagster_dbt import DbtCliResource
+
+    from pipeline_platform.resources.dbt import dbt_executable, dbt_resource
+
+    resource = dbt_resource("local")
+    printed = subprocess.run(
+        [dbt_executable(), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    installed = re.search(r"installed:\s*(\d+\.\d+\.\d+)", printed)
+    assert installed is not None, printed
+    assert str(resource._cli_version) == installed.group(1)
+    # the names this resource overrides are still the ones dagster-dbt calls
+    assert isinstance(vars(DbtCliResource).get("_cli_version"), functools.cached_property)
+    assert callable(vars(DbtCliResource).get("_initialize_dbt_core_adapter"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 
@@ -180,3 +181,44 @@ def test_dbt_resource_knows_the_dbt_version_without_asking_dbt():
     # the names this resource overrides are still the ones dagster-dbt calls
     assert isinstance(vars(DbtCliResource).get("_cli_version"), functools.cached_property)
     assert callable(vars(DbtCliResource).get("_initialize_dbt_core_adapter"))
+
+
+def _parse_events(target: Path) -> set[str]:
+    """The names of the events dbt logged in `target` (dagster-dbt logs there, as JSON)."""
+    lines = (target / "dbt.log").read_text().splitlines()
+    return {json.loads(line)["info"]["name"] for line in lines if line.startswith("{")}
+
+
+def test_each_dbt_build_starts_from_the_parse_the_last_one_left(tmp_path, monkeypatch):
+    """GIVEN the project's saved parse written under another warehouse path (as the code
+    location's parse may be) WHEN two commands run on one warehouse, the first one's parse
+    kept THEN the first parses the whole project and the second only what changed."""
+    import shutil
+
+    from dagster_dbt import DbtProject
+
+    from pipeline_platform.resources.dbt import (
+        DBT_PROJECT_DIR,
+        PlatformDbtCliResource,
+        dbt_executable,
+        keep_parse_state,
+    )
+
+    project_dir = tmp_path / "dbt"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    project = DbtProject(project_dir=project_dir, target="local")
+    dbt = PlatformDbtCliResource(
+        project_dir=str(project_dir), dbt_executable=dbt_executable(), target="local"
+    )
+    saved = project_dir / project.target_path
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "elsewhere.duckdb"))
+    dbt.cli(["parse"], target_path=saved).wait()
+
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
+    first = dbt.cli(["parse"], target_path=saved / "first").wait()
+    keep_parse_state(first.target_path, project)
+    second = dbt.cli(["parse"], target_path=saved / "second").wait()
+
+    assert "UnableToPartialParse" in _parse_events(first.target_path)
+    assert "UnableToPartialParse" not in _parse_events(second.target_path)
+    assert "PartialParsingEnabled" in _parse_events(second.target_path)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -157,3 +159,67 @@ def test_dbt_rebuilds_exactly_the_queued_hours_or_everything_once_after_a_replac
     many = Pending((*hours, "2023-02-01 00:00:00"), ("2023-01-01",), {})
     assert len(many.hours) > FULL_REFRESH_HOURS
     assert build_args(many)[0][-1] == "--full-refresh"
+
+
+def test_dbt_resource_knows_the_dbt_version_without_asking_dbt():
+    """GIVEN the platform's dbt resource on the dbt beside this interpreter WHEN dagster-dbt asks
+    which dbt it runs THEN the answer is what `dbt --version` prints, without that process (a
+    dbt start-up and PyPI requests on every run)."""
+    import re
+    import subprocess
+
+    from dagster_dbt import DbtCliResource
+
+    from pipeline_platform.resources.dbt import dbt_executable, dbt_resource
+
+    resource = dbt_resource("local")
+    printed = subprocess.run(
+        [dbt_executable(), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    installed = re.search(r"installed:\s*(\d+\.\d+\.\d+)", printed)
+    assert installed is not None, printed
+    assert str(resource._cli_version) == installed.group(1)
+    # the names this resource overrides are still the ones dagster-dbt calls
+    assert isinstance(vars(DbtCliResource).get("_cli_version"), functools.cached_property)
+    assert callable(vars(DbtCliResource).get("_initialize_dbt_core_adapter"))
+
+
+def _parse_events(target: Path) -> set[str]:
+    """The names of the events dbt logged in `target` (dagster-dbt logs there, as JSON)."""
+    lines = (target / "dbt.log").read_text().splitlines()
+    return {json.loads(line)["info"]["name"] for line in lines if line.startswith("{")}
+
+
+def test_each_dbt_build_starts_from_the_parse_the_last_one_left(tmp_path, monkeypatch):
+    """GIVEN the project's saved parse written under another warehouse path (as the code
+    location's parse may be) WHEN two commands run on one warehouse, the first one's parse
+    kept THEN the first parses the whole project and the second only what changed."""
+    import shutil
+
+    from dagster_dbt import DbtProject
+
+    from pipeline_platform.resources.dbt import (
+        DBT_PROJECT_DIR,
+        PlatformDbtCliResource,
+        dbt_executable,
+        keep_parse_state,
+    )
+
+    project_dir = tmp_path / "dbt"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    project = DbtProject(project_dir=project_dir, target="local")
+    dbt = PlatformDbtCliResource(
+        project_dir=str(project_dir), dbt_executable=dbt_executable(), target="local"
+    )
+    saved = project_dir / project.target_path
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "elsewhere.duckdb"))
+    dbt.cli(["parse"], target_path=saved).wait()
+
+    monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
+    first = dbt.cli(["parse"], target_path=saved / "first").wait()
+    keep_parse_state(first.target_path, project)
+    second = dbt.cli(["parse"], target_path=saved / "second").wait()
+
+    assert "UnableToPartialParse" in _parse_events(first.target_path)
+    assert "UnableToPartialParse" not in _parse_events(second.target_path)
+    assert "PartialParsingEnabled" in _parse_events(second.target_path)

@@ -15,7 +15,7 @@ from dagster_dbt import (
 
 from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.env_override import overridden
-from pipeline_platform.resources.dbt import dbt_project
+from pipeline_platform.resources.dbt import dbt_project, keep_parse_state
 from pipeline_platform.resources.warehouse import Warehouse
 from pipeline_platform.resources.warehouse_load import Pending
 
@@ -111,7 +111,11 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         )
         # The profile reads where the warehouse is from the environment of the dbt process.
         with overridden(warehouse.dbt_environment() | scope):
-            yield from dbt.cli(args, context=context).stream()
+            invocation = dbt.cli(args, context=context)
+            try:
+                yield from invocation.stream()
+            finally:
+                keep_parse_state(invocation.target_path, project)
         warehouse.clear_pending(pending)
 
     return dbt_models

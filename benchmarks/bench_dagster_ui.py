@@ -2,7 +2,8 @@
 
 Starts `pipeline-platform ui` on free ports (its own fleet publishing, as `make ui` does),
 publishes a day of a 20-device fleet over MQTT (one reading per device every 5 minutes,
-stamped between midnight UTC and now, so every one is in today's partition), waits until
+stamped between midnight UTC and now; the lake is empty, so the run's first export takes the
+whole table whatever write window is picked), waits until
 the table holds all of it, then in Debian's Chromium clicks "Materialize all", the latest
 partition and the launch button, with no run config, and waits for the run page to say
 the run ended. The same flow as the browser test (`tests/support/dagster_ui.py`).

@@ -15,12 +15,16 @@ from local_cloud import defaults
 
 #: The instance's folder inside a state dir.
 DAGSTER_FOLDER = "dagster"
-# The instance's settings. A laptop or CI runner offline must not wait on telemetry, and a
-# run launched from the UI waits in the queue until the daemon next looks (every 5 s by
-# default): once a second is enough for one user. Written when absent, or when it is the
-# file an earlier version wrote; a file the user edited is theirs.
+# The instance's settings. A laptop or CI runner offline must not wait on telemetry; the
+# UI's first-visit dialog (a newsletter sign-up) opens over the page on every fresh state
+# dir and can swallow the first click; and a run launched from the UI waits in the queue
+# until the daemon next looks (every 5 s by default): once a second is enough for one
+# user. Written when absent, or when it is the file an earlier version wrote; a file the
+# user edited is theirs.
 _DAGSTER_YAML = """\
 telemetry:
+  enabled: false
+nux:
   enabled: false
 run_coordinator:
   module: dagster.core.run_coordinator
@@ -28,7 +32,11 @@ run_coordinator:
   config:
     dequeue_interval_seconds: 1
 """
-_EARLIER_DAGSTER_YAMLS = ("telemetry:\n  enabled: false\n",)
+_EARLIER_DAGSTER_YAMLS = (
+    "telemetry:\n  enabled: false\n",
+    "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster.core.run_coordinator\n"
+    "  class: QueuedRunCoordinator\n  config:\n    dequeue_interval_seconds: 1\n",
+)
 
 
 def dagster_home(state_dir: Path | str = defaults.STATE_DIR) -> Path:

@@ -160,6 +160,9 @@ def materialize_all_latest(page: Page, ui_url: str, timeout_ms: float) -> Launch
     page.goto(f"{ui_url}/asset-groups", wait_until="domcontentloaded")
     materialize = page.get_by_role("button", name=re.compile(r"Materialize all"))
     expect(materialize).to_be_enabled()
+    # While the button still loads what it will launch (a spinner in it), a click does
+    # nothing; a user waits for the spinner to go.
+    expect(materialize.get_by_role("progressbar")).to_have_count(0, timeout=timeout_ms)
     dialog = page.get_by_role("dialog").filter(has=page.get_by_role("button", name=LAUNCH_BUTTON))
     launched = page.get_by_text("Launched run")
     clicked = time.monotonic()

@@ -46,6 +46,7 @@ from moto.dynamodb.models import dynamodb_backends
 from local_cloud import defaults, dynamodb_exports, moto_patches
 from local_cloud.emulator import Emulator
 from local_cloud.ports import free_port
+from tests.support.readings_table import create_readings_table
 
 DEFAULT_ITEMS = 1_000_000
 DEFAULT_CHANGES = 10_000
@@ -87,22 +88,7 @@ def reading(n: int, temperature: float | None = None) -> dict:
 
 
 def _create_table(dynamodb, name: str) -> str:
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "device_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "device_id", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_continuous_backups(
-        TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
-    )
-    return str(dynamodb.describe_table(TableName=name)["Table"]["TableArn"])
+    return str(create_readings_table(dynamodb, name)["TableArn"])
 
 
 def _export(dynamodb, s3, table_arn: str, **request) -> tuple[float, int, int]:

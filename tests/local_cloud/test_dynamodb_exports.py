@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from local_cloud import defaults
 from local_cloud.dynamodb_exports import ChangeJournal, TableExport, forget_image
+from tests.support.readings_table import create_readings_table
 
 pytestmark = pytest.mark.integration
 
@@ -49,25 +50,11 @@ def aws(aws_endpoint):
 def new_table(dynamodb, pitr: bool = True) -> tuple[str, str, float]:
     """A readings-shaped table; returns its name, ARN and when PITR was turned on."""
     name = f"readings-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "device_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "device_id", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    arn = dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
+    table = create_readings_table(dynamodb, name, pitr=pitr)
+    arn = table["TableArn"]
     enabled = 0.0
     if pitr:
-        described = dynamodb.update_continuous_backups(
-            TableName=name,
-            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-        )["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+        described = table["PointInTimeRecoveryDescription"]
         # A whole second just after it (the API reports milliseconds): every time the
         # tests build from it is then exact to the microsecond.
         enabled = float(math.floor(described["EarliestRestorableDateTime"].timestamp()) + 1)

@@ -15,6 +15,7 @@ from moto.kinesis.models import kinesis_backends
 from local_cloud import defaults
 from local_cloud.dynamodb_exports import known_image
 from local_cloud.persistence import StatePickler
+from tests.support.readings_table import create_readings_table
 
 ACCOUNT = "123456789012"
 
@@ -47,23 +48,7 @@ def _round_trip(obj: object) -> object:
 def _table(aws_endpoint: str, *, pitr: bool) -> object:
     dynamodb = boto3.client("dynamodb", endpoint_url=aws_endpoint)
     name = f"snap-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "device_id", "KeyType": "HASH"},
-            {"AttributeName": "timestamp", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "device_id", "AttributeType": "S"},
-            {"AttributeName": "timestamp", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    if pitr:
-        dynamodb.update_continuous_backups(
-            TableName=name,
-            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-        )
+    create_readings_table(dynamodb, name, pitr=pitr)
     dynamodb.batch_write_item(
         RequestItems={name: [{"PutRequest": {"Item": item}} for item in READINGS]}
     )

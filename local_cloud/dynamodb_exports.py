@@ -203,10 +203,10 @@ def _member(name: str, value: Any) -> str:
 
 def image_json(item: Any) -> str:
     """The item's attributes as DynamoDB JSON text, kept on the item for the next export."""
-    text: str | None = item.__dict__.get(IMAGE_ATTRIBUTE)
+    text = known_image(item)
     if text is None:
         text = "{" + ",".join([_member(n, v) for n, v in item.attrs.items()]) + "}"
-        item.__dict__[IMAGE_ATTRIBUTE] = text
+        remember_image(item, text)
     return text
 
 

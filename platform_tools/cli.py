@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import os
 import re
@@ -448,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
         # ends them with the shell's status for it, without a traceback.
         print(f"pipeline-platform {args.command}: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
+    finally:
+        # A command that ran the batch side holds Dagster's and dbt's objects; the
+        # interpreter's last garbage collection over them took about 1 s of every exit
+        # (measured on 2 cores). The command has closed what it opened by now; exempting
+        # what is left from that collection ends the process at once.
+        gc.freeze()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from functools import cache, cached_property
@@ -11,11 +9,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from dagster_dbt import DbtCliResource, DbtProject
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject
+from dagster_dbt.asset_utils import (
+    DBT_INDIRECT_SELECTION_ENV,
+    extract_runtime_selection_from_args,
+    get_updated_cli_invocation_params_for_context,
+)
 from packaging import version
 
 from pipeline_platform.env_override import overridden
 from pipeline_platform.environment import ENV_WAREHOUSE_PATH, PROJECT_ROOT, warehouse_path
+from pipeline_platform.resources.dbt_in_process import InProcessDbtInvocation, preload
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_redshift"
 
@@ -54,9 +59,82 @@ class PlatformDbtCliResource(DbtCliResource):
     def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
         return None
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Start importing dbt while the run's first steps execute (see `in_process`)."""
+        super().setup_for_execution(context)
+        preload(self.adapter_type)
 
-#: dbt's record of its last parse: the next command re-parses only the files that changed.
-PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+    @property
+    def adapter_type(self) -> str:
+        """The dbt adapter the target uses (the `type` of its output in `profiles.yml`)."""
+        return ADAPTER_TYPES[self.target or "local"]
+
+    def in_process(
+        self,
+        args: Sequence[str],
+        *,
+        context: dg.AssetExecutionContext,
+        translator: DagsterDbtTranslator,
+    ) -> tuple[InProcessDbtInvocation, dict[str, str]]:
+        """`args` for dbt's Python API in this process, selected as `cli()` would select them.
+
+        Returns the invocation and the environment it needs (dagster-dbt passes
+        dbt's indirect selection of tests in it). The selection of the context's
+        assets and checks, the per-invocation target folder and the profile are
+        dagster-dbt's own; only the process differs (see `dbt_in_process`).
+        """
+        cleaned, selects, excludes = extract_runtime_selection_from_args(args)
+        params = get_updated_cli_invocation_params_for_context(
+            context=context,
+            manifest={},
+            dagster_dbt_translator=translator,
+            runtime_selects=selects,
+            runtime_excludes=excludes,
+        )
+        project_dir = Path(
+            params.dbt_project.project_dir if params.dbt_project else self.project_dir
+        )
+        target_path = self._get_unique_target_path(context=context)
+        if not target_path.is_absolute():
+            target_path = project_dir / target_path
+        dbt_args = [
+            *self.global_config_flags,
+            *cleaned,
+            "--project-dir",
+            str(project_dir),
+            "--profiles-dir",
+            self.profiles_dir or str(project_dir),
+            *(["--profile", self.profile] if self.profile else []),
+            *(["--target", self.target] if self.target else []),
+            "--target-path",
+            str(target_path),
+            "--log-path",
+            str(target_path),
+            "--no-send-anonymous-usage-stats",
+            *params.selection_args,
+        ]
+        environment = (
+            {DBT_INDIRECT_SELECTION_ENV: params.indirect_selection}
+            if params.indirect_selection
+            else {}
+        )
+        invocation = InProcessDbtInvocation(
+            args=dbt_args,
+            target_path=target_path,
+            manifest=params.manifest,
+            translator=params.dagster_dbt_translator,
+            context=context,
+            project=params.dbt_project,
+            adapter_type=self.adapter_type,
+            project_target=project_dir
+            / (params.dbt_project.target_path if params.dbt_project else "target"),
+        )
+        return invocation, environment
+
+
+#: The adapter behind each target of `dbt_redshift/profiles.yml`.
+ADAPTER_TYPES = {"local": "duckdb", "redshift": "redshift"}
+
 
 #: What dbt writes into the project folder; everything else there is a source of the manifest.
 _DBT_OUTPUT_DIRS = frozenset({"target", "logs", "dbt_packages"})
@@ -104,26 +182,6 @@ def _run_profile_environment(target: str) -> Mapping[str, str]:
     # What the local warehouse resource gives its runs' dbt; Redshift's host is only known
     # when a run starts.
     return {ENV_WAREHOUSE_PATH: warehouse_path()} if target == "local" else {}
-
-
-def keep_parse_state(invocation_target: Path, project: DbtProject) -> None:
-    """Make the parse a dbt command left in `invocation_target` the next command's start.
-
-    dagster-dbt gives every command its own target folder (so runs do not overwrite each
-    other's artifacts) and seeds it with the project's `target/partial_parse.msgpack`.
-    dbt discards that seed, and parses the whole project again (seconds on 2 cores), when
-    it was written under another profile: the profile's connection values, the DuckDB
-    file's path among them, are part of what dbt compares. The last build's own parse
-    matches the next build's profile; it is swapped in whole, so a command starting
-    meanwhile reads either file, both valid.
-    """
-    parsed = invocation_target / PARTIAL_PARSE_FILE
-    if not parsed.exists():
-        return
-    target = Path(project.project_dir) / project.target_path
-    staged = target / f".{PARTIAL_PARSE_FILE}.{os.getpid()}"
-    shutil.copyfile(parsed, staged)
-    os.replace(staged, target / PARTIAL_PARSE_FILE)
 
 
 def dbt_resource(target: str) -> PlatformDbtCliResource:

@@ -202,8 +202,8 @@ def test_each_dbt_build_starts_from_the_parse_the_last_one_left(tmp_path, monkey
         DBT_PROJECT_DIR,
         PlatformDbtCliResource,
         dbt_executable,
-        keep_parse_state,
     )
+    from pipeline_platform.resources.dbt_folders import keep_parse_state
 
     project_dir = tmp_path / "dbt"
     shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
@@ -217,7 +217,7 @@ def test_each_dbt_build_starts_from_the_parse_the_last_one_left(tmp_path, monkey
 
     monkeypatch.setenv("WAREHOUSE_PATH", str(tmp_path / "warehouse.duckdb"))
     first = dbt.cli(["parse"], target_path=saved / "first").wait()
-    keep_parse_state(first.target_path, project)
+    keep_parse_state(first.target_path, saved)
     second = dbt.cli(["parse"], target_path=saved / "second").wait()
 
     assert "UnableToPartialParse" in _parse_events(first.target_path)

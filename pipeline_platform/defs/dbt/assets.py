@@ -6,16 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import (
-    DagsterDbtTranslator,
-    DagsterDbtTranslatorSettings,
-    DbtCliResource,
-    dbt_assets,
-)
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
 from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.env_override import overridden
-from pipeline_platform.resources.dbt import dbt_project, keep_parse_state
+from pipeline_platform.resources.dbt import PlatformDbtCliResource, dbt_project
 from pipeline_platform.resources.warehouse import Warehouse
 from pipeline_platform.resources.warehouse_load import Pending
 
@@ -94,7 +89,7 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
     )
     def dbt_models(
         context: dg.AssetExecutionContext,
-        dbt: DbtCliResource,
+        dbt: PlatformDbtCliResource,
         warehouse: Warehouse,
     ):
         """Staging views and marts built by `dbt build`, tests reported as asset checks.
@@ -109,13 +104,11 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
             f"dbt rebuilds {len(pending.hours)} reading hour(s) over {len(pending.days)} day(s)"
             + (" (full refresh)" if "--full-refresh" in args else "")
         )
-        # The profile reads where the warehouse is from the environment of the dbt process.
-        with overridden(warehouse.dbt_environment() | scope):
-            invocation = dbt.cli(args, context=context)
-            try:
-                yield from invocation.stream()
-            finally:
-                keep_parse_state(invocation.target_path, project)
+        invocation, selection = dbt.in_process(args, context=context, translator=translator)
+        # The profile reads where the warehouse is, and the models their scope, from the
+        # environment, which dbt in this process reads when the command starts.
+        with overridden(warehouse.dbt_environment() | scope | selection):
+            yield from invocation.stream()
         warehouse.clear_pending(pending)
 
     return dbt_models

@@ -33,7 +33,9 @@ PROJECT = {
               path: "{{ env_var('WAREHOUSE_PATH') }}"
               schema: main
         """,
-    "models/readings.sql": "select * from (values ('sensor-1', 21.5), ('sensor-2', null)) t(device_id, temperature)",
+    "models/readings.sql": (
+        "select * from (values ('sensor-1', 21.5), ('sensor-2', null)) t(device_id, temperature)"
+    ),
     "models/broken.sql": "select * from a_table_nobody_created",
     "models/schema.yml": """
         version: 2

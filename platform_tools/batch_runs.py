@@ -150,6 +150,7 @@ def materialize(
     last: str | None = None,
     rebuild: bool = False,
     log_level: str = "DEBUG",
+    instance: dg.DagsterInstance | None = None,
 ) -> dict[str, Any]:
     """Run the batch ETL job in-process and return a summary.
 
@@ -160,13 +161,14 @@ def materialize(
 
     The summary holds the partition range, the write windows exported, the
     reading days each lake table touched, per asset its rows and duration, and
-    each asset check's outcome. A failed run raises `RunFailed`.
+    each asset check's outcome. A failed run raises `RunFailed`. The run is
+    recorded in `instance`, by default the one `ui` shows (see `_instance`).
     """
     from pipeline_platform.definitions import build_definitions
 
     plan = window_range(partition, last) if partition else catch_up_range()
     job = build_definitions().resolve_job_def(BATCH_JOB)
-    instance = _instance()
+    instance = instance or _instance()
     result = job.execute_in_process(
         instance=instance,
         tags=run_tags(plan, rebuild=rebuild),

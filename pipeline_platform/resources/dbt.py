@@ -101,6 +101,8 @@ class PlatformDbtCliResource(DbtCliResource):
         if not target_path.is_absolute():
             target_path = project_dir / target_path
         dbt_args = [
+            # Plain text in the step's captured output (the UI's stdout view, batch.log).
+            "--no-use-colors",
             *self.global_config_flags,
             *cleaned,
             "--project-dir",

@@ -8,7 +8,9 @@ with the rest of the local state.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 from local_cloud import defaults
@@ -19,9 +21,17 @@ DAGSTER_FOLDER = "dagster"
 # UI's first-visit dialog (a newsletter sign-up) opens over the page on every fresh state
 # dir and can swallow the first click; and a run launched from the UI waits in the queue
 # until the daemon next looks (every 5 s by default): once a second is enough for one
-# user. Written when absent, or when it is the file an earlier version wrote; a file the
-# user edited is theirs.
+# user. The storage is Dagster's SQLite storage in the instance's folder, as by default,
+# reusing its database engines (see `dagster_storage`). Written when absent, or when it is
+# a file this or an earlier version wrote (for this folder or another); a file the user
+# edited is theirs.
 _DAGSTER_YAML = """\
+storage:
+  custom:
+    module: platform_tools.dagster_storage
+    class: LocalSqliteStorage
+    config:
+      base_dir: {base_dir}
 telemetry:
   enabled: false
 nux:
@@ -33,10 +43,25 @@ run_coordinator:
     dequeue_interval_seconds: 1
 """
 _EARLIER_DAGSTER_YAMLS = (
+    "telemetry:\n  enabled: false\nnux:\n  enabled: false\nrun_coordinator:\n"
+    "  module: dagster.core.run_coordinator\n  class: QueuedRunCoordinator\n  config:\n"
+    "    dequeue_interval_seconds: 1\n",
     "telemetry:\n  enabled: false\n",
     "telemetry:\n  enabled: false\nrun_coordinator:\n  module: dagster.core.run_coordinator\n"
     "  class: QueuedRunCoordinator\n  config:\n    dequeue_interval_seconds: 1\n",
 )
+
+
+def _dagster_yaml(home: Path) -> str:
+    # JSON's quoting is valid YAML, whatever characters the path holds.
+    return _DAGSTER_YAML.format(base_dir=json.dumps(str(home)))
+
+
+def _written_here(text: str) -> bool:
+    if text in _EARLIER_DAGSTER_YAMLS:
+        return True
+    named = re.search(r"^      base_dir: (.+)$", text, re.MULTILINE)
+    return named is not None and text == _DAGSTER_YAML.format(base_dir=named.group(1))
 
 
 def dagster_home(state_dir: Path | str = defaults.STATE_DIR) -> Path:
@@ -45,6 +70,7 @@ def dagster_home(state_dir: Path | str = defaults.STATE_DIR) -> Path:
     home = Path(configured) if configured else (Path(state_dir) / DAGSTER_FOLDER).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() in _EARLIER_DAGSTER_YAMLS:
-        config.write_text(_DAGSTER_YAML)
+    wanted = _dagster_yaml(home)
+    if not config.exists() or (_written_here(config.read_text()) and config.read_text() != wanted):
+        config.write_text(wanted)
     return home

@@ -123,8 +123,10 @@ class InProcessDbtInvocation:
             except BaseException as error:  # reported by the consuming thread
                 outcome["error"] = error
             finally:
-                _release_connections(self.adapter_type)
-                results.put(None)
+                try:
+                    _release_connections(self.adapter_type)
+                finally:
+                    results.put(None)  # the consumer waits for this, whatever happened
 
         _wait_for_preload()
         seed_parse_state(self.project_target, self.target_path)

@@ -19,35 +19,14 @@ from stream_processor.aws_clients import make_client
 from stream_processor.config import Config
 from stream_processor.handler import StreamProcessor
 from tests.support.fake_aws import FakeAws
+from tests.support.readings_table import create_readings_table
 
 REGION = "ap-southeast-2"
 
 
 def create_table(dynamodb: Any, name: str) -> None:
     """A table with the contract's key schema and its sparse alerts index."""
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[
-            {"AttributeName": contract.DEVICE_ID, "KeyType": "HASH"},
-            {"AttributeName": contract.TIMESTAMP, "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": contract.DEVICE_ID, "AttributeType": "S"},
-            {"AttributeName": contract.TIMESTAMP, "AttributeType": "N"},
-            {"AttributeName": contract.ALERT_DATE, "AttributeType": "S"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": contract.ALERTS_INDEX,
-                "KeySchema": [
-                    {"AttributeName": contract.ALERT_DATE, "KeyType": "HASH"},
-                    {"AttributeName": contract.TIMESTAMP, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    create_readings_table(dynamodb, name, pitr=False, alerts_index=True)
 
 
 class LambdaEntryPoint:

@@ -11,23 +11,41 @@ from typing import Any
 from stream_processor import contract
 
 
-def create_readings_table(dynamodb: Any, name: str, *, pitr: bool = True) -> dict[str, Any]:
-    """Create `name` keyed by device id and reading time (on demand), with PITR if `pitr`.
+def create_readings_table(
+    dynamodb: Any, name: str, *, pitr: bool = True, alerts_index: bool = False
+) -> dict[str, Any]:
+    """Create `name` keyed by device id and reading time (on demand), with PITR if `pitr`
+    and the contract's sparse alerts index if `alerts_index` (the function queries it).
 
     Returns the table's description, with `PointInTimeRecoveryDescription` (as
     UpdateContinuousBackups answered) added when PITR was turned on.
     """
+    attributes = [
+        {"AttributeName": contract.DEVICE_ID, "AttributeType": "S"},
+        {"AttributeName": contract.TIMESTAMP, "AttributeType": "N"},
+    ]
+    indexes: dict[str, Any] = {}
+    if alerts_index:
+        attributes.append({"AttributeName": contract.ALERT_DATE, "AttributeType": "S"})
+        indexes["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": contract.ALERTS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": contract.ALERT_DATE, "KeyType": "HASH"},
+                    {"AttributeName": contract.TIMESTAMP, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ]
     dynamodb.create_table(
         TableName=name,
         KeySchema=[
             {"AttributeName": contract.DEVICE_ID, "KeyType": "HASH"},
             {"AttributeName": contract.TIMESTAMP, "KeyType": "RANGE"},
         ],
-        AttributeDefinitions=[
-            {"AttributeName": contract.DEVICE_ID, "AttributeType": "S"},
-            {"AttributeName": contract.TIMESTAMP, "AttributeType": "N"},
-        ],
+        AttributeDefinitions=attributes,
         BillingMode="PAY_PER_REQUEST",
+        **indexes,
     )
     table: dict[str, Any] = dynamodb.describe_table(TableName=name)["Table"]
     if pitr:

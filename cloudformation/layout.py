@@ -16,3 +16,7 @@ LAKE_PREFIX = "lake/"
 #: Lake bucket: the batch pipeline's own records beside the lake, never crawled: each lake
 #: table's state and lock, each run's export summary, the change sets, the COPY manifests.
 PIPELINE_PREFIX = "pipeline/"
+#: Below PIPELINE_PREFIX: the rows each lake version changed (`<table>/v<version>.parquet`),
+#: which the warehouse loads, and the Redshift COPY manifests (`<table>/<load>.manifest`).
+CHANGES_PREFIX = f"{PIPELINE_PREFIX}changes/"
+MANIFEST_PREFIX = f"{PIPELINE_PREFIX}manifests/"

@@ -35,7 +35,7 @@ from cloudformation.iam import (
     service_role,
 )
 from cloudformation.kms import USE_ACTIONS
-from cloudformation.layout import RULE_ERRORS_PREFIX
+from cloudformation.layout import CHANGES_PREFIX, MANIFEST_PREFIX, RULE_ERRORS_PREFIX
 from cloudformation.naming import ANALYTICS_STACK, STREAMING_STACK, Naming
 
 #: The stacks whose outputs the pipeline reads in `aws` mode.
@@ -54,10 +54,16 @@ def add_copy_role(t: Template, naming: Naming, *, lake: Bucket, key_arn: AWSHelp
             description="Lets Redshift COPY read the lake's Parquet.",
             statements=[
                 allow([s3a.GetObject], [objects_under(lake, LAKE_PREFIX)], sid="ReadLakeParquet"),
-                # Each load is one COPY from a manifest of the files it takes.
+                # Each load is one COPY from a manifest of the files it takes: the lake
+                # versions' change sets, or whole lake days.
                 allow(
                     [s3a.GetObject],
-                    [objects_under(lake, f"{PIPELINE_PREFIX}manifests/")],
+                    [objects_under(lake, CHANGES_PREFIX)],
+                    sid="ReadChangeSets",
+                ),
+                allow(
+                    [s3a.GetObject],
+                    [objects_under(lake, MANIFEST_PREFIX)],
                     sid="ReadCopyManifests",
                 ),
                 list_prefixes(lake_arn, [LAKE_PREFIX]),

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+# The change sets' and COPY manifests' folders are named where the stack grants them, and
+# used from here as the other folders are.
+from cloudformation.layout import CHANGES_PREFIX as CHANGES_PREFIX
 from cloudformation.layout import EXPORTS_PREFIX, LAKE_PREFIX, PIPELINE_PREFIX
+from cloudformation.layout import MANIFEST_PREFIX as MANIFEST_PREFIX
 from pipeline_platform import warehouse_schema as ws
 
 IOT_TOPIC = dg.AssetKey(["iot", "sensors"])
@@ -35,7 +39,3 @@ LAKE_RULE_ERRORS_PREFIX = LAKE_PREFIXES[ws.RULE_ERRORS_TABLE]
 STATE_PREFIX = f"{PIPELINE_PREFIX}state/"
 #: What each run's export asset exported, for the lake asset (`<first>_<last>.json`).
 EXPORT_SUMMARY_PREFIX = f"{PIPELINE_PREFIX}exports/"
-#: The keys each lake version changed (`<table>/v<version>.parquet`), for the loads.
-CHANGES_PREFIX = f"{PIPELINE_PREFIX}changes/"
-#: Redshift COPY manifests (`<table>/<load>.manifest`).
-MANIFEST_PREFIX = f"{PIPELINE_PREFIX}manifests/"

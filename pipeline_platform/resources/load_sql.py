@@ -1,8 +1,8 @@
 """The SQL of a warehouse load, the same on DuckDB and Redshift (see `warehouse_load`).
 
-A load stages the lake files of the days to load in a table of its own (DuckDB
-reads them; Redshift COPYs them), then runs `merge_statements` in one
-transaction. `dt` and the reading hour come from each row's columns
+A load stages the lake files to load (change sets, or whole days) in a table of
+its own (DuckDB reads them; Redshift COPYs them), then runs `merge_statements`
+in one transaction. `dt` and the reading hour come from each row's columns
 (`Table.dt`, `Table.hour`), never from the files' folders.
 """
 
@@ -16,6 +16,7 @@ from pipeline_platform.resources.warehouse_load import LoadSpec
 LOADS = f"{ws.STATE_SCHEMA}.lake_loads"
 PENDING = f"{ws.STATE_SCHEMA}.dbt_pending"
 CHANGED = "load_changed"
+LATEST = "load_latest"
 # Names and tables' identifiers are short, and the same type on both warehouses.
 _NAME = "varchar(128)"
 
@@ -42,27 +43,46 @@ def table_columns(spec: LoadSpec) -> list[str]:
 def merge_statements(spec: LoadSpec, stage: str, loaded_at: datetime) -> list[str]:
     """The load's transaction, once `stage` holds the files' rows (columns of `table_columns`).
 
-    1. `load_changed`: staged rows whose key and version `raw.<table>` does not hold;
-    2. the staged days replaced in `raw.<table>`, `dt` derived from each row;
+    0. of change sets, each key's newest version (`load_latest`), the rows to load;
+    1. `load_changed`: rows to load whose key and version `raw.<table>` does not hold;
+    2. the keys (change sets) or days (whole days) replaced in `raw.<table>`, `dt`
+       derived from each row;
     3. the changed rows' reading days and hours queued for dbt;
     4. the lake version recorded as loaded.
     """
     table = spec.table
-    quoted = ", ".join(f'"{c}"' for c in table_columns(spec))
-    # A new lake (its state started again) replaces the whole table, and dbt's marts with it.
-    replaced = (
-        f"delete from {spec.qualified}"
-        if spec.replace_all
-        else f"delete from {spec.qualified} where dt in (select distinct {table.dt} from {stage})"
-    )
-    refresh = "true" if spec.replace_all else "false"
+    columns = table_columns(spec)
+    quoted = ", ".join(f'"{c}"' for c in columns)
     version = table.version
+    key_list = ", ".join(table.key)
+    statements = []
+    if spec.change_sets:
+        # A key changed by two lake versions not loaded yet is in both change sets; the lake
+        # only ever applies a newer version, so the newest is the lake's.
+        statements.append(
+            f"create temp table {LATEST} as select {quoted} from (select {quoted}, "
+            f"row_number() over (partition by {key_list} order by {version} desc nulls last) "
+            f"as version_rank from {stage}) ranked where version_rank = 1"
+        )
+        stage = LATEST
+    if spec.replace_all:
+        # A new lake (its state started again) replaces the whole table, and dbt's marts too.
+        replaced = f"delete from {spec.qualified}"
+    elif spec.change_sets:
+        matches = " and ".join(f"{spec.qualified}.{k} = {stage}.{k}" for k in table.key)
+        replaced = f"delete from {spec.qualified} using {stage} where {matches}"
+    else:
+        replaced = (
+            f"delete from {spec.qualified} where dt in (select distinct {table.dt} from {stage})"
+        )
+    refresh = "true" if spec.replace_all else "false"
     same = " and ".join(f"t.{k} = s.{k}" for k in table.key)
     same_version = f"(t.{version} = s.{version} or (t.{version} is null and s.{version} is null))"
     hour = table.hour or "cast(null as timestamp)"
     keys = ", ".join(f"s.{k}" for k in table.key)
     stamp = loaded_at.strftime("%Y-%m-%d %H:%M:%S")
     return [
+        *statements,
         f"create temp table {CHANGED} as select {keys}, {table.dt} as dt, {hour} as reading_hour "
         f"from {stage} s"
         + (

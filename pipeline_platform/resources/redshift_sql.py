@@ -1,4 +1,4 @@
-"""The Redshift statements of a load: one COPY from a manifest of the days' files, then the merge.
+"""The Redshift statements of a load: one COPY from a manifest of its files, then the merge.
 
 The lake writes every file of a table with its fixed columns and then the extra
 columns it has had so far, in the order they appeared (`lake.merge`); an older
@@ -103,6 +103,9 @@ def load_plan(
         manifest=True,
         fill_record=True,
     )
-    setup += [f"drop table if exists {load_sql.CHANGED}", _compile(copy)]
+    setup += [
+        *(f"drop table if exists {temp}" for temp in (load_sql.CHANGED, load_sql.LATEST)),
+        _compile(copy),
+    ]
     merge = load_sql.merge_statements(spec, stage, loaded_at)
     return LoadPlan(stage, tuple(setup), tuple(merge), added)

@@ -1,8 +1,8 @@
 """The warehouse resources: DuckDB locally, Redshift on AWS, with one loading contract.
 
-Both load the lake days that changed since their last load into `raw.<table>`
-the same way (`warehouse_load`, `load_sql`): stage the days' rows, add columns
-the lake has gained, and in one transaction replace those days, queue the
+Both load what the lake changed since their last load into `raw.<table>` the
+same way (`warehouse_load`, `load_sql`): stage the changed rows, add columns the
+lake has gained, and in one transaction replace those keys, queue the
 changed rows' reading hours and days for dbt, and record the lake version
 loaded. They also keep dbt's queue: what is still to rebuild, and clearing it
 once dbt has built.
@@ -36,8 +36,8 @@ from pipeline_platform.resources.warehouse_load import Loaded, LoadResult, LoadS
 
 
 class Warehouse(dg.ConfigurableResource):
-    """What every warehouse offers the assets: loads of lake days, dbt's queue, dbt's profile
-    environment."""
+    """What every warehouse offers the assets: loads of lake changes, dbt's queue, dbt's
+    profile environment."""
 
     def loaded(self, table: str, lake_id: str) -> Loaded:
         """The latest version of lake `lake_id` of `table` loaded (0 before the first load)."""
@@ -211,8 +211,8 @@ def _load_duckdb(con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str
             ).fetchone()
             assert counts is not None
             staged, changed, queued_hours, queued_days = (int(n) for n in counts)
-            con.execute(f"drop table {load_sql.CHANGED}")
-            con.execute(f"drop table {stage}")
+            for temp in (load_sql.CHANGED, load_sql.LATEST, stage):
+                con.execute(f"drop table if exists {temp}")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -295,7 +295,7 @@ class RedshiftWarehouse(Warehouse):
         return _loaded(rows[0] if rows else None)
 
     def load(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
-        """One COPY of the days' files (from a manifest) into a stage, then the merge."""
+        """One COPY of the load's files (from a manifest) into a stage, then the merge."""
         if not spec.files:
             self._run(redshift_sql.table_setup(spec, set())[0])
             return LoadResult(0, 0, self.rows_by_day(spec.table.name), (), 0, 0)

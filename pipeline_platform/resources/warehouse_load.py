@@ -1,15 +1,20 @@
 """What a warehouse load takes and gives back, the same for DuckDB and Redshift.
 
-A load takes the lake days that changed since the warehouse's last load (the days
-whose lake version is newer than the version it loaded) and, in one transaction:
+A load takes what the lake changed since the warehouse's last load: the change
+sets of the lake versions it has not loaded (the rows each version added or
+changed), or, for a warehouse that starts from a lake it has never loaded, the
+lake's whole days. In one transaction it:
 
-1. stages their rows, deriving `dt` from each row (`Table.dt`);
+1. stages those rows, deriving `dt` from each row (`Table.dt`); of a key in
+   several change sets, only its newest version;
 2. notes the staged rows whose (key, version) the warehouse does not hold yet:
    the rows the load changes, and the reading hours and days dbt must rebuild;
-3. replaces those days in `raw.<table>`, and records the lake version loaded.
+3. replaces the staged keys (or days) in `raw.<table>`, and records the lake
+   version loaded.
 
-Loading again changes nothing, and a load after a failed one takes every day the
-failed one missed.
+So a load costs what the lake changed, not the size of the days it touched.
+Loading again changes nothing, and a load after a failed one takes every
+version the failed one missed.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ class LakeFile:
 
 @dataclass(frozen=True)
 class LoadSpec:
-    """Lake days of one table to load into `raw.<table>`."""
+    """Lake files of one table to load into `raw.<table>`: change sets, or whole days."""
 
     table: ws.Table
     bucket: str
@@ -44,6 +49,9 @@ class LoadSpec:
     #: True for the first load of a lake the warehouse has not loaded from before: the
     #: table is replaced as a whole rather than day by day.
     replace_all: bool = False
+    #: True when `files` are change sets (a key may be in several; its newest version is
+    #: loaded) that replace their keys; False when they are whole days that replace days.
+    change_sets: bool = False
     #: Extra lake columns beyond the table's, name -> logical type (`double` or `string`).
     extra_columns: dict[str, str] = field(default_factory=dict)
 

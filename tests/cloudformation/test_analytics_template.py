@@ -61,9 +61,9 @@ def test_warehouse_is_encrypted_private_and_has_a_managed_password(analytics):
     assert {"ParameterName": "require_ssl", "ParameterValue": "true"} in parameters["Parameters"]
 
 
-def test_copy_role_reads_only_the_lake_and_its_manifests(analytics):
-    """GIVEN the COPY role THEN Redshift assumes it and it reads lake/ and the COPY manifests
-    only."""
+def test_copy_role_reads_only_the_lake_its_change_sets_and_manifests(analytics):
+    """GIVEN the COPY role THEN Redshift assumes it and it reads lake/, the lake's change sets
+    and the COPY manifests only."""
     role = analytics["Resources"]["RedshiftCopyRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "redshift.amazonaws.com"
@@ -72,6 +72,17 @@ def test_copy_role_reads_only_the_lake_and_its_manifests(analytics):
     assert grants["ReadLakeParquet"] == (
         ["s3:GetObject"],
         [{"Fn::Join": ["", [{"Fn::GetAtt": ["LakeBucket", "Arn"]}, "/", "lake/", "*"]]}],
+    )
+    assert grants["ReadChangeSets"] == (
+        ["s3:GetObject"],
+        [
+            {
+                "Fn::Join": [
+                    "",
+                    [{"Fn::GetAtt": ["LakeBucket", "Arn"]}, "/", "pipeline/changes/", "*"],
+                ]
+            }
+        ],
     )
     assert grants["ReadCopyManifests"] == (
         ["s3:GetObject"],

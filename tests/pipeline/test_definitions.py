@@ -90,6 +90,39 @@ def test_redshift_load_is_one_copy_from_a_manifest_and_derives_dt_in_the_merge()
     ]
 
 
+def test_redshift_load_of_change_sets_keeps_each_keys_newest_version_and_replaces_keys():
+    """GIVEN the change sets of two lake versions WHEN the Redshift statements are built THEN the
+    one COPY reads them from the manifest, the merge keeps each key's newest version (by write
+    time) and replaces exactly those keys in `raw.sensor_readings`, not whole days."""
+    files = tuple(
+        LakeFile(f"pipeline/changes/sensor_readings/v0000000{v}.parquet", 300) for v in (6, 7)
+    )
+    spec = _spec(files, change_sets=True)
+    plan = load_plan(
+        spec,
+        "arn:aws:iam::123456789012:role/copy",
+        {c.name for c in ws.READINGS_COLUMNS},
+        spec.manifest_key,
+        NOW,
+    )
+
+    assert [e["url"] for e in manifest(spec)["entries"]] == [
+        f"s3://lake-bucket/{f.key}" for f in files
+    ]
+    merge = "\n".join(plan.merge)
+    assert (
+        "row_number() over (partition by device_id, reading_epoch order by written_at desc "
+        "nulls last)" in merge
+    )
+    assert (
+        "delete from raw.sensor_readings using load_latest where "
+        "raw.sensor_readings.device_id = load_latest.device_id and "
+        "raw.sensor_readings.reading_epoch = load_latest.reading_epoch" in merge
+    )
+    assert "where dt in" not in merge
+    assert "select distinct 'sensor_readings', 7, dt, reading_hour" in merge
+
+
 def test_export_requests_follow_aws_for_both_export_types():
     """GIVEN planned exports WHEN turned into requests THEN an incremental one names its window
     and NEW_AND_OLD_IMAGES; a full one as of now leaves ExportTime to AWS, an earlier one names

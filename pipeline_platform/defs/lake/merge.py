@@ -11,7 +11,8 @@ lake's current rows of the days they fall on, key by key:
 - the lake's rows are never removed (a delete in the table is not a delete here).
 
 Only the days where something changed are written again, each as a whole, and
-the keys that changed are returned as the merge's change set.
+the rows that changed (new keys and new versions) are written apart as the
+merge's change set: what a warehouse merges by key.
 
 Every file a merge writes has the table's fixed columns and then every extra
 payload column the table has had so far, in the order they first appeared (new
@@ -83,9 +84,8 @@ def merge(
     `existing_files` are the lake's Parquet files of the incoming rows' days, in
     their Hive folders (`.../dt=YYYY-MM-DD/...`). `extras` are the table's extra
     columns so far, in file order; a column keeps the type it first had. The days
-    that changed are written under `out_dir/dt=YYYY-MM-DD/`, and the changed keys
-    (with their version, `dt`, and hour where the table has one) to the Parquet
-    file `change_set`.
+    that changed are written under `out_dir/dt=YYYY-MM-DD/`, and the changed rows,
+    with the day files' columns, to the Parquet file `change_set`.
     """
     key = ", ".join(table.key)
     con.execute(
@@ -183,12 +183,13 @@ def merge(
                                           filename_pattern 'part-{{i}}', overwrite_or_ignore true)
             """
         )
-    change_columns = [*table.key, table.version, "dt"]
-    hour = f", {table.hour} as reading_hour" if table.hour else ""
+    # The change set is the changed rows as the day files hold them (the same columns in the
+    # same order, `dt` being a folder there): a warehouse loads them as it would load days.
     change_set.parent.mkdir(parents=True, exist_ok=True)
+    file_columns = ", ".join(f'"{c}"' for c in columns if c != "dt")
     con.execute(
-        f"copy (select {', '.join(change_columns)}{hour} from merged where is_change "
-        f"order by {key}) to '{change_set.as_posix()}' ({_PARQUET})"
+        f"copy (select {file_columns} from merged where is_change order by {key}) "
+        f"to '{change_set.as_posix()}' ({_PARQUET})"
     )
     for name in ("merge_new", "merge_old", "merged"):
         con.execute(f"drop table {name}")

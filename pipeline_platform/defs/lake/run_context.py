@@ -19,5 +19,5 @@ def state_store(cloud: CloudResource) -> StateStore:
 
 
 def change_set_key(table: str, version: int) -> str:
-    """Where the keys that lake version `version` of `table` changed are kept."""
+    """Where the rows that lake version `version` of `table` changed are kept (until loaded)."""
     return f"{keys.CHANGES_PREFIX}{table}/v{version:08d}.parquet"

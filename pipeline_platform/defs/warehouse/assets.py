@@ -1,8 +1,9 @@
 """Warehouse assets: the lake days that changed, merged into `raw.*`, and reconciled.
 
-Each load takes the reading days whose lake version the warehouse has not loaded
-(after a failed run too: nothing is skipped), replaces them in one transaction
-and queues their changed hours for dbt. Two checks per table and run:
+Each load takes the change sets of the lake versions the warehouse has not
+loaded (after a failed run too: nothing is skipped), merges their rows by key in
+one transaction and queues their changed hours for dbt. Two checks per table and
+run:
 
 - `lake_changes_reach_warehouse`: every key the lake changed since the last load
   (its change sets) is what the load changed in the warehouse, neither more nor
@@ -13,6 +14,7 @@ and queues their changed hours for dbt. Two checks per table and run:
 """
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,20 +41,44 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def changed_keys(cloud: CloudResource, table: ws.Table, versions: range) -> int:
-    """How many distinct keys lake versions `versions` of `table` changed (their change sets)."""
+@dataclass(frozen=True)
+class ChangeSets:
+    """The change sets of the lake versions a load takes, as this step found them."""
+
+    #: Distinct keys they changed: what the load must change in the warehouse.
+    keys: int
+    files: tuple[LakeFile, ...]
+    #: False when one of them holds only keys (a lake written before change sets held whole
+    #: rows): the load then takes the changed days' files instead.
+    whole_rows: bool
+
+
+def change_sets(cloud: CloudResource, table: ws.Table, versions: range) -> ChangeSets:
+    """The change sets of lake versions `versions` of `table`: their keys, files and form."""
     wanted = [change_set_key(table.name, v) for v in versions]
     if not wanted:
-        return 0
+        return ChangeSets(0, (), True)
     with tempfile.TemporaryDirectory(prefix="change-sets-") as tmp:
         files = cloud.download(cloud.settings.lake_bucket, wanted, Path(tmp))
+        paths = [str(f) for f in files]
         with _connect() as con:
             found = con.execute(
                 f"select count(*) from (select distinct {', '.join(table.key)} "
-                "from read_parquet(?))",
-                [[str(f) for f in files]],
+                "from read_parquet(?, union_by_name = true))",
+                [paths],
             ).fetchone()
-    return int(found[0]) if found else 0
+            whole = all(
+                set(table.file_columns)
+                <= {
+                    row[0]
+                    for row in con.execute(
+                        "describe select * from read_parquet(?)", [path]
+                    ).fetchall()
+                }
+                for path in paths
+            )
+        sizes = tuple(LakeFile(key, f.stat().st_size) for key, f in zip(wanted, files, strict=True))
+    return ChangeSets(int(found[0]) if found else 0, sizes, whole)
 
 
 def _lake_files(cloud: CloudResource, table: ws.Table, days: list[str]) -> tuple[LakeFile, ...]:
@@ -87,16 +113,20 @@ def load_table(
             "again): replacing the whole table with this lake's"
         )
     days = sorted(day for day, d in state.days.items() if d.version > loaded.version)
-    expected = changed_keys(cloud, table, range(loaded.version + 1, state.version + 1))
+    changes = change_sets(cloud, table, range(loaded.version + 1, state.version + 1))
+    # The changed rows are what the load merges, by key: its cost follows the writes, not the
+    # size of the days they fall on. A new lake replaces the table from its days' files.
+    by_key = changes.whole_rows and not replace_all
     spec = LoadSpec(
         table=table,
         bucket=cloud.settings.lake_bucket,
         lake_prefix=keys.LAKE_PREFIXES[table.name],
-        files=_lake_files(cloud, table, days),
+        files=changes.files if by_key else _lake_files(cloud, table, days),
         lake_version=state.version,
         manifest_key=f"{keys.MANIFEST_PREFIX}{table.name}/v{state.version:08d}.manifest",
         lake_id=state.lake_id,
         replace_all=replace_all,
+        change_sets=by_key,
         extra_columns=dict(state.extras),
     )
     # Called with no files too: the table exists for dbt even before its first row.
@@ -122,6 +152,8 @@ def load_table(
             "dagster/row_count": sum(rows_by_day.values()),
             "rows_changed": changed,
             "reading_days_loaded": dg.MetadataValue.json(days),
+            "loaded_from": "change sets" if by_key else "whole days",
+            "rows_staged": result.staged_rows,
             "lake_version_loaded": state.version,
             "hours_queued_for_dbt": queued[0],
             "days_queued_for_dbt": queued[1],
@@ -131,9 +163,9 @@ def load_table(
     )
     yield dg.AssetCheckResult(
         check_name=CHANGES_CHECK,
-        passed=changed == expected,
+        passed=changed == changes.keys,
         metadata={
-            "keys_changed_in_lake": expected,
+            "keys_changed_in_lake": changes.keys,
             "rows_changed_in_warehouse": changed,
             "lake_versions": f"{loaded.version + 1}..{state.version}",
         },
@@ -188,13 +220,13 @@ def _warehouse_asset(key: dg.AssetKey, table: ws.Table, lake: dg.AssetKey, glue:
 
 _DESCRIPTIONS = {
     ws.READINGS_TABLE: (
-        "`raw.sensor_readings`: the lake's readings, the reading days that changed replaced "
-        "in one transaction (on Redshift, one COPY of their files from a manifest into a "
-        "stage, `dt` derived from `reading_at`; locally DuckDB reads the same files)."
+        "`raw.sensor_readings`: the lake's readings, the rows the lake changed merged by key "
+        "in one transaction (on Redshift, one COPY of the lake's change sets from a manifest "
+        "into a stage, `dt` derived from `reading_at`; locally DuckDB reads the same files)."
     ),
     ws.QUARANTINE_TABLE: (
         "`raw.quarantined_records`: the stream processor's quarantined records, by arrival "
-        "day, the days that changed replaced as for readings."
+        "day, merged as readings are."
     ),
     ws.RULE_ERRORS_TABLE: (
         "`raw.rule_errors`: the messages the topic rule could not route (reason "

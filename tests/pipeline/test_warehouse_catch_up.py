@@ -1,0 +1,119 @@
+"""A warehouse that missed a load catches up from the lake's change sets, and a load costs what
+the lake changed, not the size of the days it touched.
+
+One deployment, three runs an hour apart (time-machine, as in `test_batch_run`):
+1. a day of readings, a plain `materialize`: the first, full run;
+2. an update of one reading and a new reading on that day, while another process holds the
+   warehouse file (a notebook left open): the lake takes the changes, the warehouse load fails;
+3. a second update of the same reading, then a plain `materialize`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+import time_machine
+
+from platform_tools.batch_runs import RunFailed, materialize
+
+pytestmark = pytest.mark.integration
+
+DAY_START = 1700092800  # 2023-11-16T00:00:00Z
+READINGS = 40
+HOUR = 3600
+RAW = "warehouse/raw_sensor_readings"
+
+
+def _settle() -> None:
+    """Let the export margin pass (see `test_batch_run._settle`)."""
+    time.sleep(1.2)
+
+
+def _holding_the_warehouse(path: str) -> subprocess.Popen:
+    """Another process with the warehouse open for writing, until it is killed."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+            "sys.stdin.read()",
+            path,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+    return holder
+
+
+@pytest.fixture(scope="module")
+def runs(deployment):
+    """GIVEN the three runs of the module docstring."""
+    for n in range(READINGS):
+        deployment.put_reading(
+            f"sensor-{n % 4}", DAY_START + 60 * n, n, temperature=20, humidity=50
+        )
+    _settle()
+    start = time.time()
+    found = {"first": materialize()}
+
+    with time_machine.travel(start + HOUR, tick=True):
+        deployment.put_reading("sensor-0", DAY_START, 100, temperature=31, humidity=50)
+        deployment.put_reading("sensor-9", DAY_START + 30, 101, temperature=22, humidity=50)
+        _settle()
+        holder = _holding_the_warehouse(str(deployment.warehouse_path))
+        try:
+            with pytest.raises(RunFailed) as failed:
+                materialize()
+        finally:
+            holder.kill()
+            holder.wait()
+        found["failed"] = str(failed.value)
+
+    with time_machine.travel(start + 2 * HOUR, tick=True):
+        deployment.put_reading("sensor-0", DAY_START, 102, temperature=42, humidity=50)
+        _settle()
+        found["caught_up"] = materialize()
+    return found
+
+
+def _query(deployment, sql: str) -> list[tuple]:
+    with duckdb.connect(str(deployment.warehouse_path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_the_run_after_a_failed_load_merges_every_lake_version_it_missed(deployment, runs):
+    """THEN the warehouse step of run 2 failed, and run 3 loaded both lake versions: the reading
+    updated twice holds its newest value once, the new reading is there, and every check of the
+    run (changes reached the warehouse, lake and warehouse days agree) passed."""
+    assert "raw_sensor_readings" in runs["failed"]
+    caught_up = runs["caught_up"]
+    assert all(caught_up["checks"].values()), {
+        k: v for k, v in caught_up["checks"].items() if not v
+    }
+    assert _query(
+        deployment,
+        f"select temperature from raw.sensor_readings where device_id = 'sensor-0' "
+        f"and reading_at = '{datetime.fromtimestamp(DAY_START, UTC):%Y-%m-%d %H:%M:%S}'",
+    ) == [(42.0,)]
+    assert _query(deployment, "select count(*) from raw.sensor_readings") == [(READINGS + 1,)]
+    # Two keys changed over the two lake versions: the update (twice) and the new reading.
+    assert caught_up["assets"][RAW]["counts"]["rows_changed"] == 2
+
+
+def test_a_load_stages_the_changed_rows_not_the_days_they_touched(deployment, runs):
+    """THEN run 3's load staged the three changed rows of the two change sets, though the day
+    they fall on holds 41 readings, and dbt's marts count the day's readings once each."""
+    counts = runs["caught_up"]["assets"][RAW]["counts"]
+    assert counts["rows_staged"] == 3
+    assert _query(
+        deployment,
+        "select sum(reading_count) from analytics.device_health_daily "
+        "where health_date = '2023-11-16'",
+    ) == [(READINGS + 1,)]

@@ -1,4 +1,5 @@
-"""Glue Data Catalog tables of the lake, kept current by the crawler."""
+"""Glue Data Catalog tables of the lake, kept current by the crawler (when the lake has days or
+columns the catalog lacks)."""
 
 import time
 from typing import Any
@@ -7,6 +8,7 @@ import dagster as dg
 
 from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
+from pipeline_platform.defs.lake.run_context import state_store
 from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.resources.cloud import CloudResource
 
@@ -71,6 +73,32 @@ def partition_values(glue: Any, database: str, table: str) -> list[str]:
     return sorted(values)
 
 
+def catalog_is_current(glue: Any, cloud: CloudResource) -> bool:
+    """True when every lake table's catalog table has all its reading days and columns.
+
+    The lake's state says which days hold rows and which extra columns the files
+    carry. A run that added neither (most hourly runs: their late readings fall
+    on days the lake has) leaves nothing for a crawl to find.
+    """
+    store = state_store(cloud)
+    database = cloud.settings.glue_database
+    lake_tables = {t.name: t for t in ws.TABLES}
+    for table, _ in CATALOG_TABLES.values():
+        state = store.load(table)[0]
+        days = {day for day, d in state.days.items() if d.rows}
+        if not days:
+            continue  # an empty lake table has no folder, so no crawl makes its table
+        columns = table_columns(glue, database, table)
+        if columns is None:
+            return False
+        wanted = {c.lower() for c in (*lake_tables[table].column_names, *state.extras)}
+        if not wanted <= {c.lower() for c in columns}:
+            return False
+        if not days <= set(partition_values(glue, database, table)):
+            return False
+    return True
+
+
 def _drift_check(key: dg.AssetKey) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "schema_unchanged",
@@ -96,13 +124,23 @@ def _drift_check(key: dg.AssetKey) -> dg.AssetCheckSpec:
     name="glue_crawl",
 )
 def glue_tables(context: dg.AssetExecutionContext, cloud: CloudResource):
-    """Crawl the lake so the Data Catalog has its tables, columns and partitions."""
+    """Crawl the lake so the Data Catalog has its tables, columns and partitions.
+
+    The crawl is skipped when the catalog has every reading day and column the lake
+    has already: on AWS each crawl is billed for at least ten minutes of its DPUs and
+    takes a minute or more, and most hourly runs add no day and no column.
+    """
     glue = cloud.client("glue")
     before = {
         key: table_columns(glue, cloud.settings.glue_database, table)
         for key, (table, _) in CATALOG_TABLES.items()
     }
-    last = run_crawler(glue, cloud.settings.crawler_name, context.log.info)
+    current = catalog_is_current(glue, cloud)
+    if current:
+        context.log.info("the catalog has every lake day and column already: no crawl")
+        last: dict = {}
+    else:
+        last = run_crawler(glue, cloud.settings.crawler_name, context.log.info)
     for key, (table, _) in CATALOG_TABLES.items():
         after = table_columns(glue, cloud.settings.glue_database, table)
         if after is None:
@@ -116,6 +154,7 @@ def glue_tables(context: dg.AssetExecutionContext, cloud: CloudResource):
                 "table_exists": after is not None,
                 "columns": dg.MetadataValue.json(after or {}),
                 "partitions": len(partitions),
+                "crawled": not current,
                 "crawl_id": last.get("CrawlId", ""),
             },
         )

@@ -13,8 +13,12 @@ every window is one AWS accepts (15 minutes or more of the table's recovery hist
 3. then, `BENCH_COST_RUNS` times (default 1): an hour later `BENCH_COST_CHANGES` writes
    (default 10,000: 60 % new readings of today, 20 % late readings for days already in the
    lake, 20 % updates of existing keys), then
-   - the incremental catch-up (`materialize` with no arguments), and
-   - a full-export run of the same state (`materialize --rebuild`),
+   - the incremental catch-up (`materialize` with no arguments);
+   - the lake's objects and the warehouse file put back as they were before it, and a
+     full-export run (`materialize --rebuild`) from that same state, which has the same
+     writes to apply;
+   - twenty minutes later, a catch-up with nothing written since: what a run costs
+     whatever it carries (Dagster, dbt's build and tests, the checks);
    each with the items and bytes exported and the wall time of every stage.
 
 Goal: the incremental run exports at least 50 times fewer items and finishes at least 10
@@ -25,6 +29,7 @@ shared: compare the ratios measured in one invocation, not absolute times across
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -45,6 +50,8 @@ from pipeline_platform.environment import ENV_DEPLOYMENT, ENV_WAREHOUSE_PATH, lo
 BENCH_ENV = "cost"
 DEVICES = 1_000
 HOUR = 3600.0
+#: Long enough after a run that a catch-up's window (15 minutes at least) holds no write.
+QUIET = 20 * 60.0
 GOAL_FEWER_ITEMS = 50.0
 GOAL_SOONER = 10.0
 GOAL_REBUILD_S = 30.0
@@ -118,6 +125,42 @@ def _change(table: str, items: int, changes: int, round_: int, now: float) -> No
         backend.put_item(table, item(n, ts, 60.0 + c % 30, now))
 
 
+#: The lake bucket's prefixes a run reads and writes (exports only accumulate: not restored).
+_RESTORED_PREFIXES = ("lake/", "pipeline/")
+
+
+class Snapshot:
+    """The lake's objects and the warehouse file as they are now, to put back later."""
+
+    def __init__(self, bucket: str, warehouse: Path, folder: Path) -> None:
+        import boto3
+
+        self.s3 = boto3.client("s3")
+        self.bucket, self.warehouse, self.copy = bucket, warehouse, folder / "warehouse.copy"
+        self.objects = {key: self._get(key) for key in self._keys()}
+        shutil.copyfile(warehouse, self.copy)
+
+    def _keys(self) -> list[str]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        return [
+            obj["Key"]
+            for prefix in _RESTORED_PREFIXES
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+
+    def _get(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def restore(self) -> None:
+        """Put every object back as it was, delete the ones written since, copy the file."""
+        for key in set(self._keys()) - set(self.objects):
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+        for key, body in self.objects.items():
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+        shutil.copyfile(self.copy, self.warehouse)
+
+
 def _seconds(summary: dict[str, Any], key: str) -> float:
     return float(summary["assets"].get(key, {}).get("seconds", 0.0))
 
@@ -159,12 +202,13 @@ def main() -> None:
     runner = GlueCrawlerRunner(emulator.endpoint_url).start()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
+            warehouse = Path(tmp) / "warehouse.duckdb"
             os.environ.update(defaults.CREDENTIALS)
             os.environ.update(
                 {
                     "AWS_ENDPOINT_URL": emulator.endpoint_url,
                     ENV_DEPLOYMENT: BENCH_ENV,
-                    ENV_WAREHOUSE_PATH: str(Path(tmp) / "warehouse.duckdb"),
+                    ENV_WAREHOUSE_PATH: str(warehouse),
                 }
             )
             settings = load_settings()
@@ -178,14 +222,21 @@ def main() -> None:
                 rebuild, rebuild_s = _run(log)
                 _print_run("first run, empty lake (full rebuild)", rebuild, rebuild_s)
             pairs = []
+            empty_s = []
             for round_ in range(runs):
                 with time_machine.travel(start + (2 + round_) * HOUR, tick=True):
                     _change(settings.table_name, items, changes, round_, time.time())
                     time.sleep(1.2)
+                    before = Snapshot(settings.lake_bucket, warehouse, Path(tmp))
                     incremental, incremental_s = _run(log)
+                    before.restore()
                     full, full_s = _run(log, rebuild=True)
+                with time_machine.travel(start + (2 + round_) * HOUR + QUIET, tick=True):
+                    empty, seconds = _run(log)
+                    empty_s.append(seconds)
                 _print_run(f"round {round_ + 1}, incremental catch-up", incremental, incremental_s)
                 _print_run(f"round {round_ + 1}, full-export run", full, full_s)
+                _print_run(f"round {round_ + 1}, catch-up with nothing new", empty, seconds)
                 pairs.append((incremental, incremental_s, full, full_s))
     finally:
         runner.stop()
@@ -198,11 +249,18 @@ def main() -> None:
     export_sooner = statistics.median(
         _seconds(f, STAGES[0][1]) / max(0.001, _seconds(i, STAGES[0][1])) for i, _, f, _ in pairs
     )
+    fixed = statistics.median(empty_s)
+    beyond = statistics.median(
+        (f_s - e_s) / max(0.001, i_s - e_s)
+        for (_, i_s, _, f_s), e_s in zip(pairs, empty_s, strict=True)
+    )
     print(f"readings: {items:,}, changes per round: {changes:,}, rounds: {runs} (medians)")
     goal = f"(goal {GOAL_FEWER_ITEMS:.0f} x)"
     print(f"  {'items exported, full / incremental':44s} {fewer:8.1f} x  {goal}")
     print(f"  {'whole run, full / incremental':44s} {sooner:8.1f} x  (goal {GOAL_SOONER:.0f} x)")
     print(f"  {'export stage alone, full / incremental':44s} {export_sooner:8.1f} x")
+    print(f"  {'a catch-up with nothing new (fixed cost)':44s} {fixed:8.1f} s")
+    print(f"  {'beyond that fixed cost, full / incremental':44s} {beyond:8.1f} x")
     print(
         f"  {'full rebuild of the table':44s} {rebuild_s:8.1f} s  (goal < {GOAL_REBUILD_S:.0f} s)"
     )

@@ -11,7 +11,8 @@ crawled `lake/` prefix), the only record of what the lake holds:
   the lake already; a run over windows before it exports nothing.
 - `days`: per reading day, the rows the lake holds, a version (the lake version
   that last changed the day) and the changes applied to the day so far. The
-  warehouse loads exactly the days whose version it has not loaded.
+  warehouse loads the change sets of the versions it has not loaded (or, from a
+  lake it never loaded, the days of those versions).
 - `extras`: the extra payload columns the table's files carry after the fixed
   ones, in the order they first appeared, with their type.
 

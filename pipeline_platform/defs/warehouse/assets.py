@@ -1,4 +1,4 @@
-"""Warehouse assets: the lake days that changed, merged into `raw.*`, and reconciled.
+"""Warehouse assets: the lake's changed rows, merged into `raw.*` by key, and reconciled.
 
 Each load takes the change sets of the lake versions the warehouse has not
 loaded (after a failed run too: nothing is skipped), merges their rows by key in

@@ -138,7 +138,8 @@ def test_the_first_run_on_an_empty_lake_is_one_full_export_that_lands_every_read
     assert first["assets"]["warehouse/raw_sensor_readings"]["counts"]["rows_changed"] == 9
     assert all(first["checks"].values()), {k: v for k, v in first["checks"].items() if not v}
     assert (
-        "warehouse/raw_sensor_readings:source_not_null_iot_sensor_readings_device_id"
+        "warehouse/raw_sensor_readings:"
+        "source_unique_combination_of_columns_iot_sensor_readings_device_id__reading_epoch"
         in first["checks"]
     )
     touched = first["reading_days_touched"]["readings"]

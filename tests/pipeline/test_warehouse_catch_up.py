@@ -5,13 +5,17 @@ One deployment, three runs an hour apart (time-machine, as in `test_batch_run`):
 1. a day of readings, a plain `materialize`: the first, full run;
 2. an update of one reading and a new reading on that day, while another process holds the
    warehouse file (a notebook left open): the lake takes the changes, the warehouse load fails;
-3. a second update of the same reading, then a plain `materialize`.
+3. a second update of the same reading, then a plain `materialize`;
+4. an update of another reading of the day, the warehouse held again, and the change set that
+   run left rewritten as an earlier version of the pipeline wrote change sets (keys only);
+5. a plain `materialize`.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 
@@ -19,6 +23,9 @@ import duckdb
 import pytest
 import time_machine
 
+from pipeline_platform import warehouse_schema as ws
+from pipeline_platform.defs.lake.run_context import change_set_key, state_store
+from pipeline_platform.resources import cloud_resource
 from platform_tools.batch_runs import RunFailed, materialize
 
 pytestmark = pytest.mark.integration
@@ -80,7 +87,41 @@ def runs(deployment):
         deployment.put_reading("sensor-0", DAY_START, 102, temperature=42, humidity=50)
         _settle()
         found["caught_up"] = materialize()
+
+    with time_machine.travel(start + 3 * HOUR, tick=True):
+        deployment.put_reading("sensor-1", DAY_START + 60, 103, temperature=33, humidity=50)
+        _settle()
+        holder = _holding_the_warehouse(str(deployment.warehouse_path))
+        try:
+            with pytest.raises(RunFailed):
+                materialize()
+        finally:
+            holder.kill()
+            holder.wait()
+        _keep_only_keys(deployment)
+
+    with time_machine.travel(start + 4 * HOUR, tick=True):
+        _settle()
+        found["from_days"] = materialize()
     return found
+
+
+def _keep_only_keys(deployment) -> None:
+    """Rewrite the readings' newest change set as change sets were once written: keys, write
+    time, day and hour, no values."""
+    cloud = cloud_resource()
+    state = state_store(cloud).load(ws.READINGS_TABLE)[0]
+    key = change_set_key(ws.READINGS_TABLE, state.version)
+    s3, bucket = deployment.client("s3"), deployment.settings.lake_bucket
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/changes.parquet"
+        s3.download_file(bucket, key, path)
+        duckdb.execute(
+            f"copy (select device_id, reading_epoch, written_at, cast(reading_at as date) as dt, "
+            f"date_trunc('hour', reading_at) as reading_hour from '{path}') "
+            f"to '{tmp}/keys.parquet' (format parquet)"
+        )
+        s3.upload_file(f"{tmp}/keys.parquet", bucket, key)
 
 
 def _query(deployment, sql: str) -> list[tuple]:
@@ -117,3 +158,19 @@ def test_a_load_stages_the_changed_rows_not_the_days_they_touched(deployment, ru
         "select sum(reading_count) from analytics.device_health_daily "
         "where health_date = '2023-11-16'",
     ) == [(READINGS + 1,)]
+
+
+def test_change_sets_of_keys_only_are_loaded_from_the_days_they_touched(deployment, runs):
+    """THEN run 5, finding a pending change set without the rows' values, loaded the day it
+    touched whole instead (all 41 readings staged) rather than loading empty values: the
+    update is in the warehouse and every check passed."""
+    from_days = runs["from_days"]
+    assert all(from_days["checks"].values()), {
+        k: v for k, v in from_days["checks"].items() if not v
+    }
+    assert from_days["assets"][RAW]["counts"]["rows_staged"] == READINGS + 1
+    assert _query(
+        deployment,
+        "select temperature from raw.sensor_readings where device_id = 'sensor-1' "
+        f"and reading_at = '{datetime.fromtimestamp(DAY_START + 60, UTC):%Y-%m-%d %H:%M:%S}'",
+    ) == [(33.0,)]

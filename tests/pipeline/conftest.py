@@ -41,6 +41,11 @@ class Deployment:
             service, endpoint_url=self.settings.endpoint_url, region_name=self.settings.region
         )
 
+    def last_crawl(self) -> object:
+        """When the lake's crawler last started a crawl (None before the first)."""
+        crawler = self.client("glue").get_crawler(Name=self.settings.crawler_name)["Crawler"]
+        return crawler.get("LastCrawl", {}).get("StartTime")
+
     def put_reading(self, device_id: str, timestamp: int, sequence: int, **fields) -> None:
         """Store a reading as the stream processor does (contract attribute names)."""
         alerts = []

@@ -5,7 +5,8 @@ One deployment, three runs an hour apart (time-machine, as in `test_batch_run`):
 1. a day of readings, a plain `materialize`: the first, full run;
 2. an update of one reading and a new reading on that day, while another process holds the
    warehouse file (a notebook left open): the lake takes the changes, the warehouse load fails;
-3. a second update of the same reading, then a plain `materialize`;
+3. a second update of the same reading, with a field no reading had (`battery`), then a plain
+   `materialize`;
 4. an update of another reading of the day, the warehouse held again, and the change set that
    run left rewritten as an earlier version of the pipeline wrote change sets (keys only);
 5. a plain `materialize`.
@@ -84,9 +85,11 @@ def runs(deployment):
         found["failed"] = str(failed.value)
 
     with time_machine.travel(start + 2 * HOUR, tick=True):
-        deployment.put_reading("sensor-0", DAY_START, 102, temperature=42, humidity=50)
+        crawls = {"before_caught_up": deployment.last_crawl()}
+        deployment.put_reading("sensor-0", DAY_START, 102, temperature=42, humidity=50, battery=3.7)
         _settle()
         found["caught_up"] = materialize()
+        crawls["caught_up"] = deployment.last_crawl()
 
     with time_machine.travel(start + 3 * HOUR, tick=True):
         deployment.put_reading("sensor-1", DAY_START + 60, 103, temperature=33, humidity=50)
@@ -103,6 +106,8 @@ def runs(deployment):
     with time_machine.travel(start + 4 * HOUR, tick=True):
         _settle()
         found["from_days"] = materialize()
+        crawls["from_days"] = deployment.last_crawl()
+    found["crawls"] = crawls
     return found
 
 
@@ -132,12 +137,13 @@ def _query(deployment, sql: str) -> list[tuple]:
 def test_the_run_after_a_failed_load_merges_every_lake_version_it_missed(deployment, runs):
     """THEN the warehouse step of run 2 failed, and run 3 loaded both lake versions: the reading
     updated twice holds its newest value once, the new reading is there, and every check of the
-    run (changes reached the warehouse, lake and warehouse days agree) passed."""
+    run (changes reached the warehouse, lake and warehouse days agree) passed but the catalog's
+    warning that its columns changed (`battery` was added)."""
     assert "raw_sensor_readings" in runs["failed"]
     caught_up = runs["caught_up"]
-    assert all(caught_up["checks"].values()), {
-        k: v for k, v in caught_up["checks"].items() if not v
-    }
+    checks = dict(caught_up["checks"])
+    assert checks.pop("glue/sensor_readings:schema_unchanged") is False
+    assert all(checks.values()), {k: v for k, v in checks.items() if not v}
     assert _query(
         deployment,
         f"select temperature from raw.sensor_readings where device_id = 'sensor-0' "
@@ -174,3 +180,16 @@ def test_change_sets_of_keys_only_are_loaded_from_the_days_they_touched(deployme
         "select temperature from raw.sensor_readings where device_id = 'sensor-1' "
         f"and reading_at = '{datetime.fromtimestamp(DAY_START + 60, UTC):%Y-%m-%d %H:%M:%S}'",
     ) == [(33.0,)]
+
+
+def test_a_new_field_on_a_day_the_catalog_has_is_crawled_and_nothing_else_is(deployment, runs):
+    """THEN run 3 crawled (its reading brought `battery`, a column the catalog lacked, on a day
+    it had) and `battery` is a catalog column; runs 4 and 5, with nothing new for the catalog,
+    did not crawl."""
+    crawls = runs["crawls"]
+    assert crawls["caught_up"] != crawls["before_caught_up"]
+    assert crawls["from_days"] == crawls["caught_up"]
+    columns = deployment.client("glue").get_table(
+        DatabaseName=deployment.settings.glue_database, Name="sensor_readings"
+    )["Table"]["StorageDescriptor"]["Columns"]
+    assert "battery" in {c["Name"] for c in columns}

@@ -31,8 +31,8 @@ batch_etl = dg.define_asset_job(
     BATCH_JOB,
     selection=batch_selection,
     description="Export the table's writes of the run's windows, merge them into the lake by "
-    "reading day, crawl, load the changed days into the warehouse and rebuild the changed "
-    "hours with dbt.",
+    "reading day, crawl when the lake has a new day or column, merge the changed rows into "
+    "the warehouse and rebuild the changed hours with dbt.",
 )
 
 

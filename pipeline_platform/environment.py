@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import astuple, dataclass
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -41,6 +42,9 @@ ENV_DEPLOYMENT = "DEPLOYMENT_ENV"
 ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 ENV_REGION = "AWS_DEFAULT_REGION"
 ENV_WAREHOUSE_PATH = "WAREHOUSE_PATH"
+ENV_FIRST_WRITE_DAY = "FIRST_WRITE_DAY"
+#: The first day of write windows when `FIRST_WRITE_DAY` is not set.
+DEFAULT_FIRST_WRITE_DAY = "2026-11-01"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WAREHOUSE_PATH = PROJECT_ROOT / ".platform" / "warehouse.duckdb"
@@ -98,6 +102,22 @@ def aws_location() -> AwsLocation:
 def warehouse_path() -> str:
     """The local DuckDB warehouse file, absolute (dbt runs in its project folder)."""
     return str(Path(os.environ.get(ENV_WAREHOUSE_PATH) or DEFAULT_WAREHOUSE_PATH).resolve())
+
+
+def first_write_day() -> date:
+    """The first UTC day whose write windows the batch assets have: a deployment's first day.
+
+    Windows before the lake's first (full) export are covered by it, so a deployment
+    sets this to the day it started, and Dagster shows no window before it as missing.
+    """
+    raw = os.environ.get(ENV_FIRST_WRITE_DAY, DEFAULT_FIRST_WRITE_DAY).strip()
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise SettingMissing(f"{ENV_FIRST_WRITE_DAY}={raw!r} is not a day (YYYY-MM-DD)") from None
+    if day > datetime.now(UTC).date():
+        raise SettingMissing(f"{ENV_FIRST_WRITE_DAY}={raw} is after today (UTC)")
+    return day
 
 
 def dbt_target(environment: Environment) -> str:

@@ -72,8 +72,7 @@ def catch_up_range(now: datetime | None = None) -> CatchUp:
     plan = catch_up(states, now, complete_only=False)
     if plan is None:  # the lake is ahead of this clock: take the current hour again
         return CatchUp(hour_key(now), hour_key(now), None, now)
-    first = max(plan.first_key, WRITE_HOURS.get_first_partition_key() or plan.first_key)
-    return CatchUp(first, plan.last_key, plan.since, plan.end)
+    return plan
 
 
 def _instance() -> dg.DagsterInstance:

@@ -16,19 +16,23 @@ and the next run takes the rest.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import dagster as dg
 
+from pipeline_platform.environment import first_write_day
+
 #: Partition key format of `WRITE_HOURS` (Dagster's hourly format).
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
-#: The first write window. Windows before the lake's first (full) export are covered by
-#: it: a run over them exports nothing. Set it to a deployment's first day to show no
-#: windows from before it.
-FIRST_WRITE_HOUR = "2026-11-01-00:00"
+#: When the first write window starts: midnight UTC of `FIRST_WRITE_DAY` (see
+#: `environment.first_write_day`). Read once, when the code location loads: a partitions
+#: definition is fixed for the life of the definitions that use it.
+FIRST_WINDOW = datetime.combine(first_write_day(), time(0), tzinfo=UTC)
 WINDOW = timedelta(hours=1)
 
-WRITE_HOURS = dg.HourlyPartitionsDefinition(start_date=FIRST_WRITE_HOUR, end_offset=1)
+WRITE_HOURS = dg.HourlyPartitionsDefinition(
+    start_date=FIRST_WINDOW.strftime(HOUR_FORMAT), end_offset=1
+)
 # One run handles a whole backfill range: its windows become one export per 24 hours.
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 

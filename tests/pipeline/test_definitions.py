@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import jobs, keys
 from pipeline_platform.defs.lake.export import data_file_keys, export_request
 from pipeline_platform.defs.lake.windows import FULL_EXPORT, INCREMENTAL_EXPORT, PlannedExport
+from pipeline_platform.environment import ENV_FIRST_WRITE_DAY, PROJECT_ROOT
 from pipeline_platform.resources.redshift_sql import load_plan, manifest
 from pipeline_platform.resources.warehouse_load import LakeFile, LoadSpec
 
@@ -256,3 +260,33 @@ def test_each_dbt_build_starts_from_the_parse_the_last_one_left(tmp_path, monkey
     assert "UnableToPartialParse" in _parse_events(first.target_path)
     assert "UnableToPartialParse" not in _parse_events(second.target_path)
     assert "PartialParsingEnabled" in _parse_events(second.target_path)
+
+
+def test_a_deployment_sets_its_first_write_window_and_a_wrong_day_stops_the_load():
+    """GIVEN `FIRST_WRITE_DAY` WHEN the code location loads THEN the batch assets' write windows
+    start at that day's midnight UTC; a value that is not a day, or a day after today, stops
+    the load with a message naming the variable."""
+    code = (
+        "from pipeline_platform.definitions import build_definitions\n"
+        "from pipeline_platform.defs.partitions import WRITE_HOURS\n"
+        "build_definitions()\n"
+        "print(WRITE_HOURS.get_first_partition_key())"
+    )
+
+    def load(day: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, ENV_FIRST_WRITE_DAY: day},
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    loaded = load("2026-11-20")
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip().splitlines()[-1] == "2026-11-20-00:00"
+    for wrong, says in (("20/11/2026", "is not a day"), ("2999-01-01", "is after today")):
+        refused = load(wrong)
+        assert refused.returncode != 0
+        assert f"{ENV_FIRST_WRITE_DAY}=" in refused.stderr and says in refused.stderr

@@ -156,6 +156,19 @@ def test_the_schedule_runs_complete_windows_only_and_skips_when_the_lake_has_the
     assert caught_up is None
 
 
+def test_a_lake_that_stopped_before_the_first_window_runs_from_the_first_window():
+    """GIVEN a lake that stopped two days before the first write window (the deployment's first
+    day set later than its first export) WHEN catching up THEN the run's windows start at the
+    first window, and its exports still start exactly where the lake stopped."""
+    from pipeline_platform.defs.partitions import FIRST_WINDOW
+
+    stopped = FIRST_WINDOW - timedelta(days=2, minutes=7)
+    plan = catch_up({"r": _state("r", stopped)}, NOW, False)
+    assert plan is not None
+    assert plan.first_key == FIRST_WINDOW.strftime("%Y-%m-%d-%H:%M")
+    assert plan.since == stopped
+
+
 def test_an_empty_lake_catches_up_with_its_last_window_only():
     """GIVEN a lake table never merged WHEN catching up THEN only the current window runs (its
     first run takes everything there is)."""

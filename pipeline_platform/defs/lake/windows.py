@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pipeline_platform.defs.lake.state import LakeState
-from pipeline_platform.defs.partitions import WINDOW, floor_hour, hour_key
+from pipeline_platform.defs.partitions import FIRST_WINDOW, WINDOW, floor_hour, hour_key
 
 FULL_EXPORT = "FULL_EXPORT"
 INCREMENTAL_EXPORT = "INCREMENTAL_EXPORT"
@@ -197,4 +197,6 @@ def catch_up(states: dict[str, LakeState], now: datetime, complete_only: bool) -
     since = min(w for w in watermarks if w is not None)
     if since >= end:
         return None
-    return CatchUp(hour_key(since), last, since, end)
+    # A lake that stopped before the first window (a deployment's first day set later than
+    # its first export) runs from the first window; its exports still start where it stopped.
+    return CatchUp(hour_key(max(since, FIRST_WINDOW)), last, since, end)

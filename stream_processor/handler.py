@@ -79,8 +79,11 @@ class StreamProcessor:
         deadline = Deadline(context)
         records = read_records(event)
         config = self.config
-        now = time.time()
-        ingested_at = format_number(round(now, 3))
+        # One instant for the batch, to the millisecond it is stored with: the TTL counts from
+        # the stored ingestion time, so expires_at is int(ingested_at) + TTL even when the
+        # clock is a fraction of a millisecond before a whole second.
+        now = round(time.time(), 3)
+        ingested_at = format_number(now)
         expires_at = str(int(now) + config.ttl_days * _SECONDS_PER_DAY)
 
         latest: dict[tuple[str, str], tuple[StreamRecord, Accepted]] = {}

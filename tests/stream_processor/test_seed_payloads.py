@@ -200,3 +200,18 @@ def test_invalid_json_seed_is_quarantined_with_its_raw_bytes(
     assert line["event_source_arn"] == STREAM_ARN
     quarantined_at = datetime.fromisoformat(line["quarantined_at"]).timestamp()
     assert before - 0.001 <= quarantined_at <= after + 0.001
+
+
+def test_the_ttl_counts_from_the_stored_ingestion_time_on_a_second_boundary(
+    any_cloud: DeployedProcessor,
+) -> None:
+    """GIVEN the clock 0.4 ms before a whole second (the stored ingestion time rounds up to it)
+    WHEN a reading is processed THEN its expiry is the stored ingestion time's second plus the
+    TTL, not the second before."""
+    import time_machine
+
+    with time_machine.travel(1796154277.9996, tick=False):
+        any_cloud.processor.process(kinesis_event([SEED_READINGS[0].values[0]]))
+    [item] = any_cloud.items()
+    assert item[contract.INGESTED_AT]["N"] == "1796154278"
+    assert item[contract.EXPIRES_AT]["N"] == str(1796154278 + TTL_SECONDS)

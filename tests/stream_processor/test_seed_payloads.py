@@ -211,7 +211,11 @@ def test_the_ttl_counts_from_the_stored_ingestion_time_on_a_second_boundary(
     import time_machine
 
     with time_machine.travel(1796154277.9996, tick=False):
-        any_cloud.processor.process(kinesis_event([SEED_READINGS[0].values[0]]))
+        any_cloud.processor.process(
+            kinesis_event(
+                ['{"device_id": "sensor-101", "timestamp": 1700100000, "temperature": 22}']
+            )
+        )
     [item] = any_cloud.items()
     assert item[contract.INGESTED_AT]["N"] == "1796154278"
     assert item[contract.EXPIRES_AT]["N"] == str(1796154278 + TTL_SECONDS)

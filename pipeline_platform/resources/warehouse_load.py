@@ -2,9 +2,8 @@
 
 A load takes what the lake changed since the warehouse's last load: the change
 sets of the lake versions it has not loaded (the rows each version added or
-changed), or the lake's whole days of those versions, when a change set names
-keys only (the lake's first merge, whose days are all new) or the warehouse
-starts from a lake it has never loaded. In one transaction it:
+changed), or, for a warehouse that starts from a lake it has never loaded, the
+lake's whole days. In one transaction it:
 
 1. stages those rows, deriving `dt` from each row (`Table.dt`); of a key in
    several change sets, only its newest version;

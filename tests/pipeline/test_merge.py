@@ -89,25 +89,6 @@ def test_an_update_replaces_the_key_and_only_its_day_is_written_again(tmp_path):
     assert (lake.files / "dt=2001-01-01").stat().st_mtime_ns == untouched
 
 
-def test_a_change_set_holds_the_changed_rows_or_only_keys_when_every_day_was_new(tmp_path):
-    """GIVEN an empty lake WHEN a window merges THEN its change set names the keys (with write
-    time, day and hour) but not their values, which its new day files hold; WHEN a later
-    window changes a day the lake has THEN its change set holds the changed rows whole, with
-    the day files' columns in their order."""
-    lake = Lake(tmp_path)
-    lake.merge([change(item("a", DAY, DAY, 20), WRITE), change(item("b", Y2001, DAY, 5), WRITE)])
-    first = pq.read_schema(tmp_path / "run1" / "changes.parquet").names
-    assert first == ["device_id", "reading_epoch", "written_at", "dt", "reading_hour"]
-
-    lake.merge([change(item("a", DAY, DAY, 25), WRITE + 60_000_000)])
-    second = pq.read_schema(tmp_path / "run2" / "changes.parquet").names
-    assert second == list(ws.READINGS.file_columns)
-    changed = duckdb.execute(
-        f"select device_id, temperature from '{tmp_path / 'run2' / 'changes.parquet'}'"
-    ).fetchall()
-    assert changed == [("a", 25.0)]
-
-
 def test_rerunning_an_older_window_after_a_newer_one_changes_nothing(tmp_path):
     """GIVEN windows 1 then 2 merged, 2 holding a newer version of a key of 1 WHEN window 1 is
     merged again THEN nothing is applied, no day is written, and the newer version stays."""

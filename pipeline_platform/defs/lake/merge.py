@@ -12,8 +12,7 @@ lake's current rows of the days they fall on, key by key:
 
 Only the days where something changed are written again, each as a whole, and
 the rows that changed (new keys and new versions) are written apart as the
-merge's change set: what a warehouse merges by key. A merge into days that did
-not exist yet writes only the keys there, as its days hold exactly those rows.
+merge's change set: what a warehouse merges by key.
 
 Every file a merge writes has the table's fixed columns and then every extra
 payload column the table has had so far, in the order they first appeared (new
@@ -86,8 +85,7 @@ def merge(
     their Hive folders (`.../dt=YYYY-MM-DD/...`). `extras` are the table's extra
     columns so far, in file order; a column keeps the type it first had. The days
     that changed are written under `out_dir/dt=YYYY-MM-DD/`, and the changed rows,
-    with the day files' columns, to the Parquet file `change_set` (their keys only, with
-    version, `dt` and hour, when `existing_files` is empty).
+    with the day files' columns, to the Parquet file `change_set`.
     """
     key = ", ".join(table.key)
     con.execute(
@@ -190,17 +188,10 @@ def merge(
         )
     # The change set is the changed rows as the day files hold them (the same columns in the
     # same order, `dt` being a folder there): a warehouse loads them as it would load days.
-    # When no day existed before (a lake's first merge, a full rebuild of 1M readings), the
-    # days written are exactly the changed rows: the change set names their keys only, and a
-    # warehouse loads those days instead of a second copy of every row.
     change_set.parent.mkdir(parents=True, exist_ok=True)
-    if existing_files:
-        kept = ", ".join(f'"{c}"' for c in columns if c != "dt")
-    else:
-        hour = f", {table.hour} as reading_hour" if table.hour else ""
-        kept = f"{key}, {table.version}, dt{hour}"
+    file_columns = ", ".join(f'"{c}"' for c in columns if c != "dt")
     con.execute(
-        f"copy (select {kept} from merged where is_change order by {key}) "
+        f"copy (select {file_columns} from merged where is_change order by {key}) "
         f"to '{change_set.as_posix()}' ({_PARQUET})"
     )
     con.execute("drop view merge_old")

@@ -48,9 +48,8 @@ class ChangeSets:
     #: Distinct keys they changed: what the load must change in the warehouse.
     keys: int
     files: tuple[LakeFile, ...]
-    #: False when one of them holds only keys: a merge into days that did not exist yet (a
-    #: lake's first), whose day files are its rows, or one written before change sets held
-    #: rows. The load then takes the changed days' files instead.
+    #: False when one of them holds only keys (a lake written before change sets held whole
+    #: rows): the load then takes the changed days' files instead.
     whole_rows: bool
 
 
@@ -116,8 +115,7 @@ def load_table(
     days = sorted(day for day, d in state.days.items() if d.version > loaded.version)
     changes = change_sets(cloud, table, range(loaded.version + 1, state.version + 1))
     # The changed rows are what the load merges, by key: its cost follows the writes, not the
-    # size of the days they fall on. A new lake replaces the table from its days' files, and
-    # a change set of keys only is loaded from the days it names.
+    # size of the days they fall on. A new lake replaces the table from its days' files.
     by_key = changes.whole_rows and not replace_all
     spec = LoadSpec(
         table=table,

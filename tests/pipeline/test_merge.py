@@ -89,6 +89,21 @@ def test_an_update_replaces_the_key_and_only_its_day_is_written_again(tmp_path):
     assert (lake.files / "dt=2001-01-01").stat().st_mtime_ns == untouched
 
 
+def test_a_change_set_holds_the_changed_rows_whole_with_the_day_files_columns(tmp_path):
+    """GIVEN a lake with two readings WHEN a later window updates one of them THEN the merge's
+    change set holds that row whole (its new values), with the day files' columns in order,
+    which is what a warehouse loads."""
+    lake = Lake(tmp_path)
+    lake.merge([change(item("a", DAY, DAY, 20), WRITE), change(item("b", Y2001, DAY, 5), WRITE)])
+    lake.merge([change(item("a", DAY, DAY, 25), WRITE + 60_000_000)])
+
+    changes = tmp_path / "run2" / "changes.parquet"
+    assert pq.read_schema(changes).names == list(ws.READINGS.file_columns)
+    assert duckdb.execute(f"select device_id, temperature from '{changes}'").fetchall() == [
+        ("a", 25.0)
+    ]
+
+
 def test_rerunning_an_older_window_after_a_newer_one_changes_nothing(tmp_path):
     """GIVEN windows 1 then 2 merged, 2 holding a newer version of a key of 1 WHEN window 1 is
     merged again THEN nothing is applied, no day is written, and the newer version stays."""

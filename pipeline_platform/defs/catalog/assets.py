@@ -73,22 +73,24 @@ def partition_values(glue: Any, database: str, table: str) -> list[str]:
     return sorted(values)
 
 
-def catalog_is_current(glue: Any, cloud: CloudResource) -> bool:
+def catalog_is_current(
+    glue: Any, cloud: CloudResource, catalog: dict[str, dict[str, str] | None]
+) -> bool:
     """True when every lake table's catalog table has all its reading days and columns.
 
-    The lake's state says which days hold rows and which extra columns the files
-    carry. A run that added neither (most hourly runs: their late readings fall
-    on days the lake has) leaves nothing for a crawl to find.
+    `catalog` holds each table's catalog columns as `table_columns` found them. The
+    lake's state says which days hold rows and which extra columns the files carry.
+    A run that added neither (most hourly runs: their late readings fall on days the
+    lake has) leaves nothing for a crawl to find.
     """
-    store = state_store(cloud)
+    states = state_store(cloud).load_many(catalog)
     database = cloud.settings.glue_database
     lake_tables = {t.name: t for t in ws.TABLES}
-    for table, _ in CATALOG_TABLES.values():
-        state = store.load(table)[0]
+    for table, columns in catalog.items():
+        state = states[table]
         days = {day for day, d in state.days.items() if d.rows}
         if not days:
             continue  # an empty lake table has no folder, so no crawl makes its table
-        columns = table_columns(glue, database, table)
         if columns is None:
             return False
         wanted = {c.lower() for c in (*lake_tables[table].column_names, *state.extras)}
@@ -135,14 +137,17 @@ def glue_tables(context: dg.AssetExecutionContext, cloud: CloudResource):
         key: table_columns(glue, cloud.settings.glue_database, table)
         for key, (table, _) in CATALOG_TABLES.items()
     }
-    current = catalog_is_current(glue, cloud)
+    current = catalog_is_current(
+        glue, cloud, {table: before[key] for key, (table, _) in CATALOG_TABLES.items()}
+    )
     if current:
         context.log.info("the catalog has every lake day and column already: no crawl")
         last: dict = {}
     else:
         last = run_crawler(glue, cloud.settings.crawler_name, context.log.info)
     for key, (table, _) in CATALOG_TABLES.items():
-        after = table_columns(glue, cloud.settings.glue_database, table)
+        # Without a crawl the catalog is as it was read above.
+        after = before[key] if current else table_columns(glue, cloud.settings.glue_database, table)
         if after is None:
             context.log.warning(f"crawl made no table {cloud.settings.glue_database}.{table}")
         partitions = partition_values(glue, cloud.settings.glue_database, table) if after else []

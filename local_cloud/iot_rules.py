@@ -43,6 +43,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import moto_internals
 from .iot_sql import IotSqlError, MessageContext, RuleQuery, SubstitutionTemplate, parse_rule_sql
 
 log = logging.getLogger(__name__)
@@ -127,9 +128,6 @@ class EmulatorTargets:
 
     def put_kinesis_record(self, stream_name: str, partition_key: str, data: bytes) -> None:
         """PutRecord through moto's backend, with the API validation the backend skips."""
-        from moto.core.exceptions import JsonRESTError
-        from moto.kinesis.models import kinesis_backends
-
         if not 1 <= len(partition_key) <= _PARTITION_KEY_MAX:
             bound = "less than or equal to 256" if partition_key else "greater than or equal to 1"
             raise TargetError(
@@ -142,23 +140,16 @@ class EmulatorTargets:
                 f"Record size {len(data)} exceeds the Kinesis limit of {_KINESIS_RECORD_MAX} "
                 "bytes (Service: Kinesis, Status Code: 400, Error Code: ValidationException)"
             )
-        backend = kinesis_backends[self.account_id][self.region]
         held = self.state_guard.shared() if self.state_guard is not None else nullcontext()
         try:
             with held:
-                # moto annotates both as str; its own PutRecord handler passes None when
-                # the request has neither, as here.
-                backend.put_record(
-                    stream_arn=None,  # type: ignore[arg-type]
-                    stream_name=stream_name,
-                    partition_key=partition_key,
-                    explicit_hash_key=None,  # type: ignore[arg-type]
-                    data=base64.b64encode(data).decode("ascii"),
+                moto_internals.put_kinesis_record(
+                    self.region, self.account_id, stream_name, partition_key, data
                 )
-        except JsonRESTError as exc:
+        except moto_internals.ApiError as exc:
             raise TargetError(
-                f"{exc.message} (Service: Kinesis, Status Code: {exc.code}, "
-                f"Error Code: {exc.error_type})"
+                f"{exc.message} (Service: Kinesis, Status Code: {exc.status}, "
+                f"Error Code: {exc.code})"
             ) from None
 
     def put_s3_object(self, bucket: str, key: str, body: bytes) -> None:

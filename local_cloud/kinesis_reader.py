@@ -17,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from local_cloud import moto_internals
+
 
 @dataclass(frozen=True)
 class ShardRecord:
@@ -59,19 +61,15 @@ def split_stream_arn(arn: str) -> tuple[str, str, str]:
 
 def moto_stream(arn: str) -> Any | None:
     """moto's in-process stream object for `arn`, or None when it lives elsewhere."""
-    from moto.kinesis.models import kinesis_backends
-
     region, account, name = split_stream_arn(arn)
-    if account not in kinesis_backends or region not in kinesis_backends[account]:
-        return None
-    return kinesis_backends[account][region].streams.get(name)
+    return moto_internals.kinesis_stream(region, account, name)
 
 
 class BackendShardReader:
     """Reads a shard straight from moto's Kinesis backend in this process."""
 
     def __init__(self, shard: Any) -> None:
-        self._records = shard.records  # dict: int sequence -> moto Record, insertion ordered
+        self._records = moto_internals.shard_records(shard)
 
     def read_after(self, sequence: int, limit: int) -> list[ShardRecord]:
         """Up to `limit` records after `sequence`, by direct lookup (no scan)."""
@@ -85,9 +83,9 @@ class BackendShardReader:
             out.append(
                 ShardRecord(
                     sequence_number=str(nxt),
-                    partition_key=record.partition_key,
-                    data_b64=record.data,
-                    arrival=record.created_at,
+                    partition_key=moto_internals.record_partition_key(record),
+                    data_b64=base64.b64encode(moto_internals.record_data(record)).decode("ascii"),
+                    arrival=moto_internals.record_arrival(record),
                 )
             )
             nxt += 1
@@ -104,7 +102,7 @@ class BackendShardReader:
     def sequence_at(self, timestamp: float) -> int:
         """Sequence number before the first record arriving at or after `timestamp`."""
         for seq, record in list(self._records.items()):
-            if record.created_at >= timestamp:
+            if moto_internals.record_arrival(record) >= timestamp:
                 return seq - 1
         return self.latest_sequence()
 

@@ -84,6 +84,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from local_cloud import moto_internals
+
 log = logging.getLogger(__name__)
 
 #: Called as `listener(backend, topic, payload_bytes)` after moto records an iot-data publish.
@@ -382,7 +384,7 @@ def attribute_size(value: Any) -> int:
     kind = value.type
     inner = value.value
     if kind == "N":
-        return len(str(inner))
+        return moto_internals.number_size(inner)
     if kind == "S" and type(inner) is str:
         return len(inner) if inner.isascii() else len(inner.encode("utf-8"))
     if kind == "L":
@@ -391,7 +393,7 @@ def attribute_size(value: Any) -> int:
         return sum(_text_size(key) + attribute_size(member) for key, member in inner.items())
     if kind in ("SS", "NS", "BS"):
         if kind == "NS":
-            return sum(len(str(member)) for member in inner)
+            return sum(moto_internals.number_size(member) for member in inner)
         return sum(_text_size(member) for member in inner)
     if isinstance(inner, bool):
         return 1

@@ -1,0 +1,271 @@
+"""Per batch: the alert state changes the batch's readings make, notified once each.
+
+For the devices of a batch:
+
+1. read their `alerts` items (one BatchGetItem per 100 devices; only devices with an
+   alert raised or silent have one), and record when they were seen (a `seen` item,
+   at most once per half silence window per device);
+2. decide the changes (`alert_rules.evaluate`). Only when a device's readings would
+   change something is the readings table asked for the newest reading the device had
+   sent before the batch, so a late reading changes nothing;
+3. put the changes on the event bus, then store each changed device's state
+   (conditional on the version read).
+
+The event goes first and the state after it: a batch delivered again (Lambda's
+retries, bisection) finds the change stored and sends nothing twice, and a change
+whose event could not be sent is not stored, so the redelivery decides and sends it
+again rather than lose it. The records behind unsent changes are reported in
+`failed` for Lambda to deliver again. What remains: were the function stopped between
+PutEvents and the state write, the redelivery would send that change again, with the
+same event `id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from stream_processor import contract
+from stream_processor.alert_events import EventPublisher
+from stream_processor.alert_rules import (
+    Change,
+    DeviceStatus,
+    Reading,
+    alert_rules,
+    evaluate,
+)
+from stream_processor.alert_state import AlertStateTable
+from stream_processor.config import Config
+from stream_processor.retry import Deadline
+
+log = logging.getLogger(__name__)
+
+_SECONDS_PER_DAY = 86400
+#: Attempts at storing a device's state when someone else wrote it meanwhile.
+_SAVE_ATTEMPTS = 4
+#: Concurrent requests of the alert work (state reads, look-ups, writes).
+ALERT_CONCURRENCY = 4
+
+
+@dataclass
+class TrackResult:
+    """What a batch's alert work did, and the records to deliver again."""
+
+    failed: list[str]
+    changes: int = 0
+    lookups: int = 0
+    error: str | None = None
+
+
+class AlertTracker:
+    """Turns batches of stored readings into alert events; one per execution environment."""
+
+    def __init__(self, config: Config, dynamodb: Any, events: Any) -> None:
+        assert config.alert_state_table is not None and config.alert_bus_name is not None
+        self._config = config
+        self._rules = alert_rules(config)
+        self._state = AlertStateTable(dynamodb, config.alert_state_table, config.table_name)
+        self._publisher = EventPublisher(events, config.alert_bus_name)
+        self._ttl_s = config.alert_state_ttl_days * _SECONDS_PER_DAY
+        #: A `seen` item is written once per half window: the silence check then finds a
+        #: live device's last write less than a window old, and asks the readings table
+        #: only about devices that really stopped.
+        self._seen_interval_s = config.silence_window_s / 2
+        #: When this environment last wrote each device's `seen` item. Only a saving: a
+        #: device missing here (another environment wrote it, or a cold start) is written.
+        self._seen_written: dict[str, float] = {}
+        self._seen_lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(
+            max_workers=ALERT_CONCURRENCY, thread_name_prefix="alert-tracker"
+        )
+
+    def close(self) -> None:
+        """Stop the threads (tools and tests)."""
+        self._executor.shutdown(wait=True)
+
+    def track(
+        self,
+        readings: Sequence[tuple[str, str, float, float | None, float | None]],
+        now: float,
+        deadline: Deadline,
+    ) -> TrackResult:
+        """Notify the state changes of a batch's readings.
+
+        `readings` are `(device_id, sequence number, seconds, temperature, humidity)` of
+        every record the batch stored (duplicates included: their sequence numbers
+        belong to the batch). Returns the sequence numbers to report as failed.
+        """
+        by_device: dict[str, list[Reading]] = defaultdict(list)
+        for device_id, sequence, seconds, temperature, humidity in readings:
+            by_device[device_id].append(Reading(seconds, temperature, humidity, sequence))
+        if not by_device:
+            return TrackResult([])
+        for device_readings in by_device.values():
+            device_readings.sort(
+                key=lambda r: (r.seconds, len(r.sequence_number), r.sequence_number)
+            )
+        devices = sorted(by_device)
+        seen_job = self._executor.submit(self._record_seen, devices, now, deadline)
+        try:
+            statuses = self._state.statuses(devices, deadline)
+        except Exception as exc:
+            seen_job.result()
+            # Without the state nothing can be decided: the whole batch comes back.
+            error = f"reading the alert state: {type(exc).__name__}: {exc}"
+            return TrackResult(
+                [r.sequence_number for rs in by_device.values() for r in rs], 0, 0, error
+            )
+
+        decided, undecided, applied = self._decide(by_device, statuses, deadline)
+        changes = [change for device_changes, _ in decided.values() for change in device_changes]
+        unsent, error = self._publisher.publish(changes, deadline) if changes else ([], "")
+        unsent_devices = {change.device_id for change in unsent}
+        failed = self._first_records(unsent_devices | undecided, by_device)
+        if undecided and not error:
+            error = f"looking up the newest readings of {len(undecided)} devices failed"
+        saves = {
+            device_id: self._executor.submit(
+                self._save, statuses[device_id], after, applied.get(device_id), deadline
+            )
+            for device_id, (_, after) in decided.items()
+            if device_id not in unsent_devices
+            and (device_id in applied or self._needs_saving(statuses[device_id], after, now))
+        }
+        for device_id, job in saves.items():
+            try:
+                job.result()
+            except Exception as exc:
+                error = error or f"storing the alert state: {type(exc).__name__}: {exc}"
+                # Sent but not stored: whenever the device's readings come next, the change
+                # is decided again and sent again (with the same event id). Delivered again
+                # now, the records at least leave the state stored.
+                failed += self._first_records({device_id}, by_device)
+        seen_job.result()
+        return TrackResult(failed, len(changes) - len(unsent), len(applied), error or None)
+
+    def _decide(
+        self,
+        by_device: dict[str, list[Reading]],
+        statuses: dict[str, DeviceStatus],
+        deadline: Deadline,
+    ) -> tuple[dict[str, tuple[list[Change], DeviceStatus]], set[str], dict[str, float]]:
+        """Each device's changes and status after the batch; the devices that could not be
+        decided (their look-up failed); for the devices looked up, the newest reading time
+        whose changes are now decided (stored with their state)."""
+        reminder = self._config.alert_reminder_s
+        decided: dict[str, tuple[list[Change], DeviceStatus]] = {}
+        uncertain: list[str] = []
+        for device_id, device_readings in by_device.items():
+            changes, after = evaluate(
+                statuses[device_id],
+                device_readings,
+                self._rules,
+                newest_before=None,
+                reminder_s=reminder,
+            )
+            if any(change.state != contract.DEVICE_BACK for change in changes):
+                uncertain.append(device_id)  # a late reading may not change anything
+            decided[device_id] = (changes, after)
+        jobs = {
+            device_id: self._executor.submit(self._newest_known, device_id, by_device, deadline)
+            for device_id in uncertain
+        }
+        undecided: set[str] = set()
+        applied: dict[str, float] = {}
+        for device_id, job in jobs.items():
+            try:
+                newest_known = job.result()
+            except Exception:
+                log.exception("looking up the newest reading of %s failed", device_id)
+                undecided.add(device_id)
+                del decided[device_id]
+                continue
+            decided[device_id] = evaluate(
+                statuses[device_id],
+                by_device[device_id],
+                self._rules,
+                newest_before=newest_known,
+                reminder_s=reminder,
+            )
+            newest_in_batch = by_device[device_id][-1].seconds
+            applied[device_id] = max(newest_known or newest_in_batch, newest_in_batch)
+        return decided, undecided, applied
+
+    def _newest_known(
+        self, device_id: str, by_device: dict[str, list[Reading]], deadline: Deadline
+    ) -> float | None:
+        """The reading time up to which the device's readings can change nothing any more:
+        the newest it had sent before this batch, or the newest whose changes were already
+        notified (this batch, delivered before), whichever is later."""
+        readings = by_device[device_id]
+        sent_before = self._state.newest_before(
+            device_id,
+            frozenset(r.sequence_number for r in readings),
+            len({r.seconds for r in readings}),
+            deadline,
+        )
+        applied = self._state.applied_through(device_id, deadline)
+        known = [t for t in (sent_before, applied) if t is not None]
+        return max(known) if known else None
+
+    def _needs_saving(self, before: DeviceStatus, after: DeviceStatus, now: float) -> bool:
+        if after.raised != before.raised or after.silent_since != before.silent_since:
+            return True
+        # A long-raised alert keeps its item alive: refreshed once half its retention is gone.
+        return not before.is_quiet() and before.expires_at < now + self._ttl_s / 2
+
+    def _save(
+        self,
+        before: DeviceStatus,
+        after: DeviceStatus,
+        applied_through: float | None,
+        deadline: Deadline,
+    ) -> None:
+        """Store `after` over `before`; when the silence check wrote in between, on top of
+        what it wrote (the raised alerts are this function's, the silence is the check's
+        unless this batch announced the device back)."""
+        status = after
+        for _ in range(_SAVE_ATTEMPTS):
+            if self._state.save(status, time.time() + self._ttl_s, deadline, applied_through):
+                return
+            current = self._state.status(before.device_id, deadline)
+            silent = current.silent_since
+            if before.silent_since is not None and after.silent_since is None:
+                silent = None if silent == before.silent_since else silent
+            status = replace(current, raised=after.raised, silent_since=silent)
+        raise RuntimeError(f"the alert state of {before.device_id} kept changing")
+
+    def _record_seen(self, devices: list[str], now: float, deadline: Deadline) -> None:
+        with self._seen_lock:
+            due = [
+                d for d in devices if self._seen_written.get(d, 0.0) <= now - self._seen_interval_s
+            ]
+        if not due:
+            return
+        try:
+            unwritten = set(self._state.record_seen(due, now, now + self._ttl_s, deadline))
+        except Exception:
+            # Not the reading's fate: the silence check confirms against the readings
+            # table, and the next batch writes it again.
+            log.exception("recording when devices were seen failed")
+            return
+        with self._seen_lock:
+            for device_id in due:
+                if device_id not in unwritten:
+                    self._seen_written[device_id] = now
+
+    @staticmethod
+    def _first_records(devices: set[str], by_device: dict[str, list[Reading]]) -> list[str]:
+        """Each device's earliest record in the batch: Lambda delivers the batch again from
+        the lowest of them, and the device's changes are decided and sent again."""
+        failed = []
+        for device_id in devices:
+            records = [r.sequence_number for r in by_device[device_id]]
+            failed.append(min(records, key=lambda s: (len(s), s)))
+        return failed

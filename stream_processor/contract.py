@@ -150,6 +150,11 @@ ALERT_DETAIL_FIELDS = (
     "message",  # one sentence for a person
 )
 
+#: The alert topic's message: a JSON object whose first field is the sentence for a person
+#: (`message`, as in the detail) and whose second is the event's whole detail (`alert`).
+NOTIFICATION_MESSAGE = "message"
+NOTIFICATION_ALERT = "alert"
+
 # --- Alert state table (per-device bookkeeping) ---------------------------
 # Keyed by device and kind. A `seen` item records when the platform last processed a
 # reading of the device (written at most every half silence window); an `alerts` item

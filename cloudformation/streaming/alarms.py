@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from troposphere import AWSHelperFn, GetAtt, Parameter, Ref, Template
 from troposphere.cloudwatch import Alarm, MetricDimension
 from troposphere.sns import Topic
 
 from cloudformation.naming import Naming
-from cloudformation.streaming.processor import StreamProcessor
+
+if TYPE_CHECKING:  # the alert path's alarms are specs too, and processor imports the alert path
+    from cloudformation.streaming.processor import StreamProcessor
 
 ALARM_PERIOD_SECONDS = 60
 #: An alarm fires when 3 of the last 5 periods breach: one slow minute is not an incident.
@@ -37,8 +41,9 @@ def add_alarms(
     processor: StreamProcessor,
     iterator_age_ms: Parameter,
     key_arn: AWSHelperFn,
+    more: Sequence[AlarmSpec] = (),
 ) -> Topic:
-    """Add the encrypted alarm topic and the processor's alarms; return the topic."""
+    """Add the encrypted alarm topic, the processor's alarms and `more`; return the topic."""
     topic = t.add_resource(
         Topic("AlarmTopic", TopicName=naming.name("sns", "alarms"), KmsMasterKeyId=key_arn)
     )
@@ -84,7 +89,7 @@ def add_alarms(
             "Batches were skipped after retries; their coordinates are in the queue.",
         ),
     ]
-    for spec in specs:
+    for spec in [*specs, *more]:
         t.add_resource(_alarm(naming, spec, topic))
     return topic
 

@@ -43,6 +43,11 @@ cloud changes exactly these methods (written against moto 5.2, which
 - `GlueBackend.start_crawler`: moto's checks and state, then every
   `on_start_crawler` listener (the crawler runner crawls for real).
 - `FakeCrawler.as_dict`: `LastCrawl` as AWS reports it, the last finished crawl.
+- `Rule.send_to_targets`: moto delivers a matching event to SQS, log group, archive
+  and event-bus targets, and fails the whole PutEvents call (HTTP 500) on any other
+  target. Targets it cannot deliver (SNS topics, Lambda functions) are handed to every
+  `on_event_target` listener instead (`local_cloud.event_delivery` delivers them, as
+  EventBridge does, after the call has answered); the others are still moto's.
 - `LambdaBackend.send_kinesis_message`: moto would run the mapped function (in
   Docker) synchronously inside every `PutRecord`; the event source mapping
   runner invokes functions instead, as Lambda's pollers do.
@@ -75,6 +80,7 @@ which the local services of one process start and stop.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import logging
@@ -92,6 +98,12 @@ log = logging.getLogger(__name__)
 on_iot_data_publish: list[Callable[[Any, str, bytes], None]] = []
 #: Called as `listener(backend, crawler)` after moto has started a crawl.
 on_start_crawler: list[Callable[[Any, Any], None]] = []
+#: Called as `listener(rule_arn, target, event)` for every target of a rule an event matched
+#: that moto does not deliver itself; `target` is the rule's target as PutTargets stored it,
+#: `event` the event as moto builds it.
+on_event_target: list[Callable[[str, dict[str, Any], dict[str, Any]], None]] = []
+#: The services whose targets moto delivers itself.
+_MOTO_DELIVERS = ("logs", "sqs", "events")
 
 # The crawl states that count as a finished crawl, and how AWS names them in LastCrawl.
 _LAST_CRAWL_STATUS = {"COMPLETED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "CANCELLED"}
@@ -341,6 +353,23 @@ def crawler_as_dict(crawler: Any) -> dict[str, Any]:
     return data
 
 
+def send_to_targets(rule: Any, event: Any, transform_input: bool = True) -> None:
+    """moto's delivery for the targets it knows; every other target to the listeners."""
+    if not rule.event_pattern.matches_event(event):
+        return
+    theirs = [t for t in rule.targets if t["Arn"].split(":")[2] not in _MOTO_DELIVERS]
+    if len(theirs) < len(rule.targets):
+        ours = copy.copy(rule)
+        ours.targets = [t for t in rule.targets if t not in theirs]
+        original("Rule.send_to_targets")(ours, event, transform_input)
+    for target in theirs:
+        for listener in list(on_event_target):
+            try:
+                listener(rule.arn, copy.deepcopy(target), copy.deepcopy(dict(event)))
+            except Exception:  # PutEvents has accepted the event whatever its delivery does
+                log.exception("handing an event to its target %s failed", target.get("Arn"))
+
+
 def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
     """Nothing: the event source mapping runner invokes mapped functions."""
 
@@ -424,6 +453,7 @@ def _patches() -> tuple[Patch, ...]:
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
+    from moto.events.models import Rule
     from moto.glue.models import FakeCrawler, GlueBackend
     from moto.iotdata.models import IoTDataPlaneBackend
     from moto.kinesis.models import KinesisBackend, Shard
@@ -441,6 +471,7 @@ def _patches() -> tuple[Patch, ...]:
         Patch(IoTDataPlaneBackend, "publish", publish),
         Patch(GlueBackend, "start_crawler", start_crawler),
         Patch(FakeCrawler, "as_dict", crawler_as_dict),
+        Patch(Rule, "send_to_targets", send_to_targets),
         Patch(LambdaBackend, "send_kinesis_message", send_kinesis_message),
         Patch(DynamoHandler, "parse_parameters", parse_dynamodb_parameters),
         Patch(Item, "__init__", dynamodb_item_init),

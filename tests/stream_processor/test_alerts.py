@@ -34,7 +34,7 @@ class AlertCloud:
 
     def events(self) -> list[dict[str, Any]]:
         """Every alert event delivered so far (the rule's SQS target), in arrival order."""
-        found = []
+        found: list[dict[str, Any]] = []
         while True:
             answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
             messages = answer.get("Messages", [])
@@ -59,29 +59,30 @@ def alert_cloud(aws_endpoint: str) -> Iterator[AlertCloud]:
     suffix = uuid.uuid4().hex[:12]
     dynamodb, s3 = make_client("dynamodb", 4), make_client("s3", 4)
     events, sqs = make_client("events", 2), make_client("sqs", 2)
+    state_table, bus = f"alertstate-{suffix}", f"alerts-{suffix}"
     config = Config(
         table_name=f"readings-{suffix}",
         quarantine_bucket=f"quarantine-{suffix}",
-        alert_state_table=f"alertstate-{suffix}",
-        alert_bus_name=f"alerts-{suffix}",
+        alert_state_table=state_table,
+        alert_bus_name=bus,
         silence_window_s=600,
     )
     create_table(dynamodb, config.table_name)
-    create_alert_state_table(dynamodb, config.alert_state_table)
+    create_alert_state_table(dynamodb, state_table)
     s3.create_bucket(
         Bucket=config.quarantine_bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
     )
-    events.create_event_bus(Name=config.alert_bus_name)
+    events.create_event_bus(Name=bus)
     queue_url = sqs.create_queue(QueueName=f"alerts-{suffix}")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
     events.put_rule(
         Name="all-alerts",
-        EventBusName=config.alert_bus_name,
+        EventBusName=bus,
         EventPattern=json.dumps({"source": [contract.ALERT_EVENT_SOURCE]}),
     )
     events.put_targets(
         Rule="all-alerts",
-        EventBusName=config.alert_bus_name,
+        EventBusName=bus,
         Targets=[{"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]}],
     )
     yield AlertCloud(config, sqs, dynamodb, queue_url)

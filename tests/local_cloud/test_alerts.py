@@ -5,6 +5,7 @@ queue subscribed to the topic as a person's e-mail or a program would be."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from platform_tools import device_simulator
 from stream_processor import contract
 from stream_processor.config import load_config
 from stream_processor.handler import StreamProcessor
+from tests.platform_tools.cli_process import CliProcess, clean_environ
 from tests.support.kinesis_events import kinesis_event
 
 pytestmark = pytest.mark.integration
@@ -313,3 +315,41 @@ def test_quarantined_and_out_of_range_readings_raise_nothing(
 
     assert inbox.alerts(flagged, contract.RAISED, contract.CLEARED, contract.REMINDER) == []
     assert inbox.alerts(broken) == []
+
+
+def test_alerts_tail_prints_each_notification_as_it_arrives_and_cleans_up(
+    cloud: LocalCloud,
+) -> None:
+    """GIVEN `pipeline-platform alerts tail` running against the local cloud
+    WHEN a device raises and clears an alert, and the tail is then stopped with Ctrl-C
+    THEN it printed one line for each, the state and the sentence, and it removed its queue
+    and its subscription."""
+    endpoints = cloud.endpoints
+    assert endpoints is not None
+    sqs = boto3.client("sqs", endpoint_url=endpoints.aws, region_name=endpoints.region)
+    sns = boto3.client("sns", endpoint_url=endpoints.aws, region_name=endpoints.region)
+    topic = endpoints.output("streaming", StreamingOutput.ALERT_TOPIC_ARN)
+    subscriptions = len(sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"])
+    tail = CliProcess.start(
+        "alerts", "tail", "--env", ENV, "--endpoint-url", endpoints.aws, env=clean_environ()
+    )
+    try:
+        tail.wait_for_line("tailing the alert topic", timeout=60)
+        device, start = _device(), int(time.time()) - 600
+        _publish(cloud, [_reading(device, start, 66), _reading(device, start + 60, 30)])
+        tail.wait_for_line(f"{device}: HIGH_TEMPERATURE cleared", timeout=30)
+        code = tail.signal_and_wait(signal.SIGINT, timeout=30)
+    finally:
+        tail.kill()
+
+    printed = [line for line in tail.lines if device in line]
+    assert [line.split()[1] for line in printed] == [contract.RAISED, contract.CLEARED]
+    assert printed[0].endswith(
+        "crossed the threshold of 50 C (reading of "
+        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(start))})."
+    )
+    assert code == 130
+    queues = sqs.list_queues(QueueNamePrefix="sqs-alerts-").get("QueueUrls", [])
+    assert [q for q in queues if "alertstail" in q] == []
+    after = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+    assert len(after) == subscriptions

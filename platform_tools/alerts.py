@@ -114,3 +114,67 @@ def tail(
                 if count is not None and received >= count:
                     return received
     return received
+
+
+class AlertInbox:
+    """The alert topic's notifications, collected in the background from a queue of its own
+    (the demo's view of what a subscriber receives); `start`, `stop`, `received`."""
+
+    def __init__(self, session: boto3.Session, naming: Naming, endpoint_url: str | None) -> None:
+        self._session = session
+        self._naming = naming
+        self._endpoint_url = endpoint_url
+        self._stop = threading.Event()
+        self._subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self._received: list[dict[str, Any]] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="alert-inbox", daemon=True)
+
+    def start(self, timeout: float = 30.0) -> AlertInbox:
+        """Subscribe, and collect from now on."""
+        self._thread.start()
+        if not self._subscribed.wait(timeout) and self._error is None:
+            raise TimeoutError("the alert inbox did not subscribe in time")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        try:
+            tail(
+                self._session,
+                self._naming,
+                endpoint_url=self._endpoint_url,
+                emit=self._keep,
+                stop=self._stop,
+                ready=self._subscribed.set,
+            )
+        except Exception as error:
+            self._error = error
+            self._subscribed.set()
+
+    def _keep(self, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._received.append(body)
+
+    def received(self) -> list[dict[str, Any]]:
+        """The notifications so far, in arrival order."""
+        with self._lock:
+            return list(self._received)
+
+    def wait_for(self, device_id: str, state: str, timeout: float) -> bool:
+        """Whether a notification of `state` for the device arrives within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for body in self.received():
+                alert = body.get(contract.NOTIFICATION_ALERT) or {}
+                if alert.get("device_id") == device_id and alert.get("state") == state:
+                    return True
+            time.sleep(0.2)
+        return False
+
+    def stop(self) -> None:
+        """Stop collecting; the queue and its subscription are removed."""
+        self._stop.set()
+        self._thread.join(30)

@@ -14,6 +14,10 @@ The state table is keyed by device and kind (`contract.STATE_KIND`):
   time whose changes were notified. Written in one transaction with the `alerts` item,
   it tells a batch delivered again (after its changes were stored) that its readings
   have had their effect, even once the `alerts` item is gone.
+- a `lease` item per Kinesis shard, keyed by the shard: the execution environment that
+  processed the shard's last batch. An environment that finds itself still named knows
+  no other has processed the shard's devices since, so the states it keeps in memory
+  are still the stored ones.
 
 Both kinds carry `expires_at` (DynamoDB TTL): a device that stops for good is
 forgotten after the state's retention.
@@ -214,6 +218,52 @@ class AlertStateTable:
         )
         item = response.get("Item")
         return None if item is None else float(item[c.APPLIED_THROUGH]["N"])
+
+    # --- shard leases ----------------------------------------------------------------
+
+    def lease_owner(self, shard: str, deadline: Deadline) -> tuple[str | None, int]:
+        """Who processed the shard's last batch, and the lease's version (0: no lease)."""
+        response = call_with_retries(
+            partial(
+                self._client.get_item,
+                TableName=self._table,
+                Key=_key(c.SHARD_KEY_PREFIX + shard, c.LEASE_KIND),
+                ConsistentRead=True,
+            ),
+            deadline,
+        )
+        item = response.get("Item")
+        if item is None:
+            return None, 0
+        return item[c.LEASE_OWNER]["S"], int(item[c.STATE_VERSION]["N"])
+
+    def take_lease(self, shard: str, owner: str, version: int, deadline: Deadline) -> bool:
+        """Name `owner` as the shard's processor over lease `version`; False when another
+        took it meanwhile."""
+        if version == 0:
+            condition: dict[str, Any] = {
+                "ConditionExpression": "attribute_not_exists(#device)",
+                "ExpressionAttributeNames": {"#device": c.DEVICE_ID},
+            }
+        else:
+            condition = {
+                "ConditionExpression": "#version = :version",
+                "ExpressionAttributeNames": {"#version": c.STATE_VERSION},
+                "ExpressionAttributeValues": {":version": _n(version)},
+            }
+        item = {
+            **_key(c.SHARD_KEY_PREFIX + shard, c.LEASE_KIND),
+            c.LEASE_OWNER: {"S": owner},
+            c.STATE_VERSION: _n(version + 1),
+        }
+        try:
+            call_with_retries(
+                partial(self._client.put_item, TableName=self._table, Item=item, **condition),
+                deadline,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     # --- seen items ------------------------------------------------------------------
 

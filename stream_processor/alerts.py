@@ -2,9 +2,12 @@
 
 For the devices of a batch:
 
-1. read their `alerts` items (one BatchGetItem per 100 devices; only devices with an
-   alert raised or silent have one), and record when they were seen (a `seen` item,
-   at most once per half silence window per device);
+1. know their state: from memory when this execution environment processed the
+   shard's previous batch too (its `lease`, read as the batch starts, still names it)
+   and the device sent within the silence window (so the silence check cannot have
+   marked it), else from their `alerts` items (one BatchGetItem per 100 devices; only
+   devices with an alert raised or silent have one); and record when they were seen (a
+   `seen` item, at most once per half silence window per device);
 2. decide the changes (`alert_rules.evaluate`). Only when a device's readings would
    change something is the readings table asked for the newest reading the device had
    sent before the batch, so a late reading changes nothing;
@@ -25,9 +28,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,6 +55,9 @@ _SECONDS_PER_DAY = 86400
 _SAVE_ATTEMPTS = 4
 #: Concurrent requests of the alert work (state reads, look-ups, writes).
 ALERT_CONCURRENCY = 4
+#: A remembered state is trusted only for a device processed less than the silence window
+#: minus this ago: the silence check (on another clock) cannot have marked it since.
+_SILENCE_MARGIN_S = 60.0
 
 
 @dataclass
@@ -81,6 +88,13 @@ class AlertTracker:
         #: device missing here (another environment wrote it, or a cold start) is written.
         self._seen_written: dict[str, float] = {}
         self._seen_lock = threading.Lock()
+        #: This execution environment, as shard leases name it.
+        self._owner = uuid.uuid4().hex
+        #: The devices' states as stored, by shard, while this environment holds its lease;
+        #: and when this environment last processed each device (its batch's time).
+        self._known: dict[str, dict[str, DeviceStatus]] = {}
+        self._processed_at: dict[str, float] = {}
+        self._known_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(
             max_workers=ALERT_CONCURRENCY, thread_name_prefix="alert-tracker"
         )
@@ -89,17 +103,36 @@ class AlertTracker:
         """Stop the threads (tools and tests)."""
         self._executor.shutdown(wait=True)
 
+    def begin(self, shard: str, deadline: Deadline) -> Future[bool]:
+        """Start a batch of `shard`: whether this environment processed its previous batch
+        (so what it remembers of the shard's devices is still what is stored). Run as the
+        batch starts, beside its classification."""
+        return self._executor.submit(self._hold_lease, shard, deadline)
+
+    def _hold_lease(self, shard: str, deadline: Deadline) -> bool:
+        try:
+            owner, version = self._state.lease_owner(shard, deadline)
+            if owner == self._owner:
+                return True
+            self._state.take_lease(shard, self._owner, version, deadline)
+        except Exception:
+            log.exception("the lease of %s could not be read or taken", shard)
+        return False  # another environment had it, or no one: read the states again
+
     def track(
         self,
         readings: Sequence[tuple[str, str, float, float | None, float | None]],
         now: float,
         deadline: Deadline,
+        shard: str = "",
+        lease: Future[bool] | None = None,
     ) -> TrackResult:
         """Notify the state changes of a batch's readings.
 
         `readings` are `(device_id, sequence number, seconds, temperature, humidity)` of
         every record the batch stored (duplicates included: their sequence numbers
-        belong to the batch). Returns the sequence numbers to report as failed.
+        belong to the batch); `lease` is what `begin` answered for the batch's `shard`.
+        Returns the sequence numbers to report as failed.
         """
         by_device: dict[str, list[Reading]] = defaultdict(list)
         for device_id, sequence, seconds, temperature, humidity in readings:
@@ -113,7 +146,7 @@ class AlertTracker:
         devices = sorted(by_device)
         seen_job = self._executor.submit(self._record_seen, devices, now, deadline)
         try:
-            statuses = self._state.statuses(devices, deadline)
+            statuses = self._statuses(devices, shard, lease, now, deadline)
         except Exception as exc:
             seen_job.result()
             # Without the state nothing can be decided: the whole batch comes back.
@@ -137,17 +170,60 @@ class AlertTracker:
             if device_id not in unsent_devices
             and (device_id in applied or self._needs_saving(statuses[device_id], after, now))
         }
+        stored = {d: s for d, s in statuses.items() if d not in unsent_devices | undecided}
         for device_id, job in saves.items():
             try:
-                job.result()
+                stored[device_id] = job.result()
             except Exception as exc:
+                del stored[device_id]
                 error = error or f"storing the alert state: {type(exc).__name__}: {exc}"
                 # Sent but not stored: whenever the device's readings come next, the change
                 # is decided again and sent again (with the same event id). Delivered again
                 # now, the records at least leave the state stored.
                 failed += self._first_records({device_id}, by_device)
+        self._remember(shard, devices, stored, now)
         seen_job.result()
         return TrackResult(failed, len(changes) - len(unsent), len(applied), error or None)
+
+    def _statuses(
+        self,
+        devices: list[str],
+        shard: str,
+        lease: Future[bool] | None,
+        now: float,
+        deadline: Deadline,
+    ) -> dict[str, DeviceStatus]:
+        """The devices' stored states: remembered while this environment holds the shard's
+        lease, read for the others (and for devices quiet long enough to have been
+        marked silent since)."""
+        held = lease.result() if lease is not None else False
+        recent = now - self._config.silence_window_s + _SILENCE_MARGIN_S
+        with self._known_lock:
+            if not held:
+                self._known[shard] = {}
+            known = self._known.setdefault(shard, {})
+            found = {
+                d: known[d]
+                for d in devices
+                if d in known and self._processed_at.get(d, 0.0) >= recent
+            }
+        missing = [d for d in devices if d not in found]
+        if missing:
+            found.update(self._state.statuses(missing, deadline))
+        return found
+
+    def _remember(
+        self, shard: str, devices: list[str], stored: dict[str, DeviceStatus], now: float
+    ) -> None:
+        """Keep the states as stored after the batch; forget those left uncertain."""
+        with self._known_lock:
+            known = self._known.setdefault(shard, {})
+            for device_id in devices:
+                self._processed_at[device_id] = now
+                if device_id in stored:
+                    known[device_id] = stored[device_id]
+                else:
+                    known.pop(device_id, None)
 
     def _decide(
         self,
@@ -226,14 +302,17 @@ class AlertTracker:
         after: DeviceStatus,
         applied_through: float | None,
         deadline: Deadline,
-    ) -> None:
-        """Store `after` over `before`; when the silence check wrote in between, on top of
-        what it wrote (the raised alerts are this function's, the silence is the check's
-        unless this batch announced the device back)."""
+    ) -> DeviceStatus:
+        """Store `after` over `before`, and return the state as stored; when the silence
+        check wrote in between, on top of what it wrote (the raised alerts are this
+        function's, the silence is the check's unless this batch announced the device back)."""
         status = after
         for _ in range(_SAVE_ATTEMPTS):
-            if self._state.save(status, time.time() + self._ttl_s, deadline, applied_through):
-                return
+            expires_at = time.time() + self._ttl_s
+            if self._state.save(status, expires_at, deadline, applied_through):
+                if status.is_quiet():
+                    return DeviceStatus(status.device_id)
+                return replace(status, version=status.version + 1, expires_at=int(expires_at))
             current = self._state.status(before.device_id, deadline)
             silent = current.silent_since
             if before.silent_since is not None and after.silent_since is None:

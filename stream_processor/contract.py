@@ -159,7 +159,8 @@ NOTIFICATION_ALERT = "alert"
 # Keyed by device and kind. A `seen` item records when the platform last processed a
 # reading of the device (written at most every half silence window); an `alerts` item
 # exists only while the device has an alert raised or is silent; an `applied` item holds
-# the newest reading time whose changes were notified.
+# the newest reading time whose changes were notified; a `lease` item per shard says
+# which execution environment processed the shard last.
 
 STATE_KIND = "kind"
 SEEN_KIND = "seen"
@@ -173,6 +174,11 @@ SILENT_SINCE = "silent_since"
 STATE_VERSION = "version"
 #: `applied` items: readings up to this time (epoch seconds) have had their changes notified.
 APPLIED_THROUGH = "applied_through"
+#: A shard's `lease` item names the execution environment that processed the shard's last
+#: batch (`owner`); its key is this prefix and the shard (no device id contains `#`).
+LEASE_KIND = "lease"
+LEASE_OWNER = "owner"
+SHARD_KEY_PREFIX = "#shard:"
 
 # --- Quarantine record layout (one JSON line per record in S3) ------------
 

@@ -92,6 +92,9 @@ class StreamProcessor:
         deadline = Deadline(context)
         records = read_records(event)
         config = self.config
+        # The alert state's lease is read while the records are classified.
+        shard = f"{records[0].event_source_arn}/{records[0].shard_id}" if records else ""
+        lease = self._alerts.begin(shard, deadline) if self._alerts and records else None
         # One instant for the batch, to the millisecond it is stored with: the TTL counts from
         # the stored ingestion time, so expires_at is int(ingested_at) + TTL even when the
         # clock is a fraction of a millisecond before a whole second.
@@ -150,6 +153,8 @@ class StreamProcessor:
                 ],
                 now,
                 deadline,
+                shard,
+                lease,
             )
             if self._alerts is not None and latest
             else None

@@ -19,7 +19,7 @@ from stream_processor.handler import StreamProcessor
 from stream_processor.retry import Deadline
 from stream_processor.silence_check import SilenceCheck
 from tests.stream_processor.conftest import REGION, create_table
-from tests.support.kinesis_events import kinesis_event
+from tests.support.kinesis_events import kinesis_event, kinesis_record
 from tests.support.readings_table import create_alert_state_table
 
 
@@ -222,3 +222,36 @@ def test_the_silence_check_announces_only_devices_silent_for_the_whole_window(
     ]
     assert events[0]["detail"]["since_timestamp"] == pytest.approx(now - 1200)
     assert (first["newly_silent"], second["newly_silent"]) == (1, 0)
+
+
+def test_two_execution_environments_taking_turns_on_a_shard_miss_no_change(
+    alert_cloud: AlertCloud,
+) -> None:
+    """GIVEN two execution environments of the function, as Lambda runs a shard's batches
+    in whichever is free
+    WHEN the first raises an alert, the second clears it, and the first gets the next
+    alerting reading
+    THEN RAISED, CLEARED, RAISED: what the first remembered is not trusted once the other
+    processed the shard."""
+    config = alert_cloud.config
+    start = int(time.time()) - 600
+    first, second = StreamProcessor(config), StreamProcessor(config)
+    try:
+        for index, (environment, temperature) in enumerate(
+            [(first, 70), (second, 20), (first, 71)]
+        ):
+            event = {
+                "Records": [
+                    kinesis_record(
+                        _reading("oven-1", start + 60 * index, temperature),
+                        index,
+                        arrival=time.time(),
+                    )
+                ]
+            }
+            assert environment.process(event) == {"batchItemFailures": []}
+    finally:
+        first.close()
+        second.close()
+
+    assert alert_cloud.states("oven-1") == [contract.RAISED, contract.CLEARED, contract.RAISED]

@@ -6,13 +6,14 @@ episodes of `BENCH_ALERT_EPISODE` readings (default 5: a freezer warms up for a 
 minutes). Lambda's one-second batching window turns each second into one batch, so
 the stream processor gets 60 batches a minute of about devices / 60 readings each.
 
-The clock is simulated (time-machine): `BENCH_ALERT_MINUTES` (default 16) minutes of
-the fleet are replayed as fast as the function runs, with the function seeing each
-batch's own time, so the state's time-based bookkeeping (a device's `seen` item at most
-once per half silence window, 15 minutes by default) happens exactly as often as it
-would. The first half window is a warm-up (a fresh execution environment writes every
-device's `seen` item once) and is not counted: the figures are the steady state. With
-notifications the silence check runs once a simulated minute as well.
+The clock is simulated (time-machine): nine minutes of the fleet are replayed as fast
+as the function runs, with the function seeing each batch's own time, so the state's
+time-based bookkeeping (a device's `seen` item at most once per half silence window,
+15 minutes by default) happens exactly as often as it would. The first minute is a
+warm-up (a fresh execution environment reads every device's state and writes its
+`seen` item once) and is not counted; the eight counted minutes are one whole cycle of
+`seen` writes: the steady state. With notifications the silence check runs once a
+simulated minute as well.
 
 The emulator (moto's server, as the local cloud runs it) is a process of its own whose
 WSGI app counts every request it receives and, for DynamoDB's writes, the write units
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import random
 import statistics
@@ -55,13 +57,16 @@ from tests.stream_processor.conftest import REGION, create_table
 from tests.support.kinesis_events import kinesis_record
 from tests.support.readings_table import create_alert_state_table
 
-DEVICES = int(os.environ.get("BENCH_ALERT_DEVICES", "6000"))
-MINUTES = int(os.environ.get("BENCH_ALERT_MINUTES", "16"))
+DEVICES = int(os.environ.get("BENCH_ALERT_DEVICES", "10000"))
 ROUNDS = int(os.environ.get("BENCH_ALERT_ROUNDS", "3"))
 EPISODE = int(os.environ.get("BENCH_ALERT_EPISODE", "5"))
 ALERTING_SHARE = 0.01
-#: Not counted: a fresh execution environment writes every device's `seen` item once.
-WARM_UP_MINUTES = int(DEFAULT_SILENCE_WINDOW_S / 2 / 60) + 1
+#: Not counted: a fresh execution environment reads every device's state and writes its
+#: `seen` item once, in its first minute.
+WARM_UP_MINUTES = 1
+#: Counted: one whole cycle of `seen` writes (each device's once per half silence window,
+#: at its first reading 7.5 minutes after the last: every 8th minute).
+MINUTES = WARM_UP_MINUTES + math.ceil(DEFAULT_SILENCE_WINDOW_S / 2 / 60)
 _WRITES = ("BatchWriteItem", "PutItem", "DeleteItem", "UpdateItem", "TransactWriteItems")
 _COUNTS_PATH = "/_bench/counts"
 
@@ -244,6 +249,9 @@ def run(endpoint: str, alerts: bool) -> RunResult:
         if check is not None:
             check.close()
     notified = _drain(sqs, queue_url) if queue_url else 0
+    for table in (config.table_name, config.alert_state_table):
+        if table is not None:
+            dynamodb.delete_table(TableName=table)  # the emulator's memory, for the next run
     return RunResult(counts, seconds, check_seconds, readings, alerting, notified)
 
 

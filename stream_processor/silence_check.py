@@ -37,6 +37,8 @@ from stream_processor.telemetry import emit
 _SECONDS_PER_DAY = 86400
 #: Devices checked against the readings table at once.
 CHECK_CONCURRENCY = 4
+#: A scan page (up to 1 MB) may take longer to answer than the stream processor's requests.
+SCAN_READ_TIMEOUT_S = 30.0
 
 
 class SilenceCheck:
@@ -48,7 +50,9 @@ class SilenceCheck:
         self.config = config
         pool = CHECK_CONCURRENCY + 1
         self._state = AlertStateTable(
-            dynamodb or make_client("dynamodb", pool), config.alert_state_table, config.table_name
+            dynamodb or make_client("dynamodb", pool, read_timeout=SCAN_READ_TIMEOUT_S),
+            config.alert_state_table,
+            config.table_name,
         )
         self._publisher = EventPublisher(
             events or make_client("events", pool), config.alert_bus_name

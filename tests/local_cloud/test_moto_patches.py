@@ -370,3 +370,45 @@ def test_response_method_names_are_moto_s_and_made_once():
         first = moto_patches.method_names_from_class(cls)
         assert first == own(cls)
         assert moto_patches.method_names_from_class(cls) is first
+
+
+def test_events_for_targets_moto_cannot_deliver_go_to_the_listeners(aws_endpoint):
+    """GIVEN a rule with an SNS target and an SQS target
+    WHEN an event matching it is put on the bus
+    THEN PutEvents succeeds (moto alone fails the call on the SNS target), the SNS target
+    and the event are handed to the listeners, and moto still delivers to the queue."""
+    events = boto3.client("events", endpoint_url=aws_endpoint)
+    sqs = boto3.client("sqs", endpoint_url=aws_endpoint)
+    name = f"bus-{uuid.uuid4().hex[:8]}"
+    events.create_event_bus(Name=name)
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    topic_arn = f"arn:aws:sns:{defaults.REGION}:123456789012:{name}"
+    events.put_rule(Name="both", EventBusName=name, EventPattern='{"source": ["tests"]}')
+    events.put_targets(
+        Rule="both",
+        EventBusName=name,
+        Targets=[
+            {"Id": "topic", "Arn": topic_arn, "Input": '"hello"'},
+            {"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]},
+        ],
+    )
+    handed: list[tuple[str, dict, dict]] = []
+    moto_patches.on_event_target.append(lambda *args: handed.append(args))
+    try:
+        answer = events.put_events(
+            Entries=[
+                {"Source": "tests", "DetailType": "t", "Detail": '{"n": 1}', "EventBusName": name},
+                {"Source": "other", "DetailType": "t", "Detail": '{"n": 2}', "EventBusName": name},
+            ]
+        )
+    finally:
+        moto_patches.on_event_target.pop()
+
+    assert answer["FailedEntryCount"] == 0
+    ((rule_arn, target, event),) = handed
+    assert rule_arn.endswith(f"rule/{name}/both")
+    assert (target["Arn"], target["Input"]) == (topic_arn, '"hello"')
+    assert (event["source"], event["detail"]) == ("tests", {"n": 1})
+    (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(message["Body"])["detail"] == {"n": 1}

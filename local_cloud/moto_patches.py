@@ -61,6 +61,10 @@ cloud changes exactly these methods (written against moto 5.2, which
   its members in a new DynamoType; the item's size is checked once instead, each
   attribute sized by moto's rules directly, against the same limit, with the same
   error.
+- `Table.query`: moto answers a Query on a table (not an index) by sorting every item
+  of the table and keeping the partition's (a second for one device's readings in a
+  table of 100,000); it answers from the partition's own items instead, which is what
+  that filter keeps, so the answer is the same.
 - `Table.put_item`, `Table.delete_item`, `DynamoDBBackend.update_item`: moto's
   writes, each also recorded (write time, keys, new and old image) in the
   table's change journal while point-in-time recovery is on. Every DynamoDB
@@ -389,6 +393,17 @@ def parse_dynamodb_parameters(self: Any, request: Any) -> None:
     original("DynamoHandler.parse_parameters")(self, request)
 
 
+def dynamodb_query(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    """moto's Query, over the one partition's items when it is the table's own key."""
+    index_name = kwargs["index_name"] if "index_name" in kwargs else (args[6:7] or [None])[0]
+    if index_name is not None or hash_key is None or not table.range_key_attr:
+        return original("Table.query")(table, hash_key, *args, **kwargs)
+    partition = copy.copy(table)
+    found = dict.get(table.items, hash_key)  # a plain get: the defaultdict must not grow
+    partition.items = {hash_key: found} if found else {}
+    return original("Table.query")(partition, hash_key, *args, **kwargs)
+
+
 def dynamodb_item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
     """moto's `Item`, its size checked once for all its attributes."""
     from moto.dynamodb.exceptions import ItemSizeTooLarge
@@ -477,6 +492,7 @@ def _patches() -> tuple[Patch, ...]:
         Patch(Item, "__init__", dynamodb_item_init),
         Patch(DynamoType, "__init__", dynamo_type_init),
         Patch(responses, "method_names_from_class", method_names_from_class),
+        Patch(Table, "query", dynamodb_query),
         Patch(Table, "put_item", exports.put_item),
         Patch(Table, "delete_item", exports.delete_item),
         Patch(DynamoDBBackend, "update_item", exports.update_item),

@@ -101,9 +101,12 @@ class DeviceStatus:
     version: int = 0
     #: When the stored item expires (epoch seconds); 0 when none is stored.
     expires_at: float = 0.0
+    #: Readings up to this time have had their changes notified (None: none yet): a batch
+    #: delivered again after its changes were stored changes nothing.
+    applied_through: float | None = None
 
     def is_quiet(self) -> bool:
-        """Nothing raised and not silent: a state worth no stored item."""
+        """Nothing raised and not silent."""
         return not self.raised and self.silent_since is None
 
 

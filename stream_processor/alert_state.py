@@ -6,14 +6,11 @@ The state table is keyed by device and kind (`contract.STATE_KIND`):
   (`seen_at`). The stream processor writes it at most once per half silence window
   (a batched, unconditional put: only the processor writes it, one batch per device
   at a time); the silence check reads it.
-- an `alerts` item per device that has an alert raised or is silent, and only then:
-  most devices have none, so reading every batch's devices costs little. Every write
-  of it (processor and silence check) is conditional on its version, so neither
+- an `alerts` item per device whose alerts have changed: its raised alerts, its
+  silence, and the newest reading time whose changes were notified (so a batch
+  delivered again after its changes were stored changes nothing). Every write of it
+  (processor and silence check) is a put conditional on its version, so neither
   overwrites what the other wrote since it read.
-- an `applied` item per device whose readings changed an alert: the newest reading
-  time whose changes were notified. Written in one transaction with the `alerts` item,
-  it tells a batch delivered again (after its changes were stored) that its readings
-  have had their effect, even once the `alerts` item is gone.
 - a `lease` item per Kinesis shard, keyed by the shard: the execution environment that
   processed the shard's last batch. An environment that finds itself still named knows
   no other has processed the shard's devices since, so the states it keeps in memory
@@ -69,6 +66,8 @@ def status_item(status: DeviceStatus, version: int, expires_at: float) -> dict[s
     }
     if status.silent_since is not None:
         item[c.SILENT_SINCE] = _n(status.silent_since)
+    if status.applied_through is not None:
+        item[c.APPLIED_THROUGH] = _n(status.applied_through)
     return item
 
 
@@ -83,12 +82,14 @@ def status_from_item(item: dict[str, Any]) -> DeviceStatus:
         for code, alert in item.get(c.RAISED_ALERTS, {}).get("M", {}).items()
     }
     silent = item.get(c.SILENT_SINCE)
+    applied = item.get(c.APPLIED_THROUGH)
     return DeviceStatus(
         item[c.DEVICE_ID]["S"],
         raised,
         None if silent is None else float(silent["N"]),
         int(item[c.STATE_VERSION]["N"]),
         float(item.get(c.EXPIRES_AT, {}).get("N", 0)),
+        None if applied is None else float(applied["N"]),
     )
 
 
@@ -150,17 +151,10 @@ class AlertStateTable:
         item = response.get("Item")
         return DeviceStatus(device_id) if item is None else status_from_item(item)
 
-    def save(
-        self,
-        status: DeviceStatus,
-        expires_at: float,
-        deadline: Deadline,
-        applied_through: float | None = None,
-    ) -> bool:
-        """Store `status` over the version it was read as (a quiet one is deleted) and, when
-        given, `applied_through` with it in one transaction.
+    def save(self, status: DeviceStatus, expires_at: float, deadline: Deadline) -> bool:
+        """Store `status` over the version it was read as (one conditional put).
 
-        Returns False when the stored status changed since it was read (someone else
+        Returns False when the stored item changed since it was read (someone else
         wrote it): the caller reads it again. Other errors raise after retries.
         """
         if status.version == 0:
@@ -174,50 +168,15 @@ class AlertStateTable:
                 "ExpressionAttributeNames": {"#version": c.STATE_VERSION},
                 "ExpressionAttributeValues": {":version": _n(status.version)},
             }
-        writes: list[dict[str, Any]] = []
-        if status.is_quiet():
-            if status.version:
-                key = _key(status.device_id, c.ALERTS_KIND)
-                writes.append({"Delete": {"TableName": self._table, "Key": key, **condition}})
-        else:
-            item = status_item(status, status.version + 1, expires_at)
-            writes.append({"Put": {"TableName": self._table, "Item": item, **condition}})
-        if applied_through is not None:
-            applied = {
-                **_key(status.device_id, c.APPLIED_KIND),
-                c.APPLIED_THROUGH: _n(applied_through),
-                c.EXPIRES_AT: _n(int(expires_at)),
-            }
-            writes.append({"Put": {"TableName": self._table, "Item": applied}})
-        client = self._client
+        item = status_item(status, status.version + 1, expires_at)
         try:
-            if len(writes) > 1:
-                call_with_retries(
-                    lambda: client.transact_write_items(TransactItems=writes), deadline
-                )
-            elif writes:
-                ((kind, request),) = writes[0].items()
-                method = client.put_item if kind == "Put" else client.delete_item
-                call_with_retries(lambda: method(**request), deadline)
-        except client.exceptions.ConditionalCheckFailedException:
+            call_with_retries(
+                partial(self._client.put_item, TableName=self._table, Item=item, **condition),
+                deadline,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
             return False
-        except client.exceptions.TransactionCanceledException as exc:
-            reasons = exc.response.get("CancellationReasons") or []
-            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-                return False
-            raise
         return True
-
-    def applied_through(self, device_id: str, deadline: Deadline) -> float | None:
-        """The newest reading time whose changes were notified (None: none recorded)."""
-        response = call_with_retries(
-            lambda: self._client.get_item(
-                TableName=self._table, Key=_key(device_id, c.APPLIED_KIND), ConsistentRead=True
-            ),
-            deadline,
-        )
-        item = response.get("Item")
-        return None if item is None else float(item[c.APPLIED_THROUGH]["N"])
 
     # --- shard leases ----------------------------------------------------------------
 

@@ -11,8 +11,9 @@ For the devices of a batch:
 2. decide the changes (`alert_rules.evaluate`). Only when a device's readings would
    change something is the readings table asked for the newest reading the device had
    sent before the batch, so a late reading changes nothing;
-3. put the changes on the event bus, then store each changed device's state
-   (conditional on the version read).
+3. put the changes on the event bus, then store each changed device's state with the
+   newest reading time whose changes are now notified (one put, conditional on the
+   version read).
 
 The event goes first and the state after it: a batch delivered again (Lambda's
 retries, bisection) finds the change stored and sends nothing twice, and a change
@@ -163,9 +164,7 @@ class AlertTracker:
         if undecided and not error:
             error = f"looking up the newest readings of {len(undecided)} devices failed"
         saves = {
-            device_id: self._executor.submit(
-                self._save, statuses[device_id], after, applied.get(device_id), deadline
-            )
+            device_id: self._executor.submit(self._save, statuses[device_id], after, deadline)
             for device_id, (_, after) in decided.items()
             if device_id not in unsent_devices
             and (device_id in applied or self._needs_saving(statuses[device_id], after, now))
@@ -249,7 +248,9 @@ class AlertTracker:
                 uncertain.append(device_id)  # a late reading may not change anything
             decided[device_id] = (changes, after)
         jobs = {
-            device_id: self._executor.submit(self._newest_known, device_id, by_device, deadline)
+            device_id: self._executor.submit(
+                self._newest_known, device_id, by_device, statuses, deadline
+            )
             for device_id in uncertain
         }
         undecided: set[str] = set()
@@ -271,10 +272,16 @@ class AlertTracker:
             )
             newest_in_batch = by_device[device_id][-1].seconds
             applied[device_id] = max(newest_known or newest_in_batch, newest_in_batch)
+            changes, after = decided[device_id]
+            decided[device_id] = (changes, replace(after, applied_through=applied[device_id]))
         return decided, undecided, applied
 
     def _newest_known(
-        self, device_id: str, by_device: dict[str, list[Reading]], deadline: Deadline
+        self,
+        device_id: str,
+        by_device: dict[str, list[Reading]],
+        statuses: dict[str, DeviceStatus],
+        deadline: Deadline,
     ) -> float | None:
         """The reading time up to which the device's readings can change nothing any more:
         the newest it had sent before this batch, or the newest whose changes were already
@@ -286,7 +293,7 @@ class AlertTracker:
             len({r.seconds for r in readings}),
             deadline,
         )
-        applied = self._state.applied_through(device_id, deadline)
+        applied = statuses[device_id].applied_through
         known = [t for t in (sent_before, applied) if t is not None]
         return max(known) if known else None
 
@@ -296,28 +303,25 @@ class AlertTracker:
         # A long-raised alert keeps its item alive: refreshed once half its retention is gone.
         return not before.is_quiet() and before.expires_at < now + self._ttl_s / 2
 
-    def _save(
-        self,
-        before: DeviceStatus,
-        after: DeviceStatus,
-        applied_through: float | None,
-        deadline: Deadline,
-    ) -> DeviceStatus:
+    def _save(self, before: DeviceStatus, after: DeviceStatus, deadline: Deadline) -> DeviceStatus:
         """Store `after` over `before`, and return the state as stored; when the silence
         check wrote in between, on top of what it wrote (the raised alerts are this
         function's, the silence is the check's unless this batch announced the device back)."""
         status = after
         for _ in range(_SAVE_ATTEMPTS):
             expires_at = time.time() + self._ttl_s
-            if self._state.save(status, expires_at, deadline, applied_through):
-                if status.is_quiet():
-                    return DeviceStatus(status.device_id)
+            if self._state.save(status, expires_at, deadline):
                 return replace(status, version=status.version + 1, expires_at=int(expires_at))
             current = self._state.status(before.device_id, deadline)
             silent = current.silent_since
             if before.silent_since is not None and after.silent_since is None:
                 silent = None if silent == before.silent_since else silent
-            status = replace(current, raised=after.raised, silent_since=silent)
+            status = replace(
+                current,
+                raised=after.raised,
+                silent_since=silent,
+                applied_through=after.applied_through,
+            )
         raise RuntimeError(f"the alert state of {before.device_id} kept changing")
 
     def _record_seen(self, devices: list[str], now: float, deadline: Deadline) -> None:

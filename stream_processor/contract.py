@@ -157,22 +157,21 @@ NOTIFICATION_ALERT = "alert"
 
 # --- Alert state table (per-device bookkeeping) ---------------------------
 # Keyed by device and kind. A `seen` item records when the platform last processed a
-# reading of the device (written at most every half silence window); an `alerts` item
-# exists only while the device has an alert raised or is silent; an `applied` item holds
-# the newest reading time whose changes were notified; a `lease` item per shard says
-# which execution environment processed the shard last.
+# reading of the device (written at most every half silence window); an `alerts` item,
+# once the device's alerts first changed, its raised alerts, its silence and the newest
+# reading time whose changes were notified; a `lease` item per shard says which
+# execution environment processed the shard last.
 
 STATE_KIND = "kind"
 SEEN_KIND = "seen"
 ALERTS_KIND = "alerts"
-APPLIED_KIND = "applied"
 #: Epoch seconds when the platform last stored a reading of the device (`seen` items).
 SEEN_AT = "seen_at"
 #: `alerts` items: the raised alerts by code, the silence, and a version for conditional writes.
 RAISED_ALERTS = "raised"
 SILENT_SINCE = "silent_since"
 STATE_VERSION = "version"
-#: `applied` items: readings up to this time (epoch seconds) have had their changes notified.
+#: `alerts` items: readings up to this time (epoch seconds) have had their changes notified.
 APPLIED_THROUGH = "applied_through"
 #: A shard's `lease` item names the execution environment that processed the shard's last
 #: batch (`owner`); its key is this prefix and the shard (no device id contains `#`).

@@ -151,7 +151,7 @@ def processor_alert_statements(state: AlertState, readings: Table) -> list[State
     """What the stream processor needs for alerts: its state, the newest readings, the bus."""
     return [
         allow(
-            [ddb.BatchGetItem, ddb.GetItem, ddb.BatchWriteItem, ddb.PutItem, ddb.DeleteItem],
+            [ddb.BatchGetItem, ddb.GetItem, ddb.BatchWriteItem, ddb.PutItem],
             [GetAtt(state.table, "Arn")],
             sid="KeepAlertState",
         ),
@@ -275,7 +275,7 @@ def add_silence_check(
             description="Runs the silence check: reads and marks the alert state, sends events.",
             statements=[
                 allow(
-                    [ddb.Scan, ddb.GetItem, ddb.PutItem, ddb.DeleteItem],
+                    [ddb.Scan, ddb.GetItem, ddb.PutItem],
                     [GetAtt(state.table, "Arn")],
                     sid="ReadAndMarkAlertState",
                 ),

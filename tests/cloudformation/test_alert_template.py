@@ -129,7 +129,6 @@ def test_alert_grants_are_the_listed_actions_on_this_stacks_resources(streaming:
                 "dynamodb:GetItem",
                 "dynamodb:BatchWriteItem",
                 "dynamodb:PutItem",
-                "dynamodb:DeleteItem",
             ]
         ),
         state,
@@ -138,7 +137,7 @@ def test_alert_grants_are_the_listed_actions_on_this_stacks_resources(streaming:
     assert processor["SendAlertEvents"] == (["events:PutEvents"], bus)
     check = _grants(streaming, "SilenceCheckRole")
     assert check["ReadAndMarkAlertState"] == (
-        sorted(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]),
+        sorted(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"]),
         state,
     )
     assert check["FindTheNewestReadings"] == (["dynamodb:Query"], readings)

@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -340,8 +341,16 @@ class AlertTracker:
             return
         with self._seen_lock:
             for device_id in due:
-                if device_id not in unwritten:
+                if device_id in unwritten:
+                    continue
+                if device_id in self._seen_written:
                     self._seen_written[device_id] = now
+                else:
+                    # The first write of a cold start: the next comes after a share of the
+                    # interval that depends on the device, so a fleet first seen all at
+                    # once is not written all at once every half window ever after.
+                    share = zlib.crc32(device_id.encode()) % 1000 / 1000
+                    self._seen_written[device_id] = now - share * self._seen_interval_s
 
     @staticmethod
     def _first_records(devices: set[str], by_device: dict[str, list[Reading]]) -> list[str]:

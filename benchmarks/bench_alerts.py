@@ -18,10 +18,12 @@ simulated minute as well.
 The emulator (moto's server, as the local cloud runs it) is a process of its own whose
 WSGI app counts every request it receives and, for DynamoDB's writes, the write units
 (one per item written, two per item of a transaction; every item here is under 1 KB).
-Runs alternate between the baseline (the function without alert settings) and the
-function with them, `BENCH_ALERT_ROUNDS` rounds (default 3); the table gives medians and
-the ratio of the medians. The function's duration is the time `process()` takes for the
-counted batches, summed.
+`BENCH_ALERT_ROUND_TRIP_MS` adds a network round trip to every request (the emulator,
+one process, otherwise answers concurrent requests one after the other, as no AWS
+service does). Runs alternate between the baseline (the function without alert
+settings) and the function with them, `BENCH_ALERT_ROUNDS` rounds (default 3); the
+table gives medians and the ratio of the medians. The function's duration is the time
+`process()` takes for the counted batches, summed.
 """
 
 from __future__ import annotations
@@ -62,6 +64,9 @@ DEVICES = int(os.environ.get("BENCH_ALERT_DEVICES", "10000"))
 ROUNDS = int(os.environ.get("BENCH_ALERT_ROUNDS", "3"))
 EPISODE = int(os.environ.get("BENCH_ALERT_EPISODE", "5"))
 ALERTING_SHARE = 0.01
+#: Added to every request the emulator answers (milliseconds): 5 is an in-region round trip
+#: from Lambda to DynamoDB or EventBridge; 0 leaves the emulator's own time only.
+ROUND_TRIP_MS = float(os.environ.get("BENCH_ALERT_ROUND_TRIP_MS", "0"))
 #: Not counted: a fresh execution environment reads every device's state and writes its
 #: `seen` item once, in its first minute.
 WARM_UP_MINUTES = 1
@@ -92,6 +97,8 @@ class CountingApp:
             gc.collect()
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"collected"]
+        if ROUND_TRIP_MS:
+            time.sleep(ROUND_TRIP_MS / 1000)  # the network's share: other requests go on
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         service, _, action = target.partition(".")
         with self.lock:
@@ -375,7 +382,7 @@ def main() -> None:
         f"\n{DEVICES} devices, one reading a minute each ({DEVICES / 60:.0f} a batch), "
         f"{MINUTES - WARM_UP_MINUTES} counted minutes after {WARM_UP_MINUTES} of warm-up; "
         f"{sample.alerting / sample.readings:.2%} of readings alerting, in episodes of {EPISODE}; "
-        f"medians of {ROUNDS} interleaved rounds\n"
+        f"{ROUND_TRIP_MS:g} ms added to each request; medians of {ROUNDS} interleaved rounds\n"
     )
     print(f"{'':<34} {'without':>12} {'with alerts':>12} {'ratio':>8}")
     for key in base[0]:

@@ -93,8 +93,11 @@ class AlertTracker:
         #: This execution environment, as shard leases name it.
         self._owner = uuid.uuid4().hex
         #: The devices' states as stored, by shard, while this environment holds its lease;
-        #: and when this environment last processed each device (its batch's time).
+        #: the newest reading time of each device whose readings it has all seen since it
+        #: last learnt it (so a change needs no look-up); and when this environment last
+        #: processed each device (its batch's time).
         self._known: dict[str, dict[str, DeviceStatus]] = {}
+        self._newest: dict[str, dict[str, float]] = {}
         self._processed_at: dict[str, float] = {}
         self._known_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(
@@ -148,7 +151,7 @@ class AlertTracker:
         devices = sorted(by_device)
         seen_job = self._executor.submit(self._record_seen, devices, now, deadline)
         try:
-            statuses = self._statuses(devices, shard, lease, now, deadline)
+            statuses, newest = self._statuses(devices, shard, lease, now, deadline)
         except Exception as exc:
             seen_job.result()
             # Without the state nothing can be decided: the whole batch comes back.
@@ -157,7 +160,8 @@ class AlertTracker:
                 [r.sequence_number for rs in by_device.values() for r in rs], 0, 0, error
             )
 
-        decided, undecided, applied = self._decide(by_device, statuses, deadline)
+        decided, undecided, applied = self._decide(by_device, statuses, newest, deadline)
+        lookups = len(applied) - len(newest.keys() & applied.keys())
         changes = [change for device_changes, _ in decided.values() for change in device_changes]
         unsent, error = self._publisher.publish(changes, deadline) if changes else ([], "")
         unsent_devices = {change.device_id for change in unsent}
@@ -181,9 +185,11 @@ class AlertTracker:
                 # is decided again and sent again (with the same event id). Delivered again
                 # now, the records at least leave the state stored.
                 failed += self._first_records({device_id}, by_device)
-        self._remember(shard, devices, stored, now)
+        for device_id, seen_newest in newest.items():
+            applied.setdefault(device_id, max(seen_newest, by_device[device_id][-1].seconds))
+        self._remember(shard, devices, stored, applied, now)
         seen_job.result()
-        return TrackResult(failed, len(changes) - len(unsent), len(applied), error or None)
+        return TrackResult(failed, len(changes) - len(unsent), lookups, error or None)
 
     def _statuses(
         self,
@@ -192,48 +198,64 @@ class AlertTracker:
         lease: Future[bool] | None,
         now: float,
         deadline: Deadline,
-    ) -> dict[str, DeviceStatus]:
+    ) -> tuple[dict[str, DeviceStatus], dict[str, float]]:
         """The devices' stored states: remembered while this environment holds the shard's
         lease, read for the others (and for devices quiet long enough to have been
-        marked silent since)."""
+        marked silent since); and, of the remembered devices, the newest reading time
+        where this environment knows it."""
         held = lease.result() if lease is not None else False
         recent = now - self._config.silence_window_s + _SILENCE_MARGIN_S
         with self._known_lock:
             if not held:
-                self._known[shard] = {}
+                self._known[shard], self._newest[shard] = {}, {}
             known = self._known.setdefault(shard, {})
             found = {
                 d: known[d]
                 for d in devices
                 if d in known and self._processed_at.get(d, 0.0) >= recent
             }
+            shard_newest = self._newest.setdefault(shard, {})
+            newest = {d: shard_newest[d] for d in found if d in shard_newest}
         missing = [d for d in devices if d not in found]
         if missing:
             found.update(self._state.statuses(missing, deadline))
-        return found
+        return found, newest
 
     def _remember(
-        self, shard: str, devices: list[str], stored: dict[str, DeviceStatus], now: float
+        self,
+        shard: str,
+        devices: list[str],
+        stored: dict[str, DeviceStatus],
+        newest: dict[str, float],
+        now: float,
     ) -> None:
-        """Keep the states as stored after the batch; forget those left uncertain."""
+        """Keep the states as stored after the batch, with the newest reading times known;
+        forget the devices left uncertain."""
         with self._known_lock:
             known = self._known.setdefault(shard, {})
+            shard_newest = self._newest.setdefault(shard, {})
             for device_id in devices:
                 self._processed_at[device_id] = now
                 if device_id in stored:
                     known[device_id] = stored[device_id]
                 else:
                     known.pop(device_id, None)
+                if device_id in stored and device_id in newest:
+                    shard_newest[device_id] = newest[device_id]
+                else:
+                    shard_newest.pop(device_id, None)
 
     def _decide(
         self,
         by_device: dict[str, list[Reading]],
         statuses: dict[str, DeviceStatus],
+        newest: dict[str, float],
         deadline: Deadline,
     ) -> tuple[dict[str, tuple[list[Change], DeviceStatus]], set[str], dict[str, float]]:
         """Each device's changes and status after the batch; the devices that could not be
-        decided (their look-up failed); for the devices looked up, the newest reading time
-        whose changes are now decided (stored with their state)."""
+        decided (their look-up failed); for the devices with changes, the newest reading
+        time whose changes are now decided (stored with their state). `newest` holds the
+        newest reading times this environment knows: those devices need no look-up."""
         reminder = self._config.alert_reminder_s
         decided: dict[str, tuple[list[Change], DeviceStatus]] = {}
         uncertain: list[str] = []
@@ -248,12 +270,16 @@ class AlertTracker:
             if any(change.state != contract.DEVICE_BACK for change in changes):
                 uncertain.append(device_id)  # a late reading may not change anything
             decided[device_id] = (changes, after)
-        jobs = {
-            device_id: self._executor.submit(
-                self._newest_known, device_id, by_device, statuses, deadline
-            )
-            for device_id in uncertain
-        }
+        jobs: dict[str, Future[float | None]] = {}
+        for device_id in uncertain:
+            if device_id in newest:
+                known = max(newest[device_id], statuses[device_id].applied_through or 0.0)
+                jobs[device_id] = Future()
+                jobs[device_id].set_result(known)
+            else:
+                jobs[device_id] = self._executor.submit(
+                    self._newest_known, device_id, by_device, statuses, deadline
+                )
         undecided: set[str] = set()
         applied: dict[str, float] = {}
         for device_id, job in jobs.items():

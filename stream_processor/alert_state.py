@@ -3,9 +3,9 @@
 The state table is keyed by device and kind (`contract.STATE_KIND`):
 
 - a `seen` item per device: when the platform last stored one of its readings
-  (`seen_at`). The stream processor writes it at most once per half silence window
-  (a batched, unconditional put: only the processor writes it, one batch per device
-  at a time); the silence check reads it.
+  (`seen_at`). The stream processor writes it at most once per half silence window,
+  an unconditional put in the same BatchWriteItem requests as the readings (only the
+  processor writes it, one batch per device at a time); the silence check reads it.
 - an `alerts` item per device whose alerts have changed: its raised alerts, its
   silence, and the newest reading time whose changes were notified (so a batch
   delivered again after its changes were stored changes nothing). Every write of it
@@ -22,6 +22,7 @@ forgotten after the state's retention.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -30,11 +31,11 @@ from typing import Any
 from stream_processor import contract as c
 from stream_processor.alert_rules import DeviceStatus, RaisedAlert
 from stream_processor.attribute_values import format_number
+from stream_processor.dynamodb_writer import SideItem
 from stream_processor.retry import Deadline, call_with_retries, wait_for_retry
 
-#: BatchGetItem takes at most 100 keys, BatchWriteItem 25 writes.
+#: BatchGetItem takes at most 100 keys.
 BATCH_GET_LIMIT = 100
-BATCH_WRITE_LIMIT = 25
 
 
 def _key(device_id: str, kind: str) -> dict[str, dict[str, str]]:
@@ -226,45 +227,14 @@ class AlertStateTable:
 
     # --- seen items ------------------------------------------------------------------
 
-    def record_seen(
-        self, device_ids: Sequence[str], seen_at: float, expires_at: float, deadline: Deadline
-    ) -> list[str]:
-        """Store `seen_at` for every device; returns the devices not written."""
-        unwritten: list[str] = []
-        for start in range(0, len(device_ids), BATCH_WRITE_LIMIT):
-            chunk = device_ids[start : start + BATCH_WRITE_LIMIT]
-            puts = [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            **_key(d, c.SEEN_KIND),
-                            c.SEEN_AT: _n(seen_at),
-                            c.EXPIRES_AT: _n(int(expires_at)),
-                        }
-                    }
-                }
-                for d in chunk
-            ]
-            unwritten += self._batch_write(puts, deadline)
-        return unwritten
-
-    def _batch_write(self, puts: list[dict[str, Any]], deadline: Deadline) -> list[str]:
-        request = {self._table: puts}
-        attempt = 0
-        while True:
-            try:
-                response = call_with_retries(
-                    partial(self._client.batch_write_item, RequestItems=request), deadline
-                )
-            except Exception:
-                return [w["PutRequest"]["Item"][c.DEVICE_ID]["S"] for w in request[self._table]]
-            unprocessed = (response.get("UnprocessedItems") or {}).get(self._table)
-            if not unprocessed:
-                return []
-            if not wait_for_retry(attempt, deadline):
-                return [w["PutRequest"]["Item"][c.DEVICE_ID]["S"] for w in unprocessed]
-            attempt += 1
-            request = {self._table: unprocessed}
+    def seen_item(self, device_id: str, seen_at: float, expires_at: float) -> SideItem:
+        """A device's `seen` item, for the readings' writer to store with the readings."""
+        item = {
+            **_key(device_id, c.SEEN_KIND),
+            c.SEEN_AT: _n(seen_at),
+            c.EXPIRES_AT: _n(int(expires_at)),
+        }
+        return SideItem(self._table, (device_id, c.SEEN_KIND), json.dumps(item).encode())
 
     # --- the whole table (silence check) ----------------------------------------------
 

@@ -5,9 +5,10 @@ For the devices of a batch:
 1. know their state: from memory when this execution environment processed the
    shard's previous batch too (its `lease`, read as the batch starts, still names it)
    and the device sent within the silence window (so the silence check cannot have
-   marked it), else from their `alerts` items (one BatchGetItem per 100 devices; only
-   devices with an alert raised or silent have one); and record when they were seen (a
-   `seen` item, at most once per half silence window per device);
+   marked it), else from their `alerts` items (one BatchGetItem per 100 devices). When
+   they were seen goes in a `seen` item, at most once per half silence window per
+   device, which the readings' writer stores in the readings' own requests
+   (`seen_items`, `seen_stored`);
 2. decide the changes (`alert_rules.evaluate`). Only when a device's readings would
    change something is the readings table asked for the newest reading the device had
    sent before the batch, so a late reading changes nothing;
@@ -48,6 +49,7 @@ from stream_processor.alert_rules import (
 )
 from stream_processor.alert_state import AlertStateTable
 from stream_processor.config import Config
+from stream_processor.dynamodb_writer import SideItem
 from stream_processor.retry import Deadline
 
 log = logging.getLogger(__name__)
@@ -149,11 +151,9 @@ class AlertTracker:
                 key=lambda r: (r.seconds, len(r.sequence_number), r.sequence_number)
             )
         devices = sorted(by_device)
-        seen_job = self._executor.submit(self._record_seen, devices, now, deadline)
         try:
             statuses, newest = self._statuses(devices, shard, lease, now, deadline)
         except Exception as exc:
-            seen_job.result()
             # Without the state nothing can be decided: the whole batch comes back.
             error = f"reading the alert state: {type(exc).__name__}: {exc}"
             return TrackResult(
@@ -188,7 +188,6 @@ class AlertTracker:
         for device_id, seen_newest in newest.items():
             applied.setdefault(device_id, max(seen_newest, by_device[device_id][-1].seconds))
         self._remember(shard, devices, stored, applied, now)
-        seen_job.result()
         return TrackResult(failed, len(changes) - len(unsent), lookups, error or None)
 
     def _statuses(
@@ -351,24 +350,26 @@ class AlertTracker:
             )
         raise RuntimeError(f"the alert state of {before.device_id} kept changing")
 
-    def _record_seen(self, devices: list[str], now: float, deadline: Deadline) -> None:
+    def seen_items(self, devices: set[str], now: float) -> list[SideItem]:
+        """The `seen` items due for a batch's devices (at most one per half window each),
+        for the readings' writer to store in the readings' requests."""
+        expires_at = now + self._ttl_s
         with self._seen_lock:
-            due = [
-                d for d in devices if self._seen_written.get(d, 0.0) <= now - self._seen_interval_s
+            return [
+                self._state.seen_item(d, now, expires_at)
+                for d in sorted(devices)
+                if self._seen_written.get(d, 0.0) <= now - self._seen_interval_s
             ]
-        if not due:
-            return
-        try:
-            unwritten = set(self._state.record_seen(due, now, now + self._ttl_s, deadline))
-        except Exception:
-            # Not the reading's fate: the silence check confirms against the readings
-            # table, and the next batch writes it again.
-            log.exception("recording when devices were seen failed")
-            return
+
+    def seen_stored(self, items: list[SideItem], unstored: list[SideItem], now: float) -> None:
+        """Note the `seen` items the writer stored. One it could not store is simply due
+        again with the next batch: the silence check confirms against the readings table."""
+        missed = {item.key for item in unstored}
         with self._seen_lock:
-            for device_id in due:
-                if device_id in unwritten:
+            for item in items:
+                if item.key in missed:
                     continue
+                device_id = item.key[0]
                 if device_id in self._seen_written:
                     self._seen_written[device_id] = now
                 else:

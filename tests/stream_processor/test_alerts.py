@@ -255,3 +255,30 @@ def test_two_execution_environments_taking_turns_on_a_shard_miss_no_change(
         second.close()
 
     assert alert_cloud.states("oven-1") == [contract.RAISED, contract.CLEARED, contract.RAISED]
+
+
+def test_when_devices_were_seen_is_stored_in_the_readings_own_requests(
+    alert_cloud: AlertCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN ten devices the function has not seen yet
+    WHEN a batch of one reading each is processed
+    THEN each device's `seen` item is stored, in the one BatchWriteItem request that
+    stores the ten readings."""
+    config = alert_cloud.config
+    now = int(time.time())
+    assert _process(config, [_reading(f"new-{i}", now - 30, 21) for i in range(10)]) == {
+        "batchItemFailures": []
+    }
+
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert (line["stored"], line["write_requests"]) == (10, 1)
+    table = config.alert_state_table
+    assert table is not None
+    seen = alert_cloud.dynamodb.scan(
+        TableName=table,
+        FilterExpression="#kind = :seen",
+        ExpressionAttributeNames={"#kind": contract.STATE_KIND},
+        ExpressionAttributeValues={":seen": {"S": contract.SEEN_KIND}},
+    )["Items"]
+    assert sorted(i[contract.DEVICE_ID]["S"] for i in seen) == [f"new-{i}" for i in range(10)]
+    assert all(float(i[contract.SEEN_AT]["N"]) >= now for i in seen)

@@ -225,13 +225,10 @@ def send_stream_metrics(
 ) -> None:
     """Kinesis's IncomingBytes and IncomingRecords of one put, added to the stream's
     statistic sets of this minute (a new set for each minute, as Kinesis sends them)."""
-    from moto.cloudwatch.models import MetricAggregatedDatum, cloudwatch_backends
-    from moto.core.utils import utcnow
-
-    cloudwatch = cloudwatch_backends[self.account_id][self.region_name]
-    minute = utcnow().replace(second=0, microsecond=0)
+    cloudwatch = moto_internals.cloudwatch_backend(self.account_id, self.region_name)
+    minute = moto_internals.utcnow().replace(second=0, microsecond=0)
     with _kinesis_metrics_lock:
-        current: dict[tuple[str, str], Any] = cloudwatch.__dict__.setdefault(
+        current: dict[tuple[str, str], Any] = moto_internals.private_state(cloudwatch).setdefault(
             _KINESIS_MINUTE_ATTR, {}
         )
         for name, value, unit in (
@@ -240,18 +237,9 @@ def send_stream_metrics(
         ):
             datum = current.get((stream_name, name))
             if datum is None or datum.timestamp != minute:
-                datum = MetricAggregatedDatum(
-                    namespace="AWS/Kinesis",
-                    name=name,
-                    min_stat=value,
-                    max_stat=value,
-                    sample_count=0.0,
-                    sum_stat=0.0,
-                    dimensions=[{"Name": "StreamName", "Value": stream_name}],
-                    timestamp=minute,
-                    unit=unit,
+                datum = moto_internals.cloudwatch_minute_datum(
+                    self.account_id, self.region_name, name, unit, stream_name, value, minute
                 )
-                cloudwatch.metric_data.append(datum)
                 current[(stream_name, name)] = datum
             datum.sample_count += 1
             datum.sum += value
@@ -273,9 +261,8 @@ def method_names_from_class(clazz: type) -> list[str]:
 def dynamo_type_init(self: Any, type_as_dict: Any) -> None:
     """moto's DynamoType: the type and content of `{type: content}` (or of another DynamoType),
     lists and maps holding DynamoTypes."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    if type(type_as_dict) is DynamoType:
+    value_class = type(self)
+    if type(type_as_dict) is value_class:
         self.type = type_as_dict.type
         self.value = type_as_dict.value
     else:
@@ -286,9 +273,9 @@ def dynamo_type_init(self: Any, type_as_dict: Any) -> None:
         else:
             raise IndexError("list index out of range")  # moto's error for {}
     if self.type == "L":
-        self.value = [DynamoType(member) for member in self.value]
+        self.value = [value_class(member) for member in self.value]
     elif self.type == "M":
-        self.value = {name: DynamoType(member) for name, member in self.value.items()}
+        self.value = {name: value_class(member) for name, member in self.value.items()}
 
 
 def get_backend_for_host(app: Any, host: str | None) -> Any:
@@ -362,27 +349,19 @@ def parse_dynamodb_parameters(self: Any, request: Any) -> None:
 
 def dynamodb_item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
     """moto's `Item`, its size checked once for all its attributes."""
-    from moto.dynamodb.exceptions import ItemSizeTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
-    from moto.dynamodb.models.utilities import bytesize
-
-    self.hash_key = hash_key
-    self.range_key = range_key
-    values = {key: DynamoType(value) for key, value in attrs.items()}
+    values = {key: moto_internals.value_from_json(value) for key, value in attrs.items()}
     if (
-        sum(bytesize(key) + attribute_size(value) for key, value in values.items())
-        > _ITEM_MAX_BYTES
+        sum(_text_size(key) + attribute_size(value) for key, value in values.items())
+        > moto_internals.ITEM_MAX_BYTES
     ):
-        raise ItemSizeTooLarge
-    self.attrs = LimitedSizeDict.__new__(LimitedSizeDict)
-    dict.update(self.attrs, values)
+        raise moto_internals.item_size_error()
+    moto_internals.fill_item(self, hash_key, range_key, values)
 
 
 def attribute_size(value: Any) -> int:
     """moto's `DynamoType.size()` of an attribute value, without wrapping every member of a
     set or map in a new DynamoType first: the same sizes, by the same rules."""
-    kind = value.type
-    inner = value.value
+    kind, inner = moto_internals.value_parts(value)
     if kind == "N":
         return moto_internals.number_size(inner)
     if kind == "S" and type(inner) is str:
@@ -404,54 +383,52 @@ def _text_size(text: Any) -> int:
     """moto's `bytesize`: UTF-8 bytes of a string, length of bytes."""
     if type(text) is str:
         return len(text) if text.isascii() else len(text.encode("utf-8"))
-    from moto.dynamodb.models.utilities import bytesize
-
-    return bytesize(text)
+    return moto_internals.text_size(text)
 
 
-#: moto's item size limit (`LimitedSizeDict`): between the 409 and 410 KB AWS accepts.
-_ITEM_MAX_BYTES = 405000
+def _with_original(key: str, hook: Callable[..., Any]) -> Callable[..., Any]:
+    """A replacement that calls `hook` with moto's own method (for `key`) first."""
+
+    def replacement(*args: Any, **kwargs: Any) -> Any:
+        return hook(original(key), *args, **kwargs)
+
+    replacement.__name__ = getattr(hook, "__name__", key)
+    replacement.__doc__ = hook.__doc__
+    return replacement
 
 
 @functools.cache
 def _patches() -> tuple[Patch, ...]:
-    # Imported here: reading this module (for the listener lists) must not load moto.
-    from moto.awslambda.models import LambdaBackend
-    from moto.cloudformation.models import CloudFormationBackend
-    from moto.core import responses
-    from moto.core.base_backend import BackendDict
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item
-    from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoHandler
-    from moto.glue.models import FakeCrawler, GlueBackend
-    from moto.iotdata.models import IoTDataPlaneBackend
-    from moto.kinesis.models import KinesisBackend, Shard
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
     from local_cloud import dynamodb_exports as exports
 
+    moto = moto_internals.patch_targets()
     return (
-        Patch(CloudFormationBackend, "execute_change_set", execute_change_set),
-        Patch(Shard, "get_max_sequence_number", get_max_sequence_number),
-        Patch(Shard, "get_min_sequence_number", get_min_sequence_number),
-        Patch(BackendDict, "__getitem__", backend_dict_getitem),
-        Patch(KinesisBackend, "_send_stream_metrics", send_stream_metrics),
-        Patch(DomainDispatcherApplication, "get_backend_for_host", get_backend_for_host),
-        Patch(IoTDataPlaneBackend, "publish", publish),
-        Patch(GlueBackend, "start_crawler", start_crawler),
-        Patch(FakeCrawler, "as_dict", crawler_as_dict),
-        Patch(LambdaBackend, "send_kinesis_message", send_kinesis_message),
-        Patch(DynamoHandler, "parse_parameters", parse_dynamodb_parameters),
-        Patch(Item, "__init__", dynamodb_item_init),
-        Patch(DynamoType, "__init__", dynamo_type_init),
-        Patch(responses, "method_names_from_class", method_names_from_class),
-        Patch(Table, "put_item", exports.put_item),
-        Patch(Table, "delete_item", exports.delete_item),
-        Patch(DynamoDBBackend, "update_item", exports.update_item),
+        Patch(moto.cloudformation_backend, "execute_change_set", execute_change_set),
+        Patch(moto.shard, "get_max_sequence_number", get_max_sequence_number),
+        Patch(moto.shard, "get_min_sequence_number", get_min_sequence_number),
+        Patch(moto.backend_dict, "__getitem__", backend_dict_getitem),
+        Patch(moto.kinesis_backend, "_send_stream_metrics", send_stream_metrics),
+        Patch(moto.server_application, "get_backend_for_host", get_backend_for_host),
+        Patch(moto.iot_data_backend, "publish", publish),
+        Patch(moto.glue_backend, "start_crawler", start_crawler),
+        Patch(moto.crawler, "as_dict", crawler_as_dict),
+        Patch(moto.lambda_backend, "send_kinesis_message", send_kinesis_message),
+        Patch(moto.dynamodb_handler, "parse_parameters", parse_dynamodb_parameters),
+        Patch(moto.item, "__init__", dynamodb_item_init),
+        Patch(moto.dynamo_type, "__init__", dynamo_type_init),
+        Patch(moto.responses, "method_names_from_class", method_names_from_class),
+        Patch(moto.table, "put_item", _with_original("Table.put_item", exports.put_item)),
+        Patch(moto.table, "delete_item", _with_original("Table.delete_item", exports.delete_item)),
         Patch(
-            DynamoHandler, "export_table_to_point_in_time", exports.export_table_to_point_in_time
+            moto.dynamodb_backend,
+            "update_item",
+            _with_original("DynamoDBBackend.update_item", exports.update_item),
         ),
-        Patch(DynamoHandler, "describe_export", exports.describe_export),
-        Patch(DynamoHandler, "list_exports", exports.list_exports),
+        Patch(
+            moto.dynamodb_handler,
+            "export_table_to_point_in_time",
+            exports.export_table_to_point_in_time,
+        ),
+        Patch(moto.dynamodb_handler, "describe_export", exports.describe_export),
+        Patch(moto.dynamodb_handler, "list_exports", exports.list_exports),
     )

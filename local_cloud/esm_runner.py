@@ -38,7 +38,7 @@ from typing import Any
 
 import boto3
 
-from local_cloud import defaults
+from local_cloud import defaults, moto_internals
 from local_cloud.emf_metrics import EmfPublisher
 from local_cloud.esm_checkpoints import CheckpointStore
 from local_cloud.kinesis_reader import (
@@ -574,7 +574,8 @@ class EventSourceMappingRunner:
     def _shards(self, stream_arn: str) -> list[tuple[str, ShardReader]]:
         stream = moto_stream(stream_arn) if self.record_source != "http" else None
         if stream is not None:
-            return [(sid, BackendShardReader(shard)) for sid, shard in stream.shards.items()]
+            shards = moto_internals.stream_shards(stream)
+            return [(sid, BackendShardReader(shard)) for sid, shard in shards.items()]
         if self.record_source == "backend":
             raise RuntimeError(f"stream {stream_arn} is not in this process's emulator")
         kinesis = self._clients["kinesis"]

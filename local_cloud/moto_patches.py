@@ -1,8 +1,10 @@
 """Every change the local cloud makes to moto, in one place, on and off together.
 
 moto stores much of what AWS acts on and leaves some hot paths slow; the local
-cloud changes exactly these methods (written against moto 5.2, which
-`pyproject.toml` pins to its minor version):
+cloud changes exactly these methods (written against moto 5.2.6, which
+`pyproject.toml` pins to its minor version; the classes come from
+`moto_internals.patch_targets()`, and what a replacement reads or calls of moto
+beyond the method it replaces goes through `moto_internals`):
 
 - `CloudFormationBackend.execute_change_set`: moto swaps in the change set's
   template but keeps the outputs parsed from the previous one, so a stack

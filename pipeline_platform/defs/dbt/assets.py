@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
+from pipeline_platform import progress
 from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.env_override import overridden
 from pipeline_platform.resources.dbt import PlatformDbtCliResource, dbt_project
@@ -108,7 +109,9 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         # The profile reads where the warehouse is, and the models their scope, from the
         # environment, which dbt in this process reads when the command starts.
         with overridden(warehouse.dbt_environment() | scope | selection):
-            yield from invocation.stream()
+            for built, event in enumerate(invocation.stream(), start=1):
+                progress.report("building models and running tests", built, None, "nodes")
+                yield event
         warehouse.clear_pending(pending)
 
     return dbt_models

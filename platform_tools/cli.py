@@ -108,7 +108,7 @@ def _usage_error(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _fail(args: argparse.Namespace, error: BaseException) -> NoReturn:
+def _fail(args: argparse.Namespace, error: BaseException | str) -> NoReturn:
     """End the command with `error` as one clear line on stderr and exit status 1."""
     raise SystemExit(f"pipeline-platform {args.command}: {error}")
 
@@ -260,7 +260,16 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
-    """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print what it did."""
+    """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print what it did.
+
+    One line per step as it starts and ends, a progress display on a terminal, then
+    the run's summary; Dagster's event log and dbt's output go to the run's log file
+    (see `run_progress`).
+    """
+    from botocore.exceptions import BotoCoreError
+
+    from pipeline_platform.environment import SettingMissing
+    from pipeline_platform.progress import watching
     from platform_tools.batch_runs import (
         InvalidWindow,
         RunFailed,
@@ -268,22 +277,32 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         describe,
         materialize,
     )
+    from platform_tools.run_progress import RunDisplay
 
     if args.to and not args.partition:
         _usage_error("--to needs --partition (the first window of the range)")
     if args.rebuild and args.partition:
         _usage_error("--rebuild starts from a full export of the table: give no window")
+    display = RunDisplay(sys.stdout, verbose=args.verbose)
     try:
-        summary = materialize(partition=args.partition, last=args.to, rebuild=args.rebuild)
+        with display, watching(display.progress):
+            summary = materialize(
+                partition=args.partition, last=args.to, rebuild=args.rebuild, watcher=display
+            )
     except InvalidWindow as error:
         _usage_error(f"materialize: {error}")
     except RunInterrupted:
         print("pipeline-platform materialize: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
     except RunFailed as error:
-        # The steps' own logs (above) hold the detail; one line says which failed.
+        # The failed step's line (above) holds its error; the log holds everything.
+        cause = f"{', '.join(display.failed)} (its error is above)" if display.failed else error
+        _fail(args, f"the run failed in {cause}; the full log is {display.log_file}")
+    except (SettingMissing, BotoCoreError) as error:
+        # Before the run: the deployment cannot be reached or is not deployed.
         _fail(args, error)
     print(describe(summary))
+    print(f"  log: {display.log_file}")
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -413,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from one full export of the table (merged into the lake; history stays)",
     )
     mat.add_argument("--json", action="store_true", help="also print the run's whole summary")
+    mat.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also show Dagster's event log and dbt's output (always in the run's log file)",
+    )
     mat.set_defaults(func=cmd_materialize)
 
     demo = sub.add_parser("demo", help="the whole platform end to end on the local cloud")

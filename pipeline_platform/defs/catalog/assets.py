@@ -14,6 +14,8 @@ from pipeline_platform.defs.table_metadata import definition_metadata
 from pipeline_platform.resources.cloud import CloudResource
 
 GROUP = "catalog"
+#: The step (op) that crawls the lake (or finds the catalog current).
+CRAWL_STEP = "glue_crawl"
 # The Glue table each lake folder becomes (the crawler names tables after folders).
 CATALOG_TABLES = {
     keys.GLUE_READINGS: (ws.READINGS_TABLE, keys.LAKE_READINGS),
@@ -127,7 +129,7 @@ def _drift_check(key: dg.AssetKey) -> dg.AssetCheckSpec:
     check_specs=[_drift_check(key) for key in CATALOG_TABLES],
     partitions_def=WRITE_HOURS,
     backfill_policy=SINGLE_RUN,
-    name="glue_crawl",
+    name=CRAWL_STEP,
 )
 def glue_tables(context: dg.AssetExecutionContext, cloud: CloudResource):
     """Crawl the lake so the Data Catalog has its tables, columns and partitions.

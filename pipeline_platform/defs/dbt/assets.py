@@ -16,6 +16,8 @@ from pipeline_platform.resources.warehouse import Warehouse
 from pipeline_platform.resources.warehouse_load import Pending
 
 MARTS_SCHEMA = "analytics"
+#: The step (op) that runs `dbt build`.
+DBT_STEP = "dbt_models"
 # The batch job runs hourly: a mart older than two hours is late, a day old is failing.
 MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
@@ -86,7 +88,7 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         dagster_dbt_translator=translator,
         partitions_def=WRITE_HOURS,
         backfill_policy=SINGLE_RUN,
-        name="dbt_models",
+        name=DBT_STEP,
     )
     def dbt_models(
         context: dg.AssetExecutionContext,

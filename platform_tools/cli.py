@@ -56,6 +56,20 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()
 
 
+def duration_seconds(text: str) -> float:
+    """Seconds from `90`, `90s`, `2m` or `1h`, for the duration options."""
+    match = _RELATIVE.match(text)
+    if match:
+        return float(match[1]) * _UNIT_SECONDS[match[2]]
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use 90, 90s, 2m or 1h)")
+    return seconds
+
+
 def port_number(text: str) -> int:
     """A TCP port, 1..65535, for the port options."""
     try:
@@ -308,6 +322,21 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Where the platform stands: exit status 0 when nothing needs attention, else 1."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pipeline_platform.environment import SettingMissing, get_environment
+    from platform_tools.status import gather, render
+
+    try:
+        report = gather(get_environment(), max_lag=args.max_lag)
+    except (SettingMissing, BotoCoreError, ClientError) as error:
+        _fail(args, error)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return 1 if report.attention else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """The whole platform end to end on the embedded local cloud."""
     from platform_tools.demo import run_demo
@@ -439,6 +468,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="also show Dagster's event log and dbt's output (always in the run's log file)",
     )
     mat.set_defaults(func=cmd_materialize)
+
+    status = sub.add_parser(
+        "status",
+        help="where things stand: stream lag, the table, the lake, the last run, the warehouse, "
+        "alarms (exit status 1 when something needs attention)",
+    )
+    status.add_argument(
+        "--max-lag",
+        type=duration_seconds,
+        help="iterator age that needs attention, e.g. 90s or 5m (default: the threshold of the "
+        "stack's IteratorAge alarm)",
+    )
+    status.add_argument("--json", action="store_true", help="the report as JSON, for scripts")
+    status.set_defaults(func=cmd_status)
 
     demo = sub.add_parser("demo", help="the whole platform end to end on the local cloud")
     demo.add_argument("--devices", type=int, default=25)

@@ -34,6 +34,7 @@ from pipeline_platform.defs.catalog.assets import CRAWL_STEP
 from pipeline_platform.defs.dbt.assets import DBT_STEP
 from pipeline_platform.defs.lake.windows import CatchUp
 from pipeline_platform.progress import Progress
+from pipeline_platform.resources.dbt_in_process import DBT_ERRORS_HEADING
 
 #: Each run's log (Dagster's event log and dbt's output), one file per run.
 LOG_DIR = STATE_DIR / "logs" / "materialize"
@@ -199,6 +200,15 @@ def error_text(event: dg.DagsterEvent) -> str:
             message = message.split(candidate, 1)[1].strip()
             break
     return message
+
+
+def headline(error: str) -> str:
+    """One line of a step's error for a summary: the first error dbt reported, if the error
+    lists them, else its first line."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    if DBT_ERRORS_HEADING in lines and lines[-1] != DBT_ERRORS_HEADING:
+        return lines[lines.index(DBT_ERRORS_HEADING) + 1]
+    return lines[0] if lines else ""
 
 
 class _LogSink(io.TextIOBase):

@@ -409,6 +409,10 @@ def _warehouse_rows(environment: Environment, settings: Settings) -> dict[str, l
     if environment is Environment.LOCAL and not Path(settings.warehouse_path).exists():
         raise WarehouseUnavailable(f"no warehouse yet at {settings.warehouse_path}")
     warehouse = build_resources(environment)["warehouse"]
+    if environment is Environment.AWS and settings.redshift is None:
+        raise WarehouseUnavailable(
+            "the analytics stack was deployed without a warehouse (DeployWarehouse=false)"
+        )
     try:
         present = {
             f"{schema}.{table}"
@@ -578,24 +582,58 @@ def alarm_section(cloud: CloudResource, settings: Settings, now: datetime) -> Se
 # --- the report -------------------------------------------------------------------------
 
 
+def _unreadable(name: str, error: Exception) -> Section:
+    """A stage that could not be read: said, and counted as needing attention."""
+    said = f"{type(error).__name__}: {error}"
+    return Section(
+        name,
+        lines=[f"could not be read: {said}"],
+        attention=[f"the {name} could not be read: {said}"],
+        facts={"error": said},
+    )
+
+
 def gather(
     environment: Environment,
     max_lag: float | None = None,
     grace: timedelta = MISSING_WINDOW_GRACE,
     now: datetime | None = None,
 ) -> Report:
-    """Read every stage of the deployment `environment` names; see the module docstring."""
+    """Read every stage of the deployment `environment` names; see the module docstring.
+
+    Raises `SettingMissing` when the deployment cannot be found at all (the local cloud
+    not running, the stacks not deployed); a stage that cannot be read is reported as
+    such, and the others still are.
+    """
     now = now or datetime.now(UTC)
     cloud = cloud_resource()
     settings = cloud.settings
-    stream = stream_section(cloud, settings, now, max_lag)
-    table = table_section(cloud, settings, now)
-    states = state_store(cloud).load_many(LAKE_TABLES)
-    lake = lake_section(states, int(table.facts["item_count"]), now, grace)
+    # Each stage on its own: one that fails to answer (a permission missing, the warehouse
+    # unreachable) must not hide what the others say.
+    try:
+        stream = stream_section(cloud, settings, now, max_lag)
+    except Exception as error:
+        stream = _unreadable("stream", error)
+    try:
+        table = table_section(cloud, settings, now)
+    except Exception as error:
+        table = _unreadable("table", error)
+    states: dict[str, LakeState] = {}
+    try:
+        states = state_store(cloud).load_many(LAKE_TABLES)
+        lake = lake_section(states, int(table.facts.get("item_count") or 0), now, grace)
+    except Exception as error:
+        lake = _unreadable("lake", error)
     run, runs = run_section(environment, now)
     judge = runs is None or (runs.last is None and runs.running is None)
-    warehouse = warehouse_section(environment, settings, states, now, judge)
-    alarms = alarm_section(cloud, settings, now)
+    try:
+        warehouse = warehouse_section(environment, settings, states, now, judge)
+    except Exception as error:
+        warehouse = _unreadable("warehouse", error)
+    try:
+        alarms = alarm_section(cloud, settings, now)
+    except Exception as error:
+        alarms = _unreadable("alarms", error)
     return Report(
         environment.value,
         settings.endpoint_url,

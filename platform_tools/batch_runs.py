@@ -55,7 +55,7 @@ class RunInterrupted(RunFailed):
 
 
 #: The error Dagster gives the steps it stopped on Ctrl-C or SIGTERM.
-_INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
+INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
 
 
 def window_range(first: str, last: str | None = None) -> CatchUp:
@@ -204,7 +204,7 @@ def materialize(
         failed = [e.step_key for e in failures]
         interrupted = any(
             getattr(getattr(e.event_specific_data, "error", None), "cls_name", None)
-            == _INTERRUPTED_ERROR
+            == INTERRUPTED_ERROR
             for e in failures
         )
         kind = RunInterrupted if interrupted else RunFailed

@@ -14,8 +14,11 @@ step that fails prints its error and where that file is.
 from __future__ import annotations
 
 import io
+import os
+import sys
 import threading
-from contextlib import ExitStack, redirect_stderr, redirect_stdout
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +38,7 @@ from pipeline_platform.defs.dbt.assets import DBT_STEP
 from pipeline_platform.defs.lake.windows import CatchUp
 from pipeline_platform.progress import Progress
 from pipeline_platform.resources.dbt_in_process import DBT_ERRORS_HEADING
+from platform_tools.batch_runs import INTERRUPTED_ERROR
 
 #: Each run's log (Dagster's event log and dbt's output), one file per run.
 LOG_DIR = STATE_DIR / "logs" / "materialize"
@@ -185,6 +189,11 @@ def _values(metadata: Any) -> dict[str, Any]:
     return {name: getattr(v, "value", v) for name, v in metadata.items()}
 
 
+def _interrupted(event: dg.DagsterEvent) -> bool:
+    error = getattr(event.event_specific_data, "error", None)
+    return error is not None and error.cls_name == INTERRUPTED_ERROR
+
+
 def error_text(event: dg.DagsterEvent) -> str:
     """A failed step's error, without Dagster's wrapping or the stack trace (in the log)."""
     error = getattr(event.event_specific_data, "error", None)
@@ -240,11 +249,48 @@ class _LogSink(io.TextIOBase):
                 self._also.flush()
 
 
+@contextmanager
+def _descriptors_to(log: TextIO, out: TextIO) -> Iterator[TextIO]:
+    """Point the process's stdout and stderr (descriptors 1 and 2, which the run's child
+    processes inherit, and C libraries write to) at `log`; yield a stream to where `out`
+    went, for the display. Both are put back when the block ends."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    shown = os.fdopen(
+        os.dup(out.fileno()),
+        "w",
+        buffering=1,
+        encoding=getattr(out, "encoding", None) or "utf-8",
+        errors="replace",
+    )
+    try:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        yield shown
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for descriptor, original in zip((1, 2), saved, strict=True):
+            os.dup2(original, descriptor)
+            os.close(original)
+        shown.close()
+
+
+def _has_descriptor(stream: TextIO) -> bool:
+    try:
+        stream.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+    return True
+
+
 class RunDisplay:
     """Shows a `materialize` run on `out` and writes its log; see the module docstring.
 
     Used as a context manager around the run: inside it, stdout and stderr (where
-    Dagster's console logger and dbt write) go to the run's log file.
+    Dagster's console logger, dbt and the run's child processes write) go to the run's
+    log file; with `verbose` they go to the terminal too.
     """
 
     def __init__(self, out: TextIO, verbose: bool = False, terminal: bool | None = None) -> None:
@@ -280,10 +326,17 @@ class RunDisplay:
         """Open the run's log, send stdout and stderr there, and say what the run covers."""
         self.log_file = log_path(run_id)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        log = self._exit.enter_context(self.log_file.open("w", encoding="utf-8", buffering=1))
-        sink = _LogSink(log, self.out if self.verbose else None)
-        self._exit.enter_context(redirect_stdout(sink))
-        self._exit.enter_context(redirect_stderr(sink))
+        log = self._exit.enter_context(self.log_file.open("a", encoding="utf-8", buffering=1))
+        if self.verbose or not _has_descriptor(self.out):
+            # Python's streams only: --verbose copies them to the terminal as they come.
+            sink = _LogSink(log, self.out if self.verbose else None)
+            self._exit.enter_context(redirect_stdout(sink))
+            self._exit.enter_context(redirect_stderr(sink))
+        else:
+            # The descriptors themselves, so that the run's child processes (Dagster's log
+            # capture) and native libraries write to the log too, not over the display.
+            self.out = self._exit.enter_context(_descriptors_to(log, self.out))
+            self._console = Console(file=self.out, highlight=False, soft_wrap=True)
         how = "a rebuild from one full export" if rebuild else "from where the lake stopped"
         if plan.first_key != plan.last_key or plan.since is None or rebuild:
             windows = f"write windows {plan.first_key} .. {plan.last_key}"
@@ -331,10 +384,13 @@ class RunDisplay:
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN:
                 step.warnings[name] = evaluation.description or "did not pass"
         elif kind == dg.DagsterEventType.STEP_SUCCESS:
-            self._end(step, entry.timestamp, None)
+            self._end(step, entry.timestamp, "done")
         elif kind == dg.DagsterEventType.STEP_FAILURE:
-            self.failed.append(step.label)
-            self._end(step, entry.timestamp, error_text(event))
+            if _interrupted(event):
+                self._end(step, entry.timestamp, "STOPPED", "interrupted (Ctrl-C or SIGTERM)")
+            else:
+                self.failed.append(step.label)
+                self._end(step, entry.timestamp, "FAILED", error_text(event))
 
     def _start(self, step: StepRecord) -> None:
         self._steps[step.key] = step
@@ -343,19 +399,17 @@ class RunDisplay:
             self._task_label = step.label
             self._task = self._bars.add_task(step.label, total=None, count="")
 
-    def _end(self, step: StepRecord, at: float, error: str | None) -> None:
+    def _end(self, step: StepRecord, at: float, outcome: str, error: str | None = None) -> None:
         """The step's closing line; a failed step's error follows it, line by line."""
         if self._bars is not None and self._task is not None:
             self._bars.remove_task(self._task)
             self._task = None
         seconds = f"{max(at - step.started, 0.0):6.1f}s"
-        style = "green" if error is None else "red"
-        self._line(
-            "done" if error is None else "FAILED", step.label, f"{seconds}  {step.moved()}", style
-        )
+        style = "green" if outcome == "done" else "red"
+        self._line(outcome, step.label, f"{seconds}  {step.moved()}", style)
         for line in (error or "").splitlines():
             if line.strip():
-                self._say(f"{'':9}{line}", style=style)
+                self._say(f"{'':11}{line}", style=style)
 
     # --- the steps' progress ------------------------------------------------------------
 
@@ -379,7 +433,7 @@ class RunDisplay:
     # --- output -------------------------------------------------------------------------
 
     def _line(self, outcome: str, label: str, text: str, style: str) -> None:
-        self._say(f"  {outcome:<6} {label:<{_WIDTH}} {text}".rstrip(), style=style)
+        self._say(f"  {outcome:<7} {label:<{_WIDTH}} {text}".rstrip(), style=style)
 
     def _say(self, text: str, style: str | None = None) -> None:
         if self.terminal:

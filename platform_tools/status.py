@@ -102,6 +102,13 @@ def _clock(moment: datetime, now: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
+def _minute(moment: datetime, now: datetime) -> str:
+    """A metric's minute, `in the minute of 04:28 UTC`: CloudWatch counts by the minute."""
+    moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    day = "" if moment.date() == now.date() else f"{moment:%Y-%m-%d} "
+    return f"in the minute of {day}{moment:%H:%M} UTC"
+
+
 def _ago(moment: datetime, now: datetime) -> str:
     seconds = max((now - moment).total_seconds(), 0.0)
     if seconds < 120:
@@ -182,7 +189,7 @@ def stream_section(
         minutes = ITERATOR_AGE_LOOKBACK.total_seconds() / 60
         section.lines.append(f"iterator age: no batch sent in the last {minutes:.0f} min{limit}")
     else:
-        section.lines.append(f"iterator age {_seconds(age)} at {_clock(measured, now)}{limit}")
+        section.lines.append(f"iterator age {_seconds(age)} {_minute(measured, now)}{limit}")
         if max_lag is not None and age > max_lag:
             section.attention.append(
                 f"the stream processor is {_seconds(age)} behind its stream (over "
@@ -241,7 +248,7 @@ def table_section(cloud: CloudResource, settings: Settings, now: datetime) -> Se
         section.lines.append(f"no reading stored in the last {hours:.0f} h")
     else:
         section.lines.append(
-            f"last reading stored {_clock(last, now)} ({_ago(last, now)}); "
+            f"last reading stored {_minute(last, now)} ({_ago(last, now)}); "
             f"{_plural(last_hour, 'reading')} stored in the last hour"
         )
     section.lines.append(

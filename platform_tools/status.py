@@ -102,9 +102,13 @@ def _clock(moment: datetime, now: datetime) -> str:
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
+def _floor_minute(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
 def _minute(moment: datetime, now: datetime) -> str:
     """A metric's minute, `in the minute of 04:28 UTC`: CloudWatch counts by the minute."""
-    moment = moment.astimezone(UTC).replace(second=0, microsecond=0)
+    moment = _floor_minute(moment)
     day = "" if moment.date() == now.date() else f"{moment:%Y-%m-%d} "
     return f"in the minute of {day}{moment:%H:%M} UTC"
 
@@ -248,7 +252,7 @@ def table_section(cloud: CloudResource, settings: Settings, now: datetime) -> Se
         section.lines.append(f"no reading stored in the last {hours:.0f} h")
     else:
         section.lines.append(
-            f"last reading stored {_minute(last, now)} ({_ago(last, now)}); "
+            f"last reading stored {_minute(last, now)} ({_ago(_floor_minute(last), now)}); "
             f"{_plural(last_hour, 'reading')} stored in the last hour"
         )
     section.lines.append(

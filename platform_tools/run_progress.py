@@ -6,9 +6,9 @@ On a terminal the running step also gets a progress display (exports completed,
 files read, reading days written, dbt's nodes), from what the steps report through
 `pipeline_platform.progress`; piped or redirected, the output is the plain lines.
 
-Dagster's event log and dbt's output, which used to fill the terminal, go to a file
-of the run's own under the state dir (`--verbose` shows them on the terminal too); a
-step that fails prints its error and where that file is.
+Dagster's event log (hundreds of lines a run) and dbt's output go to a file of the
+run's own, `.platform/logs/materialize/<time>-<run>.log` (`--verbose` shows them on
+the terminal too); a step that fails prints its error and where that file is.
 """
 
 from __future__ import annotations

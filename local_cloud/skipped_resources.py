@@ -1,7 +1,7 @@
 """Deploy what the emulator's CloudFormation skips, from the same template.
 
 moto's CloudFormation creates most resource types but silently skips some
-(IoT topic rules, Glue databases and crawlers) and drops some properties
+(IoT topic rules, Glue databases and crawlers, CloudWatch alarms) and drops some properties
 (DynamoDB point-in-time recovery). Rather than describe those resources a
 second time, this module reads them from the rendered template, resolves the
 intrinsic functions they use against the deployed stack, and creates them
@@ -76,9 +76,11 @@ class TemplateResolver:
 
     def _get_att(self, arg: list[str] | str) -> str:
         logical, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
+        resource_type = self.template["Resources"][logical]["Type"]
+        if (resource_type, attribute) == ("AWS::SQS::Queue", "QueueName"):
+            return self.ref(logical).rsplit("/", 1)[-1]  # a queue's Ref is its URL
         if attribute != "Arn":
             raise NotImplementedError(f"Fn::GetAtt {logical}.{attribute} is not supported")
-        resource_type = self.template["Resources"][logical]["Type"]
         return self._arns(resource_type, logical, self.ref(logical))
 
     def _sub(self, arg: str | list[Any]) -> str:
@@ -214,11 +216,49 @@ def _table_settings(session: boto3.Session, props: Resolved) -> str:
     return name
 
 
+_ALARM_API_FIELDS = (
+    "AlarmName",
+    "AlarmDescription",
+    "ActionsEnabled",
+    "OKActions",
+    "AlarmActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Dimensions",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "EvaluateLowSampleCountPercentile",
+)
+_ALARM_NUMBERS = {"Period": int, "EvaluationPeriods": int, "DatapointsToAlarm": int}
+
+
+def _metric_alarm(session: boto3.Session, props: Resolved) -> str:
+    """A CloudWatch alarm, as `PutMetricAlarm` creates it (the emulator evaluates none: its
+    state changes only through `SetAlarmState`)."""
+    fields = {k: props[k] for k in _ALARM_API_FIELDS if k in props}
+    for name, kind in _ALARM_NUMBERS.items():
+        if name in fields:
+            fields[name] = kind(fields[name])
+    if "Threshold" in fields:
+        fields["Threshold"] = float(fields["Threshold"])  # a parameter's Ref is a string
+    session.client("cloudwatch").put_metric_alarm(**fields)
+    return fields["AlarmName"]
+
+
 #: Resource types created here when the emulator skipped them, in dependency order.
 _FILLERS: dict[str, Callable[[boto3.Session, Resolved], str]] = {
     "AWS::Glue::Database": _glue_database,
     "AWS::Glue::Crawler": _glue_crawler,
     "AWS::IoT::TopicRule": _topic_rule,
+    "AWS::CloudWatch::Alarm": _metric_alarm,
 }
 #: Resource types the emulator deploys but whose settings it partly drops.
 _AMENDERS: dict[str, Callable[[boto3.Session, Resolved], str]] = {

@@ -152,6 +152,11 @@ def _naming(region: str) -> Naming:
     return Naming(os.environ.get(ENV_DEPLOYMENT, DEFAULT_ENV), region)
 
 
+def deployment_naming() -> Naming:
+    """The names of the deployment the environment points at (`DEPLOYMENT_ENV`, the region)."""
+    return _naming(aws_location().region)
+
+
 def account_id(endpoint_url: str | None, region: str) -> str:
     """The caller's AWS account id, asked of STS (the emulator answers 123456789012)."""
     from botocore.exceptions import BotoCoreError, ClientError

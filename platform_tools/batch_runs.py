@@ -9,9 +9,10 @@ rebuild starts from one full export of the table.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import dagster as dg
 
@@ -31,6 +32,16 @@ _LAKE_TABLES = {
 }
 
 
+class RunWatcher(Protocol):
+    """Follows a run as it executes (the command line's display)."""
+
+    def run_started(self, run_id: str, plan: CatchUp, rebuild: bool) -> None:
+        """The run `run_id` over `plan`'s windows is about to start."""
+
+    def event(self, entry: dg.EventLogEntry) -> None:
+        """An event of the run, as Dagster stores it."""
+
+
 class RunFailed(RuntimeError):
     """The batch run failed; the message names the failed steps."""
 
@@ -44,7 +55,7 @@ class RunInterrupted(RunFailed):
 
 
 #: The error Dagster gives the steps it stopped on Ctrl-C or SIGTERM.
-_INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
+INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
 
 
 def window_range(first: str, last: str | None = None) -> CatchUp:
@@ -150,6 +161,7 @@ def materialize(
     rebuild: bool = False,
     log_level: str = "DEBUG",
     instance: dg.DagsterInstance | None = None,
+    watcher: RunWatcher | None = None,
 ) -> dict[str, Any]:
     """Run the batch ETL job in-process and return a summary.
 
@@ -162,13 +174,20 @@ def materialize(
     reading days each lake table touched, per asset its rows and duration, and
     each asset check's outcome. A failed run raises `RunFailed`. The run is
     recorded in `instance`, by default the one `ui` shows (see `_instance`).
+    `watcher`, when given, is told the run is starting and then sees each of its events
+    as Dagster stores it.
     """
     from pipeline_platform.definitions import build_definitions
 
     plan = window_range(partition, last) if partition else catch_up_range()
     job = build_definitions().resolve_job_def(BATCH_JOB)
     instance = instance or _instance()
+    run_id = str(uuid.uuid4())
+    if watcher is not None:
+        watcher.run_started(run_id, plan, rebuild)
+        instance.add_event_listener(run_id, watcher.event)
     result = job.execute_in_process(
+        run_id=run_id,
         instance=instance,
         tags=run_tags(plan, rebuild=rebuild),
         raise_on_error=False,
@@ -185,7 +204,7 @@ def materialize(
         failed = [e.step_key for e in failures]
         interrupted = any(
             getattr(getattr(e.event_specific_data, "error", None), "cls_name", None)
-            == _INTERRUPTED_ERROR
+            == INTERRUPTED_ERROR
             for e in failures
         )
         kind = RunInterrupted if interrupted else RunFailed

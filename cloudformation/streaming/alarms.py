@@ -11,6 +11,11 @@ from troposphere.sns import Topic
 from cloudformation.naming import Naming
 from cloudformation.streaming.processor import StreamProcessor
 
+#: Lambda's metrics, and the one that says how far behind its stream the function is: the
+#: age of the last record of each batch a stream mapping sends, in milliseconds.
+LAMBDA_NAMESPACE = "AWS/Lambda"
+ITERATOR_AGE_METRIC = "IteratorAge"
+
 ALARM_PERIOD_SECONDS = 60
 #: An alarm fires when 3 of the last 5 periods breach: one slow minute is not an incident.
 EVALUATION_PERIODS = 5
@@ -49,8 +54,8 @@ def add_alarms(
     specs = [
         AlarmSpec(
             "IteratorAge",
-            "AWS/Lambda",
-            "IteratorAge",
+            LAMBDA_NAMESPACE,
+            ITERATOR_AGE_METRIC,
             "Maximum",
             Ref(iterator_age_ms),
             function,
@@ -58,7 +63,7 @@ def add_alarms(
         ),
         AlarmSpec(
             "FunctionErrors",
-            "AWS/Lambda",
+            LAMBDA_NAMESPACE,
             "Errors",
             "Sum",
             0,
@@ -67,7 +72,7 @@ def add_alarms(
         ),
         AlarmSpec(
             "FunctionThrottles",
-            "AWS/Lambda",
+            LAMBDA_NAMESPACE,
             "Throttles",
             "Sum",
             0,

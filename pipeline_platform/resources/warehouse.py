@@ -63,6 +63,10 @@ class Warehouse(dg.ConfigurableResource):
         """What the dbt profile's target for this warehouse reads from the environment."""
         raise NotImplementedError
 
+    def query(self, sql: str) -> list[tuple]:
+        """Run a read-only query and return its rows."""
+        raise NotImplementedError
+
 
 def _pending(rows: list[tuple[Any, ...]]) -> Pending:
     up_to: dict[str, int] = defaultdict(int)
@@ -349,3 +353,7 @@ class RedshiftWarehouse(Warehouse):
     def clear_pending(self, pending: Pending) -> None:
         """Forget what `pending` held: dbt has built it."""
         self._run(load_sql.clear_pending_sql(pending.up_to))
+
+    def query(self, sql: str) -> list[tuple]:
+        """Run a read-only query and return its rows."""
+        return self._run([], sql)

@@ -321,3 +321,34 @@ def test_the_hourly_schedule_asks_for_one_run_of_the_complete_windows_since_the_
     assert request.tags[RANGE_END_TAG] == hour_key(hour + timedelta(hours=2))
     assert datetime.fromisoformat(request.tags[SINCE_TAG]) <= last_end
     assert isinstance(skipped, dg.SkipReason)
+
+
+def test_each_materialization_reports_the_tables_rows_days_and_columns(deployment, runs):
+    """THEN the latest materialization of the lake's and the warehouse's readings (the Dagster
+    UI's asset page) reports the rows the table holds and its reading days (whatever the run
+    changed), the days the run touched, and the table's columns, with the `pressure` payload
+    field the late run brought as an extra column described as such."""
+    import dagster as dg
+
+    from pipeline_platform import warehouse_schema as ws
+    from pipeline_platform.defs import keys
+
+    instance = dg.DagsterInstance.get()  # the runs' instance (DAGSTER_HOME of the deployment)
+    lake_rows = _query(deployment, "select count(*) from raw.sensor_readings")[0][0]
+    days = _query(deployment, "select count(distinct dt) from raw.sensor_readings")[0][0]
+    for key in (keys.LAKE_READINGS, keys.RAW_READINGS):
+        event = instance.get_latest_materialization_event(key)
+        assert event is not None and event.asset_materialization is not None
+        metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        assert metadata["dagster/row_count"] == lake_rows, key
+        assert metadata["reading_days"] == days, key
+        columns = {c.name: c for c in metadata["dagster/column_schema"].columns}
+        assert list(columns)[: len(ws.READINGS.columns)] == list(ws.READINGS.column_names)
+        assert columns["pressure"].type == "double"
+        assert columns["pressure"].description == ws.EXTRA_COLUMN_DESCRIPTION
+    # The latest run (the window run again) changed nothing: it touched no day, and still
+    # reports what the table holds.
+    lake = instance.get_latest_materialization_event(keys.LAKE_READINGS)
+    assert lake is not None and lake.asset_materialization is not None
+    assert lake.asset_materialization.metadata["reading_days_touched"].value == []
+    assert lake.asset_materialization.metadata["changes_applied"].value == 0

@@ -500,6 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The exit status after the reader of standard output went away: 128 + SIGPIPE.
+BROKEN_PIPE_EXIT = 128 + 13
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = build_parser()
@@ -517,6 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         # ends them with the shell's status for it, without a traceback.
         print(f"pipeline-platform {args.command}: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
+    except BrokenPipeError:
+        # The reader went away (`status | head`). Standard output is pointed at /dev/null so
+        # the interpreter's last flush fails no more, and the status is the one a shell
+        # gives a program that SIGPIPE ended, as `cat` or `grep` would end: no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
     finally:
         # A command that ran the batch side holds Dagster's and dbt's objects; the
         # interpreter's last garbage collection over them took about 1 s of every exit

@@ -209,6 +209,26 @@ def test_status_says_nothing_needs_attention_after_a_run_that_worked(
     assert report["table"]["stored_last_hour"] == 3
 
 
+def test_status_read_by_a_reader_that_stops_early_ends_without_a_traceback(
+    platform: Platform, first_run: subprocess.CompletedProcess[str]
+) -> None:
+    """GIVEN the healthy platform
+    WHEN `status` writes to a pipe whose reader has already gone (as `status | head -0`)
+    THEN it ends as a program SIGPIPE ends (status 141), without a traceback."""
+    process = subprocess.Popen(
+        [CLI, "status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=platform.env,
+        cwd=platform.cwd,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader goes before status has written anything
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+
+
 def _on_a_terminal(*args: str, env: dict[str, str], cwd: Path, timeout: float) -> tuple[int, str]:
     """Run `pipeline-platform ARGS` with a terminal (a pseudo-terminal 160 columns wide) as
     its output; return its exit status and everything it showed."""

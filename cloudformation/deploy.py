@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from cloudformation.naming import ANALYTICS_STACK, STREAMING_STACK, Naming
+from cloudformation.naming import ANALYTICS_STACK, ARTIFACTS_PURPOSE, STREAMING_STACK, Naming
 from cloudformation.outputs import StreamingOutput
 from cloudformation.package import LambdaPackage, build_package
 from cloudformation.stacks import STACKS, build_templates, render_compact
@@ -22,7 +22,6 @@ from cloudformation.stacks import STACKS, build_templates, render_compact
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
 #: Larger template bodies must be passed by URL from S3.
 MAX_TEMPLATE_BODY_BYTES = 51_200
-ARTIFACTS_PURPOSE = "artifacts"
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 _DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 # A stack whose first creation rolled back cannot be updated, only replaced.

@@ -7,7 +7,8 @@ cloud changes exactly these methods (written against moto 5.2, which
 - `CloudFormationBackend.execute_change_set`: moto swaps in the change set's
   template but keeps the outputs parsed from the previous one, so a stack
   created through a change set had no outputs and registered no exports (and
-  could not be deleted). The stack's outputs and exports are re-parsed after.
+  could not be deleted), and an update changing only parameters kept outputs
+  of the old values. The stack's outputs and exports are parsed again after.
 - `Shard.get_max_sequence_number` / `get_min_sequence_number`: moto copies every
   key of the shard on each `PutRecord` (2 ms per put at 60,000 records on a
   2-core machine); its records are an insertion-ordered dict numbered upwards,
@@ -66,6 +67,16 @@ cloud changes exactly these methods (written against moto 5.2, which
   as it is now and no manifests; these answer as DynamoDB does, full and
   incremental exports in DynamoDB's S3 layout with its manifests and its
   validation errors (`local_cloud.dynamodb_exports`).
+
+- `DBInstance.create_from_cloudformation_json`, `has_cfn_attr`, `get_cfn_attribute`:
+  moto's CloudFormation hands RDS the parameter group resource where its name belongs
+  (and fails), ignores `ManageMasterUserPassword` and knows no
+  `MasterUserSecret.SecretArn`; the group goes by name, the instance gets the secret
+  moto's RDS API makes for a managed password, and the attribute answers its ARN.
+- `moto.cloudformation.parsing.parse_and_update_resource`: a stack update replaces each
+  changed resource whose type moto cannot update (an RDS instance, say) with nothing,
+  and every later `Fn::GetAtt` of it fails the update; such a resource is kept as it
+  was instead.
 
 `install()` and `uninstall()` count their callers: the first install applies every
 patch and the last uninstall restores moto's own methods, whatever the order in
@@ -179,12 +190,75 @@ def execute_change_set(self: Any, change_set_name: str, stack_name: str | None =
     """moto's ExecuteChangeSet, then the stack's outputs and exports re-parsed as AWS has them."""
     result = original("CloudFormationBackend.execute_change_set")(self, change_set_name, stack_name)
     for stack in self.stacks.values():
-        if stack.template and stack.template_dict != stack.parse_template(stack.template):
+        if not stack.template or stack.status.startswith("DELETE"):
+            continue
+        if stack.template_dict != stack.parse_template(stack.template):
             stack._parse_template()
-            stack.output_map = stack._create_output_map()
-            for export in stack.exports:
-                self.exports[export.name] = export
+        # Parameters alone can change outputs too (an update with the same template).
+        stack.output_map = stack._create_output_map()
+        for export in stack.exports:
+            self.exports[export.name] = export
     return result
+
+
+#: The attribute CloudFormation gives the secret of an instance's managed password by.
+_MANAGED_SECRET_ATTRIBUTE = "MasterUserSecret.SecretArn"
+
+
+def rds_instance_from_cloudformation(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """moto's DB instance from a template, with its parameter group and managed password."""
+    from moto.rds.models import MasterUserSecret
+
+    properties = dict(cloudformation_json["Properties"])
+    group = properties.get("DBParameterGroupName")
+    if group is not None and not isinstance(group, str):
+        properties["DBParameterGroupName"] = group.name
+    database = original("DBInstance.create_from_cloudformation_json")(
+        resource_name,
+        {**cloudformation_json, "Properties": properties},
+        account_id,
+        region_name,
+        **kwargs,
+    )
+    if properties.get("ManageMasterUserPassword") and not database.manage_master_user_password:
+        database.manage_master_user_password = True
+        database.master_user_secret = MasterUserSecret(
+            database, properties.get("MasterUserSecret", {}).get("KmsKeyId")
+        )
+    return database
+
+
+def rds_instance_has_cfn_attr(cls: Any, attr: str) -> bool:
+    """moto's attributes of a DB instance, and its managed secret's ARN."""
+    return attr == _MANAGED_SECRET_ATTRIBUTE or bool(original("DBInstance.has_cfn_attr")(attr))
+
+
+def rds_instance_cfn_attribute(self: Any, attribute_name: str) -> Any:
+    """`Fn::GetAtt` of a DB instance, its managed secret's ARN included."""
+    if attribute_name == _MANAGED_SECRET_ATTRIBUTE:
+        return self.master_user_secret.secret_arn
+    return original("DBInstance.get_cfn_attribute")(self, attribute_name)
+
+
+def parse_and_update_resource(
+    logical_id: str,
+    resource_json: dict[str, Any],
+    resources_map: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """moto's update of one stack resource; a resource it cannot update stays as it was."""
+    updated = original("parsing.parse_and_update_resource")(
+        logical_id, resource_json, resources_map, account_id, region_name
+    )
+    return resources_map[logical_id] if updated is None else updated
 
 
 def _end_key(records: Any, reverse: bool) -> int:
@@ -417,6 +491,7 @@ _ITEM_MAX_BYTES = 405000
 def _patches() -> tuple[Patch, ...]:
     # Imported here: reading this module (for the listener lists) must not load moto.
     from moto.awslambda.models import LambdaBackend
+    from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend
     from moto.core import responses
     from moto.core.base_backend import BackendDict
@@ -428,6 +503,7 @@ def _patches() -> tuple[Patch, ...]:
     from moto.iotdata.models import IoTDataPlaneBackend
     from moto.kinesis.models import KinesisBackend, Shard
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.rds.models import DBInstance
 
     from local_cloud import dynamodb_exports as exports
 
@@ -454,4 +530,12 @@ def _patches() -> tuple[Patch, ...]:
         ),
         Patch(DynamoHandler, "describe_export", exports.describe_export),
         Patch(DynamoHandler, "list_exports", exports.list_exports),
+        Patch(
+            DBInstance,
+            "create_from_cloudformation_json",
+            classmethod(rds_instance_from_cloudformation),
+        ),
+        Patch(DBInstance, "has_cfn_attr", classmethod(rds_instance_has_cfn_attr)),
+        Patch(DBInstance, "get_cfn_attribute", rds_instance_cfn_attribute),
+        Patch(parsing, "parse_and_update_resource", parse_and_update_resource),
     )

@@ -73,6 +73,11 @@ cloud changes exactly these methods (written against moto 5.2, which
   (and fails), ignores `ManageMasterUserPassword` and knows no
   `MasterUserSecret.SecretArn`; the group goes by name, the instance gets the secret
   moto's RDS API makes for a managed password, and the attribute answers its ARN.
+- `TaskDefinition.create_from_cloudformation_json`, `update_from_cloudformation_json`:
+  moto's CloudFormation registers a task definition with its family, containers,
+  volumes and memory only (and an update without turning the containers' keys into the
+  API's), so a Fargate task of it could not be run; it is registered with every
+  property the API takes.
 - `moto.cloudformation.parsing.parse_and_update_resource`: a stack update replaces each
   changed resource whose type moto cannot update (an RDS instance, say) with nothing,
   and every later `Fn::GetAtt` of it fails the update; such a resource is kept as it
@@ -114,7 +119,8 @@ class Patch:
 
     owner: Any
     name: str
-    replacement: Callable[..., Any]
+    #: A function, or a `classmethod` where moto's is one.
+    replacement: Callable[..., Any] | classmethod[Any, Any, Any]
 
     @property
     def key(self) -> str:
@@ -245,6 +251,71 @@ def rds_instance_cfn_attribute(self: Any, attribute_name: str) -> Any:
     if attribute_name == _MANAGED_SECRET_ATTRIBUTE:
         return self.master_user_secret.secret_arn
     return original("DBInstance.get_cfn_attribute")(self, attribute_name)
+
+
+#: A task definition's CloudFormation properties and `RegisterTaskDefinition`'s arguments.
+_TASK_DEFINITION_ARGUMENTS = {
+    "Family": "family",
+    "ContainerDefinitions": "container_definitions",
+    "Volumes": "volumes",
+    "NetworkMode": "network_mode",
+    "Tags": "tags",
+    "PlacementConstraints": "placement_constraints",
+    "RequiresCompatibilities": "requires_compatibilities",
+    "Cpu": "cpu",
+    "Memory": "memory",
+    "TaskRoleArn": "task_role_arn",
+    "ExecutionRoleArn": "execution_role_arn",
+    "RuntimePlatform": "runtime_platform",
+    "PidMode": "pid_mode",
+    "IpcMode": "ipc_mode",
+    "EphemeralStorage": "ephemeral_storage",
+}
+
+
+def _register_task_definition(properties: dict[str, Any], account_id: str, region_name: str) -> Any:
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+    from moto.ecs.models import ecs_backends
+
+    arguments = {
+        argument: remap_nested_keys(properties[key], pascal_to_camelcase)
+        if isinstance(properties[key], (list, dict)) and key != "Tags"
+        else properties[key]
+        for key, argument in _TASK_DEFINITION_ARGUMENTS.items()
+        if key in properties
+    }
+    if "tags" in arguments:
+        arguments["tags"] = [{"key": t["Key"], "value": t["Value"]} for t in arguments["tags"]]
+    return ecs_backends[account_id][region_name].register_task_definition(**arguments)
+
+
+def task_definition_from_cloudformation(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """A task definition from a template, registered with all its properties."""
+    return _register_task_definition(cloudformation_json["Properties"], account_id, region_name)
+
+
+def task_definition_update_from_cloudformation(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """A changed task definition: a new revision with all its properties; the old one is
+    deregistered, as moto does."""
+    from moto.ecs.models import ecs_backends
+
+    revision = _register_task_definition(cloudformation_json["Properties"], account_id, region_name)
+    ecs_backends[account_id][region_name].deregister_task_definition(original_resource.arn)
+    return revision
 
 
 def parse_and_update_resource(
@@ -503,6 +574,7 @@ def _patches() -> tuple[Patch, ...]:
     from moto.iotdata.models import IoTDataPlaneBackend
     from moto.kinesis.models import KinesisBackend, Shard
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.ecs.models import TaskDefinition
     from moto.rds.models import DBInstance
 
     from local_cloud import dynamodb_exports as exports
@@ -538,4 +610,14 @@ def _patches() -> tuple[Patch, ...]:
         Patch(DBInstance, "has_cfn_attr", classmethod(rds_instance_has_cfn_attr)),
         Patch(DBInstance, "get_cfn_attribute", rds_instance_cfn_attribute),
         Patch(parsing, "parse_and_update_resource", parse_and_update_resource),
+        Patch(
+            TaskDefinition,
+            "create_from_cloudformation_json",
+            classmethod(task_definition_from_cloudformation),
+        ),
+        Patch(
+            TaskDefinition,
+            "update_from_cloudformation_json",
+            classmethod(task_definition_update_from_cloudformation),
+        ),
     )

@@ -215,9 +215,10 @@ def _codebuild_project(session: boto3.Session, props: Resolved) -> str:
         source["buildspec"] = source.pop("buildSpec")
     project["source"] = source
     name = project["name"]
-    if codebuild.batch_get_projects(names=[name])["projects"]:
-        codebuild.delete_project(name=name)
-    codebuild.create_project(**project)
+    # The emulator has no UpdateProject, and its builds read nothing of a project but its
+    # name: a project made before stays, with its builds.
+    if not codebuild.batch_get_projects(names=[name])["projects"]:
+        codebuild.create_project(**project)
     return str(name)
 
 

@@ -78,6 +78,9 @@ cloud changes exactly these methods (written against moto 5.2, which
   volumes and memory only (and an update without turning the containers' keys into the
   API's), so a Fargate task of it could not be run; it is registered with every
   property the API takes.
+- `EC2ContainerServiceBackend._calculate_task_resource_requirements`: moto adds up the
+  containers' memory and fails on a container that names none; on Fargate a container
+  may take the task's, which it is counted as.
 - `moto.cloudformation.parsing.parse_and_update_resource`: a stack update replaces each
   changed resource whose type moto cannot update (an RDS instance, say) with nothing,
   and every later `Fn::GetAtt` of it fails the update; such a resource is kept as it
@@ -92,12 +95,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from local_cloud import moto_internals
@@ -119,8 +124,8 @@ class Patch:
 
     owner: Any
     name: str
-    #: A function, or a `classmethod` where moto's is one.
-    replacement: Callable[..., Any] | classmethod[Any, Any, Any]
+    #: A function, or a `classmethod` / `staticmethod` where moto's is one.
+    replacement: Callable[..., Any] | classmethod[Any, Any, Any] | staticmethod[Any, Any]
 
     @property
     def key(self) -> str:
@@ -132,6 +137,8 @@ class Patch:
 _lock = threading.RLock()
 _users = 0
 _originals: dict[str, Callable[..., Any]] = {}
+# What the owner held, as it held it (a classmethod or staticmethod descriptor stays one).
+_restore: dict[str, Any] = {}
 
 
 def original(key: str) -> Callable[..., Any]:
@@ -149,6 +156,7 @@ def install() -> None:
         if _users == 0:
             for patch in _patches():
                 _originals.setdefault(patch.key, getattr(patch.owner, patch.name))
+                _restore.setdefault(patch.key, inspect.getattr_static(patch.owner, patch.name))
                 setattr(patch.owner, patch.name, patch.replacement)
             _method_names.clear()
         _users += 1
@@ -163,7 +171,7 @@ def uninstall() -> None:
         _users -= 1
         if _users == 0:
             for patch in _patches():
-                setattr(patch.owner, patch.name, _originals[patch.key])
+                setattr(patch.owner, patch.name, _restore[patch.key])
             _method_names.clear()
 
 
@@ -179,7 +187,7 @@ def without(*keys: str) -> Iterator[None]:
     with _lock:
         chosen = [p for p in _patches() if p.key in keys]
         for patch in chosen:
-            setattr(patch.owner, patch.name, original(patch.key))
+            setattr(patch.owner, patch.name, _restore.get(patch.key) or original(patch.key))
     try:
         yield
     finally:
@@ -316,6 +324,19 @@ def task_definition_update_from_cloudformation(
     revision = _register_task_definition(cloudformation_json["Properties"], account_id, region_name)
     ecs_backends[account_id][region_name].deregister_task_definition(original_resource.arn)
     return revision
+
+
+def task_resource_requirements(task_definition: Any) -> dict[str, Any]:
+    """moto's resources of a task; a container that names no memory takes the task's."""
+    containers = [
+        c
+        if {"memory", "memoryReservation", "Memory", "MemoryReservation"} & set(c)
+        else {**c, "memory": int(task_definition.memory or 0)}
+        for c in task_definition.container_definitions
+    ]
+    return original("EC2ContainerServiceBackend._calculate_task_resource_requirements")(
+        SimpleNamespace(container_definitions=containers)
+    )
 
 
 def parse_and_update_resource(
@@ -570,11 +591,11 @@ def _patches() -> tuple[Patch, ...]:
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
+    from moto.ecs.models import EC2ContainerServiceBackend, TaskDefinition
     from moto.glue.models import FakeCrawler, GlueBackend
     from moto.iotdata.models import IoTDataPlaneBackend
     from moto.kinesis.models import KinesisBackend, Shard
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-    from moto.ecs.models import TaskDefinition
     from moto.rds.models import DBInstance
 
     from local_cloud import dynamodb_exports as exports
@@ -619,5 +640,10 @@ def _patches() -> tuple[Patch, ...]:
             TaskDefinition,
             "update_from_cloudformation_json",
             classmethod(task_definition_update_from_cloudformation),
+        ),
+        Patch(
+            EC2ContainerServiceBackend,
+            "_calculate_task_resource_requirements",
+            staticmethod(task_resource_requirements),
         ),
     )

@@ -27,9 +27,12 @@ class Deployment:
 
 
 def private_network() -> tuple[str, list[str]]:
-    """A VPC with two private subnets in two zones, as a user names them to the stacks."""
+    """A VPC with two private subnets in two zones and DNS host names, as a user names them
+    to the stacks."""
     ec2 = boto3.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    # As VPC endpoints (the tasks' way to AWS's APIs without a NAT gateway) require.
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=zone)["Subnet"][
             "SubnetId"

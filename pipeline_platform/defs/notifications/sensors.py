@@ -46,6 +46,20 @@ def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     return failed
 
 
+def step_errors(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """`<step>: <error>` of every step that failed in the run."""
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records
+    errors = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        failure = event.event_specific_data if event is not None else None
+        error = getattr(failure, "error", None)
+        cause = getattr(error, "cause", None) or error
+        if event is not None and cause is not None:
+            errors.append(f"{event.step_key}: {cause.message.strip()}")  # "<class>: <text>"
+    return errors
+
+
 def run_message(run: dg.DagsterRun, headline: str, details: list[str]) -> tuple[str, str]:
     """The subject and body of a notification about `run`."""
     subject = f"{headline}: {run.job_name} {run.run_id[:8]}"[:SUBJECT_MAX]
@@ -79,8 +93,13 @@ def notify_failed_runs(context: dg.RunFailureSensorContext, cloud: CloudResource
     """Tell the alarm topic about a failed run: its job, tags, error and failed checks."""
     run = context.dagster_run
     error = context.failure_event.message or "no error message"
+    steps = step_errors(context.instance, run.run_id)
     checks = failed_checks(context.instance, run.run_id)
-    details = [f"Error: {error}", *(f"Failed check: {c}" for c in checks)]
+    details = [
+        f"Error: {error}",
+        *(f"Failed step {s}" for s in steps),
+        *(f"Failed check: {c}" for c in checks),
+    ]
     publish(cloud, *run_message(run, "Dagster run failed", details))
 
 

@@ -108,10 +108,8 @@ def aws_instance() -> Config:
                 "secrets_tag": None,
             },
         },
-        "run_coordinator": {
-            **_QUEUED_RUN_COORDINATOR,
-            "config": {"max_concurrent_runs": MAX_CONCURRENT_RUNS},
-        },
+        # Dagster's QueuedRunCoordinator, in the instance's own key for it.
+        "run_queue": {"max_concurrent_runs": MAX_CONCURRENT_RUNS},
         "compute_logs": {
             "module": "dagster_aws.s3.compute_log_manager",
             "class": "S3ComputeLogManager",

@@ -130,9 +130,11 @@ def test_a_run_with_a_failed_check_is_told_and_a_clean_one_is_not(alarm_queue):
 def test_the_heartbeat_puts_the_metric_the_stack_alarms_on(deployment):
     """GIVEN the daemon evaluating the heartbeat sensor THEN CloudWatch holds a datapoint of
     the metric, namespace and deployment the orchestration stack's alarm watches."""
-    with overridden({"DEPLOYMENT_ENV": deployment.naming.env}):
-        with dg.build_sensor_context(resources={"cloud": cloud_resource()}) as context:
-            daemon_heartbeat(context)
+    with (
+        overridden({"DEPLOYMENT_ENV": deployment.naming.env}),
+        dg.build_sensor_context(resources={"cloud": cloud_resource()}) as context,
+    ):
+        daemon_heartbeat(context)
     now = datetime.now(UTC)
     stats = boto3.client("cloudwatch").get_metric_statistics(
         Namespace=HEARTBEAT_NAMESPACE,

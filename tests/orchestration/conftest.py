@@ -53,6 +53,11 @@ def deploy_all(
     vpc, subnets = network or private_network()
     session = boto3.Session(region_name=naming.region)
     log: list[str] = []
+
+    def fill_skipped(stack: str) -> None:
+        if not again or stack == naming.stack("orchestration"):
+            create_skipped_resources(session, stack)
+
     moto_log = logging.getLogger("moto")
     level = moto_log.level
     with warnings.catch_warnings():
@@ -68,11 +73,7 @@ def deploy_all(
                 session=session,
                 poll_seconds=0.05,
                 log=log.append,
-                after_each=lambda stack: (
-                    None
-                    if again and stack != naming.stack("orchestration")
-                    else create_skipped_resources(session, stack) and None
-                ),
+                after_each=fill_skipped,
             )
         finally:
             moto_log.setLevel(level)

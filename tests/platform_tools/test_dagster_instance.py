@@ -50,7 +50,7 @@ def _class_of(section: dict) -> Any:
     return class_from_code_pointer(section["module"], section["class"])
 
 
-def _processed(section: dict, config_type: object) -> dict:
+def _processed(section: dict, config_type: object) -> Any:
     result = process_config(config_type, section)
     assert result.success, result.errors
     return result.value

@@ -80,7 +80,7 @@ def deploy_all(
     return Deployment(naming, outputs, vpc, subnets, log)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def deployment(aws_endpoint) -> Deployment:
-    """The three stacks of env `orch`, deployed once for the module."""
+    """The three stacks of env `orch`, deployed once for the tests here."""
     return deploy_all("orch")

@@ -147,6 +147,8 @@ def add_task_roles(
                     [NO_RESOURCE_TYPE],
                     sid="ExecForPortForwarding",
                 ),
+                # The cluster encrypts ECS Exec sessions with the orchestration key.
+                allow([kmsa.Decrypt], [key_arn], sid="DecryptExecSessions"),
             ],
         )
     )

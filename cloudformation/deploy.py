@@ -112,7 +112,8 @@ def deploy(
                     naming,
                     artifacts_bucket=artifacts,
                     values=values,
-                    stack_exists=_stack_status(cfn, stack_name) is not None,
+                    # A stack whose creation rolled back is created again, as from nothing.
+                    stack_exists=_stack_status(cfn, stack_name) not in (None, *_REPLACE_FIRST),
                     apply=apply,
                     upload=lambda key, data: upload_artifact(s3, artifacts, key, data, log),
                     poll_seconds=poll_seconds,

@@ -412,6 +412,31 @@ def finish_crawl(crawler: Any, crawl: Any, error: str | None, elapsed_ms: int) -
         crawl.status = "FAILED" if error else "COMPLETED"
 
 
+# --- ECS and RDS (the orchestration stack's resources) ---------------------------------
+
+
+def ecs_backend(account_id: str, region: str) -> Any:
+    """moto's ECS backend of an account and region."""
+    from moto.ecs.models import ecs_backends
+
+    return ecs_backends[account_id][region]
+
+
+def camel_case_keys(value: Any) -> Any:
+    """A template's nested property keys (`PortMappings`) as the ECS API names them
+    (`portMappings`), by moto's own conversion."""
+    from moto.core.utils import pascal_to_camelcase, remap_nested_keys
+
+    return remap_nested_keys(value, pascal_to_camelcase)
+
+
+def rds_managed_secret(database: Any, kms_key_id: str | None) -> Any:
+    """The Secrets Manager secret moto's RDS API makes for a managed master password."""
+    from moto.rds.models import MasterUserSecret
+
+    return MasterUserSecret(database, kms_key_id)
+
+
 # --- every backend, for snapshots -----------------------------------------------------
 
 
@@ -456,11 +481,16 @@ class PatchTargets:
     dynamo_type: type[Any]
     table: type[Any]
     responses: Any
+    rds_instance: type[Any]
+    ecs_task_definition: type[Any]
+    ecs_backend: type[Any]
+    cloudformation_parsing: Any
 
 
 def patch_targets() -> PatchTargets:
     """The classes (and the one module) `moto_patches` patches."""
     from moto.awslambda.models import LambdaBackend
+    from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend
     from moto.core import responses
     from moto.core.base_backend import BackendDict
@@ -468,10 +498,12 @@ def patch_targets() -> PatchTargets:
     from moto.dynamodb.models.dynamo_type import DynamoType, Item
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
+    from moto.ecs.models import EC2ContainerServiceBackend, TaskDefinition
     from moto.glue.models import FakeCrawler, GlueBackend
     from moto.iotdata.models import IoTDataPlaneBackend
     from moto.kinesis.models import KinesisBackend, Shard
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.rds.models import DBInstance
 
     return PatchTargets(
         cloudformation_backend=CloudFormationBackend,
@@ -489,6 +521,10 @@ def patch_targets() -> PatchTargets:
         dynamo_type=DynamoType,
         table=Table,
         responses=responses,
+        rds_instance=DBInstance,
+        ecs_task_definition=TaskDefinition,
+        ecs_backend=EC2ContainerServiceBackend,
+        cloudformation_parsing=parsing,
     )
 
 

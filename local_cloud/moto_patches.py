@@ -9,7 +9,8 @@ beyond the method it replaces goes through `moto_internals`):
 - `CloudFormationBackend.execute_change_set`: moto swaps in the change set's
   template but keeps the outputs parsed from the previous one, so a stack
   created through a change set had no outputs and registered no exports (and
-  could not be deleted). The stack's outputs and exports are re-parsed after.
+  could not be deleted), and an update changing only parameters kept outputs
+  of the old values. The stack's outputs and exports are parsed again after.
 - `Shard.get_max_sequence_number` / `get_min_sequence_number`: moto copies every
   key of the shard on each `PutRecord` (2 ms per put at 60,000 records on a
   2-core machine); its records are an insertion-ordered dict numbered upwards,
@@ -69,6 +70,24 @@ beyond the method it replaces goes through `moto_internals`):
   incremental exports in DynamoDB's S3 layout with its manifests and its
   validation errors (`local_cloud.dynamodb_exports`).
 
+- `DBInstance.create_from_cloudformation_json`, `has_cfn_attr`, `get_cfn_attribute`:
+  moto's CloudFormation hands RDS the parameter group resource where its name belongs
+  (and fails), ignores `ManageMasterUserPassword` and knows no
+  `MasterUserSecret.SecretArn`; the group goes by name, the instance gets the secret
+  moto's RDS API makes for a managed password, and the attribute answers its ARN.
+- `TaskDefinition.create_from_cloudformation_json`, `update_from_cloudformation_json`:
+  moto's CloudFormation registers a task definition with its family, containers,
+  volumes and memory only (and an update without turning the containers' keys into the
+  API's), so a Fargate task of it could not be run; it is registered with every
+  property the API takes.
+- `EC2ContainerServiceBackend._calculate_task_resource_requirements`: moto adds up the
+  containers' memory and fails on a container that names none; on Fargate a container
+  may take the task's, which it is counted as.
+- `moto.cloudformation.parsing.parse_and_update_resource`: a stack update replaces each
+  changed resource whose type moto cannot update (an RDS instance, say) with nothing,
+  and every later `Fn::GetAtt` of it fails the update; such a resource is kept as it
+  was instead.
+
 `install()` and `uninstall()` count their callers: the first install applies every
 patch and the last uninstall restores moto's own methods, whatever the order in
 which the local services of one process start and stop.
@@ -78,12 +97,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from local_cloud import moto_internals
@@ -105,7 +126,8 @@ class Patch:
 
     owner: Any
     name: str
-    replacement: Callable[..., Any]
+    #: A function, or a `classmethod` / `staticmethod` where moto's is one.
+    replacement: Callable[..., Any] | classmethod[Any, Any, Any] | staticmethod[Any, Any]
 
     @property
     def key(self) -> str:
@@ -117,6 +139,8 @@ class Patch:
 _lock = threading.RLock()
 _users = 0
 _originals: dict[str, Callable[..., Any]] = {}
+# What the owner held, as it held it (a classmethod or staticmethod descriptor stays one).
+_restore: dict[str, Any] = {}
 
 
 def original(key: str) -> Callable[..., Any]:
@@ -134,6 +158,7 @@ def install() -> None:
         if _users == 0:
             for patch in _patches():
                 _originals.setdefault(patch.key, getattr(patch.owner, patch.name))
+                _restore.setdefault(patch.key, inspect.getattr_static(patch.owner, patch.name))
                 setattr(patch.owner, patch.name, patch.replacement)
             _method_names.clear()
         _users += 1
@@ -148,7 +173,7 @@ def uninstall() -> None:
         _users -= 1
         if _users == 0:
             for patch in _patches():
-                setattr(patch.owner, patch.name, _originals[patch.key])
+                setattr(patch.owner, patch.name, _restore[patch.key])
             _method_names.clear()
 
 
@@ -164,7 +189,7 @@ def without(*keys: str) -> Iterator[None]:
     with _lock:
         chosen = [p for p in _patches() if p.key in keys]
         for patch in chosen:
-            setattr(patch.owner, patch.name, original(patch.key))
+            setattr(patch.owner, patch.name, _restore.get(patch.key) or original(patch.key))
     try:
         yield
     finally:
@@ -181,12 +206,147 @@ def execute_change_set(self: Any, change_set_name: str, stack_name: str | None =
     """moto's ExecuteChangeSet, then the stack's outputs and exports re-parsed as AWS has them."""
     result = original("CloudFormationBackend.execute_change_set")(self, change_set_name, stack_name)
     for stack in self.stacks.values():
-        if stack.template and stack.template_dict != stack.parse_template(stack.template):
+        if not stack.template or stack.status.startswith("DELETE"):
+            continue
+        if stack.template_dict != stack.parse_template(stack.template):
             stack._parse_template()
-            stack.output_map = stack._create_output_map()
-            for export in stack.exports:
-                self.exports[export.name] = export
+        # Parameters alone can change outputs too (an update with the same template).
+        stack.output_map = stack._create_output_map()
+        for export in stack.exports:
+            self.exports[export.name] = export
     return result
+
+
+#: The attribute CloudFormation gives the secret of an instance's managed password by.
+_MANAGED_SECRET_ATTRIBUTE = "MasterUserSecret.SecretArn"
+
+
+def rds_instance_from_cloudformation(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """moto's DB instance from a template, with its parameter group and managed password."""
+    properties = dict(cloudformation_json["Properties"])
+    group = properties.get("DBParameterGroupName")
+    if group is not None and not isinstance(group, str):
+        properties["DBParameterGroupName"] = group.name
+    database = original("DBInstance.create_from_cloudformation_json")(
+        resource_name,
+        {**cloudformation_json, "Properties": properties},
+        account_id,
+        region_name,
+        **kwargs,
+    )
+    if properties.get("ManageMasterUserPassword") and not database.manage_master_user_password:
+        database.manage_master_user_password = True
+        database.master_user_secret = moto_internals.rds_managed_secret(
+            database, properties.get("MasterUserSecret", {}).get("KmsKeyId")
+        )
+    return database
+
+
+def rds_instance_has_cfn_attr(cls: Any, attr: str) -> bool:
+    """moto's attributes of a DB instance, and its managed secret's ARN."""
+    return attr == _MANAGED_SECRET_ATTRIBUTE or bool(original("DBInstance.has_cfn_attr")(attr))
+
+
+def rds_instance_cfn_attribute(self: Any, attribute_name: str) -> Any:
+    """`Fn::GetAtt` of a DB instance, its managed secret's ARN included."""
+    if attribute_name == _MANAGED_SECRET_ATTRIBUTE:
+        return self.master_user_secret.secret_arn
+    return original("DBInstance.get_cfn_attribute")(self, attribute_name)
+
+
+#: A task definition's CloudFormation properties and `RegisterTaskDefinition`'s arguments.
+_TASK_DEFINITION_ARGUMENTS = {
+    "Family": "family",
+    "ContainerDefinitions": "container_definitions",
+    "Volumes": "volumes",
+    "NetworkMode": "network_mode",
+    "Tags": "tags",
+    "PlacementConstraints": "placement_constraints",
+    "RequiresCompatibilities": "requires_compatibilities",
+    "Cpu": "cpu",
+    "Memory": "memory",
+    "TaskRoleArn": "task_role_arn",
+    "ExecutionRoleArn": "execution_role_arn",
+    "RuntimePlatform": "runtime_platform",
+    "PidMode": "pid_mode",
+    "IpcMode": "ipc_mode",
+    "EphemeralStorage": "ephemeral_storage",
+}
+
+
+def _register_task_definition(properties: dict[str, Any], account_id: str, region_name: str) -> Any:
+    arguments = {
+        argument: moto_internals.camel_case_keys(properties[key])
+        if isinstance(properties[key], (list, dict)) and key != "Tags"
+        else properties[key]
+        for key, argument in _TASK_DEFINITION_ARGUMENTS.items()
+        if key in properties
+    }
+    if "tags" in arguments:
+        arguments["tags"] = [{"key": t["Key"], "value": t["Value"]} for t in arguments["tags"]]
+    return moto_internals.ecs_backend(account_id, region_name).register_task_definition(**arguments)
+
+
+def task_definition_from_cloudformation(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """A task definition from a template, registered with all its properties."""
+    return _register_task_definition(cloudformation_json["Properties"], account_id, region_name)
+
+
+def task_definition_update_from_cloudformation(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """A changed task definition: a new revision with all its properties; the old one is
+    deregistered, as moto does."""
+    revision = _register_task_definition(cloudformation_json["Properties"], account_id, region_name)
+    ecs = moto_internals.ecs_backend(account_id, region_name)
+    ecs.deregister_task_definition(original_resource.arn)
+    return revision
+
+
+def task_resource_requirements(task_definition: Any) -> dict[str, Any]:
+    """moto's resources of a task; a container that names no memory takes the task's."""
+    containers = [
+        c
+        if {"memory", "memoryReservation", "Memory", "MemoryReservation"} & set(c)
+        else {**c, "memory": int(task_definition.memory or 0)}
+        for c in task_definition.container_definitions
+    ]
+    return original("EC2ContainerServiceBackend._calculate_task_resource_requirements")(
+        SimpleNamespace(container_definitions=containers)
+    )
+
+
+def parse_and_update_resource(
+    logical_id: str,
+    resource_json: dict[str, Any],
+    resources_map: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """moto's update of one stack resource; a resource it cannot update stays as it was."""
+    updated = original("parsing.parse_and_update_resource")(
+        logical_id, resource_json, resources_map, account_id, region_name
+    )
+    return resources_map[logical_id] if updated is None else updated
 
 
 def _end_key(records: Any, reverse: bool) -> int:
@@ -433,4 +593,27 @@ def _patches() -> tuple[Patch, ...]:
         ),
         Patch(moto.dynamodb_handler, "describe_export", exports.describe_export),
         Patch(moto.dynamodb_handler, "list_exports", exports.list_exports),
+        Patch(
+            moto.rds_instance,
+            "create_from_cloudformation_json",
+            classmethod(rds_instance_from_cloudformation),
+        ),
+        Patch(moto.rds_instance, "has_cfn_attr", classmethod(rds_instance_has_cfn_attr)),
+        Patch(moto.rds_instance, "get_cfn_attribute", rds_instance_cfn_attribute),
+        Patch(moto.cloudformation_parsing, "parse_and_update_resource", parse_and_update_resource),
+        Patch(
+            moto.ecs_task_definition,
+            "create_from_cloudformation_json",
+            classmethod(task_definition_from_cloudformation),
+        ),
+        Patch(
+            moto.ecs_task_definition,
+            "update_from_cloudformation_json",
+            classmethod(task_definition_update_from_cloudformation),
+        ),
+        Patch(
+            moto.ecs_backend,
+            "_calculate_task_resource_requirements",
+            staticmethod(task_resource_requirements),
+        ),
     )

@@ -29,6 +29,7 @@ def _build_definitions() -> dg.Definitions:
         lake_rule_errors,
         lake_sensor_readings,
     )
+    from pipeline_platform.defs.notifications.sensors import sensors
     from pipeline_platform.defs.streaming.assets import external_specs, readings_table
     from pipeline_platform.defs.warehouse.assets import (
         raw_quarantined_records,
@@ -55,6 +56,7 @@ def _build_definitions() -> dg.Definitions:
         ],
         jobs=[jobs.batch_etl, jobs.observe_table],
         schedules=[jobs.batch_etl_hourly, jobs.observe_schedule],
+        sensors=sensors,
         resources=build_resources(environment),
         executor=jobs.run_executor(environment),
     )

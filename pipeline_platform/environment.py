@@ -144,6 +144,8 @@ class Settings:
     glue_database: str
     crawler_name: str
     warehouse_path: str
+    #: The SNS topic failed runs and failed checks are told to (the streaming stack's alarms').
+    alarm_topic_arn: str = ""
     #: None locally, and in `aws` when the analytics stack was deployed without a warehouse.
     redshift: RedshiftSettings | None = None
 
@@ -202,6 +204,7 @@ def _local_settings() -> Settings:
         glue_database=naming.glue_database,
         crawler_name=naming.crawler,
         warehouse_path=warehouse_path(),
+        alarm_topic_arn=f"arn:aws:sns:{region}:{account}:{naming.alarm_topic}",
     )
 
 
@@ -224,6 +227,7 @@ def _aws_settings() -> Settings:
         glue_database=analytics[AnalyticsOutput.GLUE_DATABASE_NAME],
         crawler_name=analytics[AnalyticsOutput.CRAWLER_NAME],
         warehouse_path="",
+        alarm_topic_arn=streaming[StreamingOutput.ALARM_TOPIC_ARN],
         redshift=_redshift_settings(analytics),
     )
 

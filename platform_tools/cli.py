@@ -93,8 +93,9 @@ def _talks_to(args: argparse.Namespace) -> str | None:
         return None  # they run a local cloud of their own and set its credentials themselves
     if args.command == "publish" and not args.via_iot_data:
         return None  # MQTT only
-    if args.command == "stack" or os.environ.get("PLATFORM_ENV", "local") != "local":
-        # Deploying, and `aws` runs, go to real AWS unless the environment points elsewhere.
+    if args.command in ("stack", "aws-ui") or os.environ.get("PLATFORM_ENV", "local") != "local":
+        # Deploying, a deployment's UI and `aws` runs go to real AWS unless the environment
+        # points elsewhere.
         return os.environ.get(ENV_ENDPOINT_URL)
     return _endpoint(args)
 
@@ -273,6 +274,20 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return stack_main(args.stack_args)
 
 
+def cmd_aws_ui(args: argparse.Namespace) -> int:
+    """Open a deployment's Dagster UI on localhost through SSM port forwarding."""
+    import boto3
+
+    from cloudformation.naming import Naming
+    from platform_tools.aws_ui import UiUnavailable, open_ui
+
+    naming = Naming(args.env, args.region)
+    try:
+        return open_ui(boto3.Session(region_name=naming.region), naming, local_port=args.port)
+    except UiUnavailable as error:
+        _fail(args, error)
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
     """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print what it did.
 
@@ -445,6 +460,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stack.add_argument("stack_args", nargs=argparse.REMAINDER)
     stack.set_defaults(func=cmd_stack)
+
+    aws_ui = sub.add_parser(
+        "aws-ui",
+        help="open a deployment's Dagster UI on localhost (SSM port forwarding into its task)",
+    )
+    aws_ui.add_argument("--env", default="dev", help="the deployment's environment")
+    aws_ui.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", REGION))
+    aws_ui.add_argument("--port", type=port_number, default=3000, help="local port of the UI")
+    aws_ui.set_defaults(func=cmd_aws_ui)
 
     mat = sub.add_parser(
         "materialize",

@@ -45,7 +45,7 @@ def add_alarms(
 ) -> Topic:
     """Add the encrypted alarm topic and the processor's alarms; return the topic."""
     topic = t.add_resource(
-        Topic("AlarmTopic", TopicName=naming.name("sns", "alarms"), KmsMasterKeyId=key_arn)
+        Topic("AlarmTopic", TopicName=naming.alarm_topic, KmsMasterKeyId=key_arn)
     )
     function = [MetricDimension(Name="FunctionName", Value=Ref(processor.function))]
     queue = [

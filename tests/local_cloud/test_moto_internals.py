@@ -437,3 +437,51 @@ def test_every_patched_method_exists_in_moto():
         assert getattr(targets, field) is not None, field
     for patch in moto_patches._patches():
         assert callable(moto_patches.original(patch.key)), patch.key
+
+
+# --- ECS and RDS -------------------------------------------------------------------------
+
+
+def test_ecs_backends_register_task_definition(aws_endpoint):
+    ecs = boto3.client("ecs", endpoint_url=aws_endpoint)
+    family = _name("internals")
+    registered = moto_internals.ecs_backend(ACCOUNT, REGION).register_task_definition(
+        family=family,
+        container_definitions=moto_internals.camel_case_keys(
+            [
+                {
+                    "Name": "run",
+                    "Image": "x",
+                    "Memory": 512,
+                    "PortMappings": [{"ContainerPort": 3000}],
+                }
+            ]
+        ),
+        volumes=None,
+        tags=None,
+    )
+    described = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    assert described["taskDefinitionArn"] == registered.arn
+    assert described["containerDefinitions"][0]["portMappings"][0]["containerPort"] == 3000
+
+
+def test_rds_master_user_secret_is_a_secrets_manager_secret(aws_endpoint):
+    rds = boto3.client("rds", endpoint_url=aws_endpoint)
+    name = _name("internals")
+    rds.create_db_instance(
+        DBInstanceIdentifier=name,
+        DBInstanceClass="db.t4g.micro",
+        Engine="postgres",
+        MasterUsername="dagster",
+        MasterUserPassword="not-used-here-1",
+        AllocatedStorage=20,
+    )
+    database = next(
+        backend.databases[name]
+        for service, account, region, backend in moto_internals.backends_in_use()
+        if (service, account, region) == ("rds", ACCOUNT, REGION)
+    )
+    secret = moto_internals.rds_managed_secret(database, None)
+    secrets = boto3.client("secretsmanager", endpoint_url=aws_endpoint)
+    assert secret.secret_arn.startswith(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:")
+    assert secrets.describe_secret(SecretId=secret.secret_arn)["ARN"] == secret.secret_arn

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
+import psycopg2  # type: ignore[import-untyped]
 
 with warnings.catch_warnings():
     # Importing the package sets up a lock folder (for its own server API, unused here) and

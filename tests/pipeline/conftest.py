@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -120,12 +121,13 @@ def warehouse_kind() -> str:
     return DUCKDB
 
 
-@pytest.fixture(scope="module")
-def deployment(
+@contextlib.contextmanager
+def deployed(
     aws_endpoint: str, tmp_path_factory, warehouse_kind: str, request: pytest.FixtureRequest
 ) -> Iterator[Deployment]:
     """Both stacks deployed from their templates (as the local cloud deploys them) under an
-    environment name of its own, and a warehouse of `warehouse_kind` of its own."""
+    environment name of its own, and a warehouse of `warehouse_kind` of its own, for the
+    block (the process environment names it)."""
     env = f"pipe{next(_deployments)}{os.getpid() % 1000}"
     path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
     variables = {
@@ -145,6 +147,17 @@ def deployment(
             warehouse = postgres.warehouse(copy_role, settings.region)
         # The local cloud's crawler runner makes StartCrawler really crawl the lake.
         crawler_runner = GlueCrawlerRunner(aws_endpoint, settings.region).start()
-        with overridden(warehouse.environment()):
-            yield Deployment(settings, warehouse)
-        crawler_runner.stop()
+        try:
+            with overridden(warehouse.environment()):
+                yield Deployment(settings, warehouse)
+        finally:
+            crawler_runner.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    aws_endpoint: str, tmp_path_factory, warehouse_kind: str, request: pytest.FixtureRequest
+) -> Iterator[Deployment]:
+    """A deployment (see `deployed`) for the module, on its `warehouse_kind`."""
+    with deployed(aws_endpoint, tmp_path_factory, warehouse_kind, request) as found:
+        yield found

@@ -165,6 +165,7 @@ class RedshiftProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: asyncio.StreamWriter | None = None
+        relays: list[asyncio.Task[None]] = []
         try:
             if self._refusing:
                 return
@@ -178,7 +179,7 @@ class RedshiftProxy:
                 return
             body = _startup_without_redshift_parameters(startup)
             upstream.write(struct.pack("!i", len(body) + 4) + body)
-            relays = [
+            relays += [
                 asyncio.create_task(self._relay_statements(reader, upstream)),
                 asyncio.create_task(self._relay_replies(up_reader, writer)),
             ]
@@ -192,6 +193,8 @@ class RedshiftProxy:
         except asyncio.CancelledError:
             pass  # the proxy is stopping: the connection just ends
         finally:
+            for task in relays:
+                task.cancel()
             for each in (writer, upstream):
                 if each is not None:
                     each.close()

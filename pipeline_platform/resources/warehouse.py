@@ -129,11 +129,10 @@ class DuckDBWarehouse(Warehouse):
     def rows_by_day(self, table: str) -> dict[str, int]:
         """Rows of `raw.<table>` per reading day (empty before the table exists)."""
         with self.connect() as con:
-            if not _exists(con, ws.RAW_SCHEMA, table):
+            exists = con.execute(load_sql.table_exists_sql(table)).fetchone()
+            if not exists or not exists[0]:
                 return {}
-            rows = con.execute(
-                f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{table} group by dt"
-            ).fetchall()
+            rows = con.execute(load_sql.rows_by_day_sql(table)).fetchall()
         return {day: int(n) for day, n in rows}
 
     def pending(self) -> Pending:
@@ -154,23 +153,8 @@ class DuckDBWarehouse(Warehouse):
             return con.execute(sql, parameters or []).fetchall()
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(found and found[0])
-
-
 def _table_columns(con: duckdb.DuckDBPyConnection, spec: LoadSpec) -> set[str]:
-    return {
-        name
-        for (name,) in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = ? and table_name = ?",
-            [ws.RAW_SCHEMA, spec.table.name],
-        ).fetchall()
-    }
+    return {name for (name,) in con.execute(load_sql.table_columns_sql(spec.table.name)).fetchall()}
 
 
 def _load_duckdb(con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str]) -> LoadResult:
@@ -209,10 +193,7 @@ def _load_duckdb(con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str
             )
             for statement in load_sql.merge_statements(spec, stage, _now()):
                 con.execute(statement)
-            counts = con.execute(
-                f"select (select count(*) from {stage}), count(*), count(distinct reading_hour), "
-                f"count(distinct dt) from {load_sql.CHANGED}"
-            ).fetchone()
+            counts = con.execute(load_sql.load_counts_sql(stage)).fetchone()
             assert counts is not None
             staged, changed, queued_hours, queued_days = (int(n) for n in counts)
             for temp in (load_sql.CHANGED, load_sql.LATEST, stage):
@@ -221,7 +202,7 @@ def _load_duckdb(con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str
     except Exception:
         con.execute("rollback")
         raise
-    rows = con.execute(load_sql.rows_by_day_sql(spec)).fetchall()
+    rows = con.execute(load_sql.rows_by_day_sql(spec.table.name)).fetchall()
     return LoadResult(
         staged,
         changed,
@@ -339,15 +320,7 @@ class RedshiftWarehouse(Warehouse):
     def load(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
         """One COPY of the load's files (from a manifest) into a stage, then the merge in one
         transaction: a load that fails leaves `raw.<table>` and the bookkeeping as they were."""
-        with self._connect() as conn:
-            existing = {
-                row[0]
-                for row in conn.exec_driver_sql(
-                    "select column_name from information_schema.columns "
-                    f"where table_schema = '{ws.RAW_SCHEMA}' and table_name = '{spec.table.name}'"
-                )
-            }
-            conn.commit()
+        existing = {row[0] for row in self._run([], load_sql.table_columns_sql(spec.table.name))}
         if not spec.files:
             # Nothing to load, but the table (and columns the lake has gained) exist for dbt.
             setup, added = redshift_sql.table_setup(spec, existing)
@@ -365,11 +338,8 @@ class RedshiftWarehouse(Warehouse):
             with conn.begin():
                 for statement in plan.merge:
                     conn.exec_driver_sql(statement)
-                counts = conn.exec_driver_sql(
-                    f"select (select count(*) from {plan.stage_table}), count(*), "
-                    f"count(distinct reading_hour), count(distinct dt) from {load_sql.CHANGED}"
-                ).one()
-                rows = conn.exec_driver_sql(load_sql.rows_by_day_sql(spec)).all()
+                counts = conn.exec_driver_sql(load_sql.load_counts_sql(plan.stage_table)).one()
+                rows = conn.exec_driver_sql(load_sql.rows_by_day_sql(spec.table.name)).all()
         staged, changed, hours, days = (int(n or 0) for n in counts)
         return LoadResult(
             staged, changed, {d: int(n) for d, n in rows}, plan.added_columns, hours, days
@@ -377,16 +347,10 @@ class RedshiftWarehouse(Warehouse):
 
     def rows_by_day(self, table: str) -> dict[str, int]:
         """Rows of `raw.<table>` per reading day (empty before the table exists)."""
-        exists = self._run(
-            [],
-            "select count(*) from information_schema.tables "
-            f"where table_schema = '{ws.RAW_SCHEMA}' and table_name = '{table}'",
-        )
+        exists = self._run([], load_sql.table_exists_sql(table))
         if not exists or not exists[0][0]:
             return {}
-        rows = self._run(
-            [], f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{table} group by dt"
-        )
+        rows = self._run([], load_sql.rows_by_day_sql(table))
         return {str(day): int(n) for day, n in rows}
 
     def pending(self) -> Pending:

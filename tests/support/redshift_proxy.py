@@ -121,8 +121,6 @@ class RedshiftProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.AbstractServer | None = None
-        #: Statements received, as sent (before the shim): what a cluster would have run.
-        self.statements: list[str] = []
 
     def start(self) -> RedshiftProxy:
         """Start listening; returns self."""
@@ -246,6 +244,5 @@ class RedshiftProxy:
             await writer.drain()
 
     async def _rewritten(self, sql: str) -> str:
-        self.statements.append(sql)
         # A COPY reads S3: off the loop, so other connections go on meanwhile.
         return await asyncio.to_thread(redshift_shim.rewrite, sql, self.read_object)

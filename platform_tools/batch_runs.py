@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 
@@ -22,6 +22,9 @@ from pipeline_platform.defs.lake.run_context import state_store
 from pipeline_platform.defs.lake.windows import CatchUp, catch_up
 from pipeline_platform.defs.partitions import WRITE_HOURS, hour_key, key_start
 from platform_tools.dagster_home import dagster_home
+
+if TYPE_CHECKING:
+    from pipeline_platform.resources.warehouse import Warehouse
 
 #: Where the summary finds what a run exported and which reading days it touched.
 _EXPORT = keys.DYNAMODB_EXPORT.to_user_string()
@@ -76,7 +79,7 @@ def window_range(first: str, last: str | None = None) -> CatchUp:
 
 def catch_up_range(now: datetime | None = None) -> CatchUp:
     """The windows a catch-up runs now: from where the lake stopped, up to now."""
-    from pipeline_platform.resources import cloud_resource
+    from pipeline_platform.resources.by_environment import cloud_resource
 
     now = now or datetime.now(UTC)
     states = state_store(cloud_resource()).load_many(LAKE_TABLES)
@@ -162,6 +165,7 @@ def materialize(
     log_level: str = "DEBUG",
     instance: dg.DagsterInstance | None = None,
     watcher: RunWatcher | None = None,
+    warehouse: Warehouse | None = None,
 ) -> dict[str, Any]:
     """Run the batch ETL job in-process and return a summary.
 
@@ -173,14 +177,14 @@ def materialize(
     The summary holds the partition range, the write windows exported, the
     reading days each lake table touched, per asset its rows and duration, and
     each asset check's outcome. A failed run raises `RunFailed`. The run is
-    recorded in `instance`, by default the one `ui` shows (see `_instance`).
-    `watcher`, when given, is told the run is starting and then sees each of its events
-    as Dagster stores it.
+    recorded in `instance`, by default the one `ui` shows (see `_instance`). It
+    loads `warehouse`, by default the environment's. `watcher`, when given, is told the
+    run is starting and then sees each of its events as Dagster stores it.
     """
     from pipeline_platform.definitions import build_definitions
 
     plan = window_range(partition, last) if partition else catch_up_range()
-    job = build_definitions().resolve_job_def(BATCH_JOB)
+    job = build_definitions(warehouse).resolve_job_def(BATCH_JOB)
     instance = instance or _instance()
     run_id = str(uuid.uuid4())
     if watcher is not None:

@@ -38,7 +38,7 @@ from pipeline_platform.defs.lake.state import LakeState
 from pipeline_platform.defs.lake.windows import unprocessed_windows
 from pipeline_platform.defs.partitions import WINDOW, hour_key
 from pipeline_platform.environment import Environment, Settings, deployment_naming
-from pipeline_platform.resources import build_resources, cloud_resource
+from pipeline_platform.resources.by_environment import build_resources, cloud_resource
 from pipeline_platform.resources.cloud import CloudResource
 from pipeline_platform.resources.load_sql import LOADS, PENDING
 from platform_tools.last_run import RunReport, Runs, instance_home, read_runs

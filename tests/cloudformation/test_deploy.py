@@ -207,7 +207,7 @@ def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_p
     from pipeline_platform.defs.lake.assets import lake_quarantined_records
     from pipeline_platform.defs.partitions import hour_key
     from pipeline_platform.environment import Environment, SettingMissing
-    from pipeline_platform.resources import build_resources
+    from pipeline_platform.resources.by_environment import build_resources
 
     (streaming, analytics), settings = (
         (aws_mode[0][k] for k in ("streaming", "analytics")),

@@ -25,7 +25,7 @@ from pipeline_platform.defs.notifications.sensors import (
     notify_failed_runs,
 )
 from pipeline_platform.env_override import overridden
-from pipeline_platform.resources import cloud_resource
+from pipeline_platform.resources.by_environment import cloud_resource
 
 pytestmark = pytest.mark.integration
 

@@ -17,15 +17,22 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 import pytest
 import time_machine
 
 from pipeline_platform.defs.partitions import hour_key
 from platform_tools.batch_runs import materialize
 from stream_processor import contract
+from tests.support.warehouses import KINDS
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def warehouse_kind(request: pytest.FixtureRequest) -> str:
+    """GIVEN each warehouse in turn: DuckDB, and Redshift's SQL on PostgreSQL."""
+    return request.param
+
 
 DAY = "2023-11-16"
 # The seed's stored readings (README "Testing"), all on 2023-11-16 UTC.
@@ -57,8 +64,7 @@ HOUR = 3600
 
 
 def _query(deployment, sql: str) -> list[tuple]:
-    with duckdb.connect(str(deployment.warehouse_path), read_only=True) as con:
-        return con.execute(sql).fetchall()
+    return deployment.warehouse.query(sql)
 
 
 def _lake_objects(deployment, prefix: str) -> dict[str, str]:
@@ -92,7 +98,11 @@ def runs(deployment):
         Body=json.dumps(RULE_ERROR).encode(),
     )
     _settle()
-    found = {"first": materialize(), "three_days_ago": three_days_ago, "year_ago": year_ago}
+    found = {
+        "first": materialize(warehouse=deployment.warehouse.resource),
+        "three_days_ago": three_days_ago,
+        "year_ago": year_ago,
+    }
     crawls = {"first": deployment.last_crawl()}
 
     with time_machine.travel(start + HOUR, tick=True):
@@ -103,7 +113,7 @@ def runs(deployment):
             "sensor-302", three_days_ago + 60, 32, temperature=21, humidity=51, pressure=1009
         )
         _settle()
-        found["late"] = materialize()
+        found["late"] = materialize(warehouse=deployment.warehouse.resource)
         found["late_window"] = hour_key(datetime.now(UTC))
         crawls["late"] = deployment.last_crawl()
 
@@ -111,10 +121,12 @@ def runs(deployment):
         deployment.put_reading("sensor-101", 1700100000, 33, temperature=60, humidity=48)
         deployment.put_reading("sensor-303", three_days_ago + 120, 34, temperature=22, humidity=5)
         _settle()
-        found["newer"] = materialize()
+        found["newer"] = materialize(warehouse=deployment.warehouse.resource)
         crawls["newer"] = deployment.last_crawl()
         found["lake_before_rerun"] = _lake_objects(deployment, "lake/")
-        found["rerun"] = materialize(partition=found["late_window"])
+        found["rerun"] = materialize(
+            partition=found["late_window"], warehouse=deployment.warehouse.resource
+        )
         found["lake_after_rerun"] = _lake_objects(deployment, "lake/")
     found["crawls"] = crawls
     return found
@@ -297,7 +309,7 @@ def test_the_hourly_schedule_asks_for_one_run_of_the_complete_windows_since_the_
         batch_etl_hourly,
     )
     from pipeline_platform.defs.lake.run_context import SINCE_TAG, state_store
-    from pipeline_platform.resources import cloud_resource
+    from pipeline_platform.resources.by_environment import cloud_resource
 
     # Where the lake stopped: the last run's end, or a little later when the rerun of an
     # older window (which exports up to its own start) came after it.

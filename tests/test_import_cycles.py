@@ -11,7 +11,13 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["stream_processor", "cloudformation", "pipeline_platform", "local_cloud", "platform_tools"]
+PACKAGES = [
+    "stream_processor",
+    "cloudformation",
+    "pipeline_platform",
+    "local_cloud",
+    "platform_tools",
+]
 
 
 def _module_name(path: Path) -> str:

@@ -15,7 +15,7 @@ EXTRAS := --extra local --extra dev
 CHECKOV_PROJECT := tools/checkov
 CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
-LATEST_VENV := build/latest-venv
+LATEST_VENV := .venv-latest
 # uv uses this machine's Python (never downloads one) and says nothing while it works.
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
@@ -84,8 +84,8 @@ test-latest: $(UV) $(CHECKOV)
 	VIRTUAL_ENV=$(CURDIR)/$(LATEST_VENV) $(UV) pip install --quiet --resolution highest \
 		--refresh -e '.[local,dev]'
 	VIRTUAL_ENV=$(CURDIR)/$(LATEST_VENV) $(UV) pip list --format freeze \
-		> build/latest-versions.txt
-	$(LATEST_VENV)/bin/mypy .
+		> $(LATEST_VENV)/versions.txt
+	$(LATEST_VENV)/bin/mypy
 	$(LATEST_VENV)/bin/python -m pytest
 
 clean:

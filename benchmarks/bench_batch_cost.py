@@ -40,7 +40,7 @@ from typing import Any
 import time_machine
 
 from cloudformation.naming import Naming
-from local_cloud import defaults
+from local_cloud import defaults, moto_internals
 from local_cloud.cloud import deploy_stacks
 from local_cloud.emulator import Emulator
 from local_cloud.glue_crawler import GlueCrawlerRunner
@@ -90,10 +90,7 @@ def item(n: int, ts: int, temperature: float, now: float) -> dict[str, Any]:
 
 
 def _backend() -> Any:
-    from moto.core import DEFAULT_ACCOUNT_ID
-    from moto.dynamodb.models import dynamodb_backends
-
-    return dynamodb_backends[DEFAULT_ACCOUNT_ID][defaults.REGION]
+    return moto_internals.dynamodb_backend(moto_internals.default_account_id(), defaults.REGION)
 
 
 def _load(table: str, items: int, now: float) -> float:
@@ -103,7 +100,7 @@ def _load(table: str, items: int, now: float) -> float:
     started = time.perf_counter()
     for n in range(items):
         ts = int(now) - span + (n * span) // items
-        backend.put_item(table, item(n, ts, 15 + n % 173 / 10, now))
+        moto_internals.dynamodb_put_item(backend, table, item(n, ts, 15 + n % 173 / 10, now))
     return time.perf_counter() - started
 
 
@@ -122,7 +119,7 @@ def _change(table: str, items: int, changes: int, round_: int, now: float) -> No
         else:  # an update of an existing key: the same device and timestamp, a new value
             n = (c * 104729) % items
             ts = int(now) - span + (n * span) // items
-        backend.put_item(table, item(n, ts, 60.0 + c % 30, now))
+        moto_internals.dynamodb_put_item(backend, table, item(n, ts, 60.0 + c % 30, now))
 
 
 #: The lake bucket's prefixes a run reads and writes (exports only accumulate: not restored).

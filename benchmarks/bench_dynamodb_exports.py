@@ -40,10 +40,8 @@ from datetime import UTC, datetime
 
 import boto3
 import time_machine
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.dynamodb.models import dynamodb_backends
 
-from local_cloud import defaults, dynamodb_exports, moto_patches
+from local_cloud import defaults, dynamodb_exports, moto_internals, moto_patches
 from local_cloud.emulator import Emulator
 from local_cloud.ports import free_port
 from tests.support.readings_table import create_readings_table
@@ -145,7 +143,7 @@ def _write_path(dynamodb, backend, over_http: bool) -> tuple[float, float]:
                         dynamodb.batch_write_item(RequestItems={name: batch})
                 else:
                     for item in items:
-                        backend.put_item(name, item)
+                        moto_internals.dynamodb_put_item(backend, name, item)
                 seconds[journalled] = time.process_time() - started
             dynamodb.delete_table(TableName=name)
         ratios.append(seconds[True] / seconds[False])
@@ -171,11 +169,13 @@ def main() -> None:
             Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": defaults.REGION}
         )
         table_arn = _create_table(dynamodb, TABLE)
-        backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][defaults.REGION]
+        backend = moto_internals.dynamodb_backend(
+            moto_internals.default_account_id(), defaults.REGION
+        )
 
         started = time.perf_counter()
         for n in range(items):
-            backend.put_item(TABLE, reading(n))
+            moto_internals.dynamodb_put_item(backend, TABLE, reading(n))
         load_s = time.perf_counter() - started
         print(f"  loaded {items:,} items through Table.put_item in {load_s:.0f} s")
 
@@ -190,9 +190,11 @@ def main() -> None:
         window_start = time.time()
         for k in range(changes):
             if k % 5 == 4:  # an update of an existing key
-                backend.put_item(TABLE, reading((k * 7919) % items, temperature=99.5))
+                moto_internals.dynamodb_put_item(
+                    backend, TABLE, reading((k * 7919) % items, temperature=99.5)
+                )
             else:
-                backend.put_item(TABLE, reading(items + k))
+                moto_internals.dynamodb_put_item(backend, TABLE, reading(items + k))
         spec = {
             "ExportFromTime": datetime.fromtimestamp(window_start, UTC),
             "ExportToTime": datetime.fromtimestamp(window_start + 20 * 60, UTC),
@@ -226,7 +228,7 @@ def main() -> None:
             f"{sooner:.1f}x sooner (goal {GOAL_SOONER:.0f}x)"
         )
 
-        journal = dynamodb_exports.journal_of(backend.get_table(TABLE))
+        journal = dynamodb_exports.journal_of(moto_internals.dynamodb_table(backend, TABLE))
         assert journal is not None
         print(
             f"  journal: {len(journal):,} writes, {journal.compressed_bytes() / len(journal):.0f} "
@@ -234,9 +236,8 @@ def main() -> None:
         )
         cold = []
         for _ in range(runs):
-            for by_range in backend.get_table(TABLE).items.values():
-                for item in by_range.values():
-                    dynamodb_exports.forget_image(item)
+            for item in moto_internals.table_items(moto_internals.dynamodb_table(backend, TABLE)):
+                dynamodb_exports.forget_image(item)
             cold.append(_export(dynamodb, s3, table_arn)[0])
         print(
             f"  full export with no item's JSON kept (as after a restore from a snapshot): "

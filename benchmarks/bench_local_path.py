@@ -30,7 +30,6 @@ Goal: 1,000 readings/s sustained with p99 under 2 s on a 2-core machine. Run alo
 
 from __future__ import annotations
 
-import base64
 import bisect
 import contextlib
 import json
@@ -45,11 +44,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from moto.kinesis.models import Shard
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from cloudformation.streaming import RULE_ERRORS_PREFIX
-from local_cloud import moto_patches
+from local_cloud import moto_internals, moto_patches
 from local_cloud.cloud import LocalCloud
 from local_cloud.ports import free_port
 from platform_tools.device_simulator import (
@@ -341,16 +338,17 @@ def put_record_cost(get_max: Any, fill: int, puts: int = 300) -> float:
     Measured on a bare moto `Shard` with the given last-sequence-number lookup, so
     moto's own lookup and the local cloud's can be compared in the same run.
     """
+    Shard = moto_internals.patch_targets().shard
     shard = Shard(0, 0, 2**128 - 1)
-    data = base64.b64encode(b'{"device_id": "sensor-0001", "timestamp": 1}').decode()
+    data = b'{"device_id": "sensor-0001", "timestamp": 1}'
     saved = Shard.get_max_sequence_number
     setattr(Shard, "get_max_sequence_number", get_max)  # noqa: B010 (a method, on purpose)
     try:
         for _ in range(fill):
-            shard.put_record("sensor-0001", data, None)  # type: ignore[arg-type]
+            shard.put_record("sensor-0001", data, None)
         start = time.perf_counter()
         for _ in range(puts):
-            shard.put_record("sensor-0001", data, None)  # type: ignore[arg-type]
+            shard.put_record("sensor-0001", data, None)
         return (time.perf_counter() - start) / puts * 1e6
     finally:
         setattr(Shard, "get_max_sequence_number", saved)  # noqa: B010
@@ -358,7 +356,7 @@ def put_record_cost(get_max: Any, fill: int, puts: int = 300) -> float:
 
 def routing_cost(get_backend: Any, requests: int = 200) -> float:
     """Microseconds moto's server spends finding the service of one DynamoDB request."""
-    app = DomainDispatcherApplication(create_backend_app)
+    app = moto_internals.server_application()
     start = time.perf_counter()
     for _ in range(requests):
         get_backend(app, "dynamodb.ap-southeast-2.amazonaws.com")

@@ -9,20 +9,29 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-from cloudformation.naming import ANALYTICS_STACK, STREAMING_STACK, Naming
-from cloudformation.outputs import StreamingOutput
+from cloudformation.image_build import ImageBuildFailed, deploy_with_image
+from cloudformation.naming import (
+    ANALYTICS_STACK,
+    ARTIFACTS_PURPOSE,
+    ORCHESTRATION_STACK,
+    STREAMING_STACK,
+    Naming,
+)
+from cloudformation.outputs import AnalyticsOutput, StreamingOutput
 from cloudformation.package import LambdaPackage, build_package
 from cloudformation.stacks import STACKS, build_templates, render_compact
 
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
+#: The orchestration stack's parameter for the first day of the batch side's write windows.
+FIRST_WRITE_DAY_PARAMETER = "FirstWriteDay"
 #: Larger template bodies must be passed by URL from S3.
 MAX_TEMPLATE_BODY_BYTES = 51_200
-ARTIFACTS_PURPOSE = "artifacts"
 _NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 _DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 # A stack whose first creation rolled back cannot be updated, only replaced.
@@ -48,12 +57,16 @@ def deploy(
     session: boto3.Session | None = None,
     poll_seconds: float = 5.0,
     log: Log = _quiet,
+    after_each: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Package the function, then create or update each stack; return outputs by stack purpose.
 
     `parameters` maps a stack purpose to template parameter values given by the
     caller (for example analytics `SubnetIds`); the code location and the values
-    one stack takes from another's outputs are filled in here.
+    one stack takes from another's outputs are filled in here. The orchestration
+    stack runs the image of the current source, built in AWS (`image_build`).
+    `after_each(stack_name)`, when given, runs after each stack is created or updated
+    (the local cloud creates there what its emulator skips).
     """
     session = session or boto3.Session(region_name=naming.region)
     parameters = parameters or {}
@@ -72,19 +85,44 @@ def deploy(
         stack_name = naming.stack(purpose)
         known = _derived_parameters(purpose, artifacts, package, outputs, cfn, naming)
         values = {**known, **parameters.get(purpose, {})}
-        body = render_compact(template)
-        outputs[purpose] = deploy_stack(
-            cfn,
-            s3,
-            stack_name=stack_name,
-            template_body=body,
-            template_parameters=template.parameters,
-            values=values,
-            artifacts_bucket=artifacts,
-            region=naming.region,
-            poll_seconds=poll_seconds,
-            log=log,
-        )
+
+        def apply(
+            values: Mapping[str, str], stack_name: str = stack_name, template: Any = template
+        ) -> dict[str, str]:
+            result = deploy_stack(
+                cfn,
+                s3,
+                stack_name=stack_name,
+                template_body=render_compact(template),
+                template_parameters=template.parameters,
+                values=values,
+                artifacts_bucket=artifacts,
+                region=naming.region,
+                poll_seconds=poll_seconds,
+                log=log,
+            )
+            if after_each is not None:
+                after_each(stack_name)
+            return result
+
+        if purpose == ORCHESTRATION_STACK:
+            try:
+                outputs[purpose] = deploy_with_image(
+                    session,
+                    naming,
+                    artifacts_bucket=artifacts,
+                    values=values,
+                    # A stack whose creation rolled back is created again, as from nothing.
+                    stack_exists=_stack_status(cfn, stack_name) not in (None, *_REPLACE_FIRST),
+                    apply=apply,
+                    upload=lambda key, data: upload_artifact(s3, artifacts, key, data, log),
+                    poll_seconds=poll_seconds,
+                    log=log,
+                )
+            except ImageBuildFailed as error:
+                raise DeployError(str(error)) from error
+        else:
+            outputs[purpose] = apply(values)
     return outputs
 
 
@@ -162,15 +200,20 @@ def ensure_artifact_bucket(s3: Any, bucket: str, region: str) -> None:
 
 def upload_package(s3: Any, bucket: str, package: LambdaPackage, log: Log = _quiet) -> None:
     """Upload the zip under its content-addressed key unless it is already there."""
+    upload_artifact(s3, bucket, package.s3_key, package.data, log)
+
+
+def upload_artifact(s3: Any, bucket: str, key: str, data: bytes, log: Log = _quiet) -> None:
+    """Upload a content-addressed artifact unless it is already there."""
     try:
-        s3.head_object(Bucket=bucket, Key=package.s3_key)
-        log(f"s3://{bucket}/{package.s3_key}: already uploaded")
+        s3.head_object(Bucket=bucket, Key=key)
+        log(f"s3://{bucket}/{key}: already uploaded")
         return
     except ClientError as error:
         if error.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
             raise
-    s3.put_object(Bucket=bucket, Key=package.s3_key, Body=package.data)
-    log(f"s3://{bucket}/{package.s3_key}: uploaded ({len(package.data)} bytes)")
+    s3.put_object(Bucket=bucket, Key=key, Body=data)
+    log(f"s3://{bucket}/{key}: uploaded ({len(data)} bytes)")
 
 
 def deploy_stack(
@@ -277,16 +320,21 @@ def _derived_parameters(
     """Parameter values this module knows: the code location, other stacks' outputs."""
     if purpose == STREAMING_STACK:
         return {"CodeS3Bucket": artifacts, "CodeS3Key": package.s3_key}
+
+    def outputs_of(other: str) -> Mapping[str, str]:
+        if other in outputs:
+            return outputs[other]
+        try:
+            return stack_outputs(cfn, naming.stack(other))
+        except ClientError as error:
+            raise DeployError(
+                f"the {purpose} stack needs the {other} stack's outputs; "
+                f"deploy the {other} stack first"
+            ) from error
+
+    # A stack's parameters that carry another's outputs are named after them.
     if purpose == ANALYTICS_STACK:
-        streaming = outputs.get(STREAMING_STACK)
-        if streaming is None:
-            try:
-                streaming = stack_outputs(cfn, naming.stack(STREAMING_STACK))
-            except ClientError as error:
-                raise DeployError(
-                    "the analytics stack needs the streaming stack's outputs; "
-                    "deploy the streaming stack first"
-                ) from error
+        streaming = outputs_of(STREAMING_STACK)
         taken = (
             StreamingOutput.TABLE_ARN,
             StreamingOutput.QUARANTINE_BUCKET_NAME,
@@ -294,8 +342,28 @@ def _derived_parameters(
             StreamingOutput.DATA_KEY_ARN,
             StreamingOutput.ACCESS_LOG_BUCKET_NAME,
         )
-        # The analytics stack's parameters are named after the streaming outputs they take.
         return {str(key): streaming[key] for key in taken}
+    if purpose == ORCHESTRATION_STACK:
+        streaming, analytics = outputs_of(STREAMING_STACK), outputs_of(ANALYTICS_STACK)
+        values = {
+            str(key): streaming[key]
+            for key in (StreamingOutput.ALARM_TOPIC_ARN, StreamingOutput.DATA_KEY_ARN)
+        }
+        values.update(
+            {
+                str(key): analytics[key]
+                for key in (
+                    AnalyticsOutput.ORCHESTRATOR_ROLE_ARN,
+                    AnalyticsOutput.LAKE_BUCKET_NAME,
+                    AnalyticsOutput.LAKE_KEY_ARN,
+                    AnalyticsOutput.WAREHOUSE_SECURITY_GROUP_ID,
+                )
+            }
+        )
+        if _stack_status(cfn, naming.stack(purpose)) is None:
+            # Write windows start on the day of the first deploy (kept on later updates).
+            values[FIRST_WRITE_DAY_PARAMETER] = datetime.now(UTC).date().isoformat()
+        return values
     return {}
 
 

@@ -18,7 +18,20 @@ POLICY_VERSION = "2012-10-17"
 #: The resource of actions that have no resource types (such as reading CloudWatch metrics).
 NO_RESOURCE_TYPE = "*"
 #: Those actions: the only ones a statement may grant on `NO_RESOURCE_TYPE`.
-ACTIONS_WITHOUT_RESOURCE_TYPES = frozenset({"cloudwatch:GetMetricStatistics"})
+ACTIONS_WITHOUT_RESOURCE_TYPES = frozenset(
+    {
+        "cloudwatch:GetMetricStatistics",
+        "cloudwatch:PutMetricData",  # narrowed by the `cloudwatch:namespace` condition key
+        "ecr:GetAuthorizationToken",
+        "ecs:DescribeTaskDefinition",
+        "ec2:DescribeNetworkInterfaces",
+        # ECS Exec: the SSM agent's channels in a task
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+    }
+)
 
 
 def arn(service: str, resource: str) -> Sub:

@@ -7,6 +7,8 @@ output them; the pipeline and the local cloud read and write under them.
 
 from __future__ import annotations
 
+#: Artifact bucket: the source archives the image is built from (`image/<sha256>.zip`).
+IMAGE_SOURCE_PREFIX = "image/"
 #: Quarantine bucket: what the topic rule's error action keeps (`errors/<time>-<uuid>.json`).
 RULE_ERRORS_PREFIX = "errors/"
 #: Lake bucket: DynamoDB exports (`exports/<table>/<window>/AWSDynamoDB/<ExportId>/...`).
@@ -19,4 +21,8 @@ PIPELINE_PREFIX = "pipeline/"
 #: Below PIPELINE_PREFIX: the rows each lake version changed (`<table>/v<version>.parquet`),
 #: which the warehouse loads, and the Redshift COPY manifests (`<table>/<load>.manifest`).
 CHANGES_PREFIX = f"{PIPELINE_PREFIX}changes/"
+#: Below PIPELINE_PREFIX: each lake table's state and lock, which the hourly schedule reads.
+STATE_PREFIX = f"{PIPELINE_PREFIX}state/"
 MANIFEST_PREFIX = f"{PIPELINE_PREFIX}manifests/"
+#: Below PIPELINE_PREFIX: the stdout and stderr of every step of a deployment's Dagster runs.
+COMPUTE_LOGS_PREFIX = f"{PIPELINE_PREFIX}compute-logs/"

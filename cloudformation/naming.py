@@ -12,9 +12,13 @@ from typing import overload
 
 DEFAULT_ENV = "dev"
 DEFAULT_REGION = "ap-southeast-2"
-#: The two stacks' purposes: the `{purpose}` of their names and the keys of their outputs.
+#: The stacks' purposes: the `{purpose}` of their names and the keys of their outputs.
 STREAMING_STACK = "streaming"
 ANALYTICS_STACK = "analytics"
+ORCHESTRATION_STACK = "orchestration"
+#: The `{purpose}` of the bucket `stack deploy` uploads the function's zip and the image's
+#: source to (made by the deployer, not a stack).
+ARTIFACTS_PURPOSE = "artifacts"
 #: The MQTT topic devices publish readings to (the streaming stack's default SensorTopic).
 SENSOR_TOPIC = "iot/sensors"
 #: What the analytics stack outputs as the Redshift names when DeployWarehouse is false.
@@ -124,6 +128,29 @@ class Naming:
     #: The function announcing silent devices, and the schedule running it.
     silence_check_function = _ResourceName("lambda", "silencecheck")
     silence_schedule = _ResourceName("eventrule", "silencecheck")
+    #: The SNS topic the streaming stack's alarms (and the orchestrator's) notify.
+    alarm_topic = _ResourceName("sns", "alarms")
+    #: The ECS cluster Dagster's services and runs are tasks of.
+    dagster_cluster = _ResourceName("ecs", "dagster")
+    #: The PostgreSQL instance holding Dagster's runs, event log and schedules.
+    dagster_database = _ResourceName("rds", "dagster")
+    #: The ECR repository of the project's image.
+    image_repository = _ResourceName("ecr", "dagster")
+    #: The CodeBuild project that builds the image from the uploaded source.
+    image_build = _ResourceName("codebuild", "dagsterimage")
+
+    @property
+    def dagster_log_group(self) -> str:
+        """The log group of every Dagster task (webserver, daemon, runs), by stream prefix."""
+        return f"/ecs/{self.dagster_cluster}"
+
+    def dagster_service(self, role: str) -> str:
+        """The ECS service of one Dagster process (`webserver`, `daemon`)."""
+        return self.name("ecssvc", role)
+
+    def dagster_task_family(self, role: str) -> str:
+        """The task definition family of one Dagster process (`webserver`, `daemon`, `run`)."""
+        return self.name("ecstask", role)
 
     @property
     def function_log_group(self) -> str:

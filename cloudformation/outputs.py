@@ -54,3 +54,22 @@ class AnalyticsOutput(StrEnum):
     REDSHIFT_ENDPOINT_ADDRESS = "RedshiftEndpointAddress"
     REDSHIFT_PORT = "RedshiftPort"
     REDSHIFT_SECRET_ARN = "RedshiftSecretArn"
+    #: The first of the cluster's security groups, which the orchestrator's tasks are let in by.
+    WAREHOUSE_SECURITY_GROUP_ID = "WarehouseSecurityGroupId"
+
+
+class OrchestrationOutput(StrEnum):
+    """Outputs of the orchestration stack (Dagster on ECS)."""
+
+    CLUSTER_NAME = "ClusterName"
+    CLUSTER_ARN = "ClusterArn"
+    WEBSERVER_SERVICE_NAME = "WebserverServiceName"
+    DAEMON_SERVICE_NAME = "DaemonServiceName"
+    RUN_TASK_DEFINITION_ARN = "RunTaskDefinitionArn"
+    IMAGE_REPOSITORY_URI = "ImageRepositoryUri"
+    IMAGE_BUILD_PROJECT_NAME = "ImageBuildProjectName"
+    IMAGE_TAG = "ImageTag"
+    DATABASE_ENDPOINT_ADDRESS = "DatabaseEndpointAddress"
+    DATABASE_SECRET_ARN = "DatabaseSecretArn"
+    LOG_GROUP_NAME = "LogGroupName"
+    TASK_SECURITY_GROUP_ID = "TaskSecurityGroupId"

@@ -52,13 +52,18 @@ def package_files(root: Path = SOURCE_ROOT, package: str = PACKAGE) -> list[Path
 
 def build_package(root: Path = SOURCE_ROOT, package: str = PACKAGE) -> LambdaPackage:
     """Zip `package` (only that package) deterministically."""
+    data = deterministic_zip(root, package_files(root, package))
+    return LambdaPackage(data=data, sha256=hashlib.sha256(data).hexdigest())
+
+
+def deterministic_zip(root: Path, files: list[Path]) -> bytes:
+    """The zip of `files` (relative to `root`): the same files always give the same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for relative in package_files(root, package):
+        for relative in files:
             info = zipfile.ZipInfo(relative.as_posix(), date_time=FIXED_DATE_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o100644 << 16  # regular file, rw-r--r--
             info.create_system = 3  # Unix, so the permissions above are honoured
             archive.writestr(info, (root / relative).read_bytes(), compresslevel=9)
-    data = buffer.getvalue()
-    return LambdaPackage(data=data, sha256=hashlib.sha256(data).hexdigest())
+    return buffer.getvalue()

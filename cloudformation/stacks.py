@@ -9,13 +9,16 @@ from pathlib import Path
 from troposphere import Template
 
 from cloudformation.analytics import build_analytics
-from cloudformation.naming import ANALYTICS_STACK, STREAMING_STACK, Naming
+from cloudformation.naming import ANALYTICS_STACK, ORCHESTRATION_STACK, STREAMING_STACK, Naming
+from cloudformation.orchestration import build_orchestration
 from cloudformation.streaming import build_streaming
 
-#: Stack purposes in deployment order (analytics reads streaming's outputs).
+#: Stack purposes in deployment order (analytics reads streaming's outputs, orchestration
+#: both).
 STACKS: dict[str, Callable[[Naming], Template]] = {
     STREAMING_STACK: build_streaming,
     ANALYTICS_STACK: build_analytics,
+    ORCHESTRATION_STACK: build_orchestration,
 }
 
 

@@ -40,7 +40,7 @@ from typing import Any
 import boto3
 
 from cloudformation.deploy import deploy
-from cloudformation.naming import ANALYTICS_STACK, DEFAULT_ENV, Naming
+from cloudformation.naming import ANALYTICS_STACK, DEFAULT_ENV, STREAMING_STACK, Naming
 from local_cloud import defaults
 from local_cloud.iot_rules import InboundMessage
 from local_cloud.persistence import DEFAULT_INTERVAL_S
@@ -59,12 +59,17 @@ LOCAL_ANALYTICS_PARAMETERS = {
 }
 
 
+#: The stacks the local cloud deploys. The orchestration stack (Dagster on ECS) is not one
+#: of them: on a laptop Dagster runs on the laptop (`make ui`, `materialize`).
+LOCAL_STACKS = (STREAMING_STACK, ANALYTICS_STACK)
+
+
 def deploy_stacks(
     naming: Naming, parameters: Mapping[str, Mapping[str, str]] | None = None
 ) -> dict[str, dict[str, str]]:
-    """Deploy both stacks into the emulator (`AWS_ENDPOINT_URL`) as `deploy` does against AWS,
-    then create from the templates what the emulator skips; return outputs by stack purpose.
-    `parameters` holds template parameter values by stack purpose.
+    """Deploy the local stacks into the emulator (`AWS_ENDPOINT_URL`) as `deploy` does against
+    AWS, then create from the templates what the emulator skips; return outputs by stack
+    purpose. `parameters` holds template parameter values by stack purpose.
     """
     session = boto3.Session(region_name=naming.region)
     moto_log = logging.getLogger("moto")
@@ -78,6 +83,7 @@ def deploy_stacks(
             given = parameters or {}
             outputs = deploy(
                 naming,
+                stacks=LOCAL_STACKS,
                 parameters={
                     **given,
                     ANALYTICS_STACK: {

@@ -107,16 +107,13 @@ import time
 import uuid
 import zlib
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
 
-from moto.core.exceptions import JsonRESTError
-from moto.core.responses import ActionResult
-
-from local_cloud import moto_patches
+from local_cloud import moto_internals
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +156,17 @@ _quote = json.encoder.encode_basestring
 _inside_update = threading.local()
 
 
-class ExportError(JsonRESTError):
+class ExportError(Exception):
     """A DynamoDB error answered with HTTP 400, named and worded as DynamoDB does."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(_ERROR_PREFIX + code, message)
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def as_api_error(self) -> Exception:
+        """The error as moto answers it (`__type` and `message`)."""
+        return moto_internals.client_error(_ERROR_PREFIX + self.code, self.message)
 
 
 def _validation(message: str) -> ExportError:
@@ -179,8 +182,7 @@ def _invalid_time(message: str) -> ExportError:
 
 def _attribute(value: Any) -> dict[str, Any]:
     """One moto DynamoType as a DynamoDB JSON attribute value."""
-    kind = value.type
-    inner = value.value
+    kind, inner = moto_internals.value_parts(value)
     if kind == "M":
         return {"M": {name: _attribute(member) for name, member in inner.items()}}
     if kind == "L":
@@ -195,9 +197,9 @@ def _attribute(value: Any) -> dict[str, Any]:
 def _member(name: str, value: Any) -> str:
     """`"name":{"T":...}`: strings and numbers written directly (the common case, and
     cheaper than building a dict to encode), the rest encoded."""
-    kind = value.type
-    if (kind == "S" or kind == "N") and type(value.value) is str:
-        return f'{_quote(name)}:{{"{kind}":{_quote(value.value)}}}'
+    kind, inner = moto_internals.value_parts(value)
+    if (kind == "S" or kind == "N") and type(inner) is str:
+        return f'{_quote(name)}:{{"{kind}":{_quote(inner)}}}'
     return f"{_quote(name)}:{_ENCODE(_attribute(value))}"
 
 
@@ -205,14 +207,15 @@ def image_json(item: Any) -> str:
     """The item's attributes as DynamoDB JSON text, kept on the item for the next export."""
     text = known_image(item)
     if text is None:
-        text = "{" + ",".join([_member(n, v) for n, v in item.attrs.items()]) + "}"
+        attributes = moto_internals.item_attributes(item)
+        text = "{" + ",".join([_member(n, v) for n, v in attributes.items()]) + "}"
         remember_image(item, text)
     return text
 
 
 def forget_image(item: Any) -> None:
     """Drop the item's kept DynamoDB JSON (it is about to change, or a test wants none)."""
-    item.__dict__.pop(IMAGE_ATTRIBUTE, None)
+    moto_internals.private_state(item).pop(IMAGE_ATTRIBUTE, None)
 
 
 def known_image(item: Any) -> str | None:
@@ -221,20 +224,22 @@ def known_image(item: Any) -> str | None:
     It is kept from the item's write on and dropped whenever moto changes the item in
     place (`update_item`), so when present it is the item's attributes now.
     """
-    text: str | None = item.__dict__.get(IMAGE_ATTRIBUTE)
+    text: str | None = moto_internals.private_state(item).get(IMAGE_ATTRIBUTE)
     return text
 
 
 def remember_image(item: Any, text: str) -> None:
     """Keep `text` (the item's attributes as DynamoDB JSON) as the item's image."""
-    item.__dict__[IMAGE_ATTRIBUTE] = text
+    moto_internals.private_state(item)[IMAGE_ATTRIBUTE] = text
 
 
 def keys_json(table: Any, item: Any) -> str:
     """The item's primary key attributes as DynamoDB JSON text."""
-    members = [_member(table.hash_key_attr, item.hash_key)]
-    if table.range_key_attr is not None and item.range_key is not None:
-        members.append(_member(table.range_key_attr, item.range_key))
+    hash_name, range_name = moto_internals.table_key_names(table)
+    hash_value, range_value = moto_internals.item_keys(item)
+    members = [_member(hash_name, hash_value)]
+    if range_name is not None and range_value is not None:
+        members.append(_member(range_name, range_value))
     return "{" + ",".join(members) + "}"
 
 
@@ -348,8 +353,7 @@ def _between(batch: list[Change], start_us: int, end_us: int | None) -> Iterator
 
 
 def _pitr(table: Any) -> dict[str, Any]:
-    description: dict[str, Any] = table.continuous_backups["PointInTimeRecoveryDescription"]
-    return description
+    return moto_internals.pitr_description(table)
 
 
 def pitr_enabled(table: Any) -> bool:
@@ -375,18 +379,19 @@ def earliest_restorable_us(table: Any, now_us: int) -> int | None:
 def journal_of(table: Any) -> ChangeJournal | None:
     """The table's change journal while PITR is on; without PITR, none (and the history
     is gone, as it is in DynamoDB when PITR is turned off)."""
+    state = moto_internals.private_state(table)
     if not pitr_enabled(table):
-        table.__dict__.pop(_JOURNAL_ATTR, None)
+        state.pop(_JOURNAL_ATTR, None)
         return None
-    journal: ChangeJournal | None = table.__dict__.get(_JOURNAL_ATTR)
+    journal: ChangeJournal | None = state.get(_JOURNAL_ATTR)
     if journal is None:
-        journal = table.__dict__.setdefault(_JOURNAL_ATTR, ChangeJournal())
+        journal = state.setdefault(_JOURNAL_ATTR, ChangeJournal())
     return journal
 
 
 def table_id(table: Any) -> str:
     """The table's id (DynamoDB's TableId), made once per table."""
-    value: str = table.__dict__.setdefault(_TABLE_ID_ATTR, str(uuid.uuid4()))
+    value: str = moto_internals.private_state(table).setdefault(_TABLE_ID_ATTR, str(uuid.uuid4()))
     return value
 
 
@@ -396,34 +401,30 @@ def _record(
     journal.record(keys, new, old, _now_us() - _recovery_us(table))
 
 
-# --- the write hooks (installed by moto_patches) --------------------------------------
+# --- the write hooks (installed by moto_patches, with moto's own method first) --------
 
 
 def _key_value(attribute: dict[str, Any]) -> Any:
-    """A moto DynamoType for a key attribute, without the checks moto's constructor makes
+    """A moto value for a key attribute, without the checks moto's constructor makes
     (moto's own put_item makes them, and answers a malformed key with the proper error)."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
     ((kind, inner),) = attribute.items()
-    value = DynamoType.__new__(DynamoType)
-    value.type, value.value = kind, inner
-    return value
+    return moto_internals.new_value(kind, inner)
 
 
 def _current_item(table: Any, item_attrs: dict[str, Any]) -> Any:
     """The item now stored under the keys of `item_attrs`, if the keys make sense."""
+    hash_name, range_name = moto_internals.table_key_names(table)
     try:
-        stored = table.items.get(_key_value(item_attrs[table.hash_key_attr]))
-        if table.range_key_attr is None or stored is None:
-            return stored
-        return stored.get(_key_value(item_attrs[table.range_key_attr]))
+        range_value = _key_value(item_attrs[range_name]) if range_name is not None else None
+        return moto_internals.stored_item(table, _key_value(item_attrs[hash_name]), range_value)
     except Exception:  # moto's own put_item answers malformed keys with the proper error
         return None
 
 
-def put_item(table: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-    """moto's `Table.put_item`, recorded in the table's change journal."""
-    put = moto_patches.original("Table.put_item")
+def put_item(
+    put: Callable[..., Any], table: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any
+) -> Any:
+    """moto's `Table.put_item` (`put`), recorded in the table's change journal."""
     journal = journal_of(table)
     if journal is None or getattr(_inside_update, "active", False):
         return put(table, item_attrs, *args, **kwargs)
@@ -434,7 +435,8 @@ def put_item(table: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) 
         try:
             # The request's attributes are the item's, already DynamoDB JSON: one encode.
             new = _ENCODE(item_attrs)
-            names = [table.hash_key_attr, *([table.range_key_attr] if table.range_key_attr else [])]
+            hash_name, range_name = moto_internals.table_key_names(table)
+            names = [hash_name, *([range_name] if range_name else [])]
             keys = _ENCODE({name: item_attrs[name] for name in names})
             remember_image(item, new)
         except TypeError:  # binary values: moto keeps bytes, the image needs base64
@@ -443,9 +445,8 @@ def put_item(table: Any, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) 
     return item
 
 
-def delete_item(table: Any, hash_key: Any, range_key: Any) -> Any:
-    """moto's `Table.delete_item`, recorded when it removed an item."""
-    delete = moto_patches.original("Table.delete_item")
+def delete_item(delete: Callable[..., Any], table: Any, hash_key: Any, range_key: Any) -> Any:
+    """moto's `Table.delete_item` (`delete`), recorded when it removed an item."""
     journal = journal_of(table)
     if journal is None:
         return delete(table, hash_key, range_key)
@@ -457,15 +458,19 @@ def delete_item(table: Any, hash_key: Any, range_key: Any) -> Any:
 
 
 def update_item(
-    backend: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any
+    update: Callable[..., Any],
+    backend: Any,
+    table_name: str,
+    key: dict[str, Any],
+    *args: Any,
+    **kwargs: Any,
 ) -> Any:
-    """moto's `DynamoDBBackend.update_item` (which changes the item in place), recorded
-    once with the image before and after."""
-    update = moto_patches.original("DynamoDBBackend.update_item")
-    table = backend.get_table(table_name)
+    """moto's `DynamoDBBackend.update_item` (`update`, which changes the item in place),
+    recorded once with the image before and after."""
+    table = moto_internals.dynamodb_table(backend, table_name)
     journal = journal_of(table)
     try:
-        before = table.get_item(*backend.get_keys_value(table, key))
+        before = moto_internals.item_at_key(backend, table, key)
     except Exception:  # moto's own update_item answers a malformed key with the proper error
         before = None
     lock = journal.lock if journal is not None else contextlib.nullcontext()
@@ -606,15 +611,14 @@ class TableExport:
 
 
 def _exports(backend: Any) -> dict[str, Any]:
-    exports: dict[str, Any] = backend.table_exports
-    return exports
+    return moto_internals.table_exports(backend)
 
 
 def _table_by_arn(backend: Any, table_arn: str) -> Any:
     if not table_arn.startswith("arn:"):
         raise _validation("One or more parameter values were invalid: tableArn is not a valid ARN")
-    for table in list(backend.tables.values()):
-        if table.table_arn == table_arn:
+    for table in moto_internals.dynamodb_tables(backend):
+        if moto_internals.table_arn(table) == table_arn:
             return table
     raise ExportError("TableNotFoundException", f"Table not found: {table_arn}")
 
@@ -737,7 +741,8 @@ def start_export(backend: Any, body: dict[str, Any]) -> dict[str, Any]:
         if not pitr_enabled(table):
             raise ExportError(
                 "PointInTimeRecoveryUnavailableException",
-                f"Point in time recovery is not enabled for table '{table.name}'",
+                "Point in time recovery is not enabled for table "
+                f"'{moto_internals.table_name(table)}'",
             )
         export_time = _to_us(body["ExportTime"]) if body.get("ExportTime") is not None else now
         earliest = earliest_restorable_us(table, now)
@@ -750,9 +755,9 @@ def start_export(backend: Any, body: dict[str, Any]) -> dict[str, Any]:
         )
     export_id = f"{now // 1000:014d}-{secrets.token_hex(4)}"
     export = TableExport(
-        arn=f"{table.table_arn}/export/{export_id}",
-        table_arn=table.table_arn,
-        table_name=table.name,
+        arn=f"{moto_internals.table_arn(table)}/export/{export_id}",
+        table_arn=moto_internals.table_arn(table),
+        table_name=moto_internals.table_name(table),
         table_id=table_id(table),
         client_token=token,
         s3_bucket=body["S3Bucket"],
@@ -770,11 +775,12 @@ def start_export(backend: Any, body: dict[str, Any]) -> dict[str, Any]:
         request=request,
     )
     _exports(backend)[export.arn] = export
-    account = export.s3_bucket_owner or backend.account_id
+    backend_account, _region, partition = moto_internals.backend_location(backend)
+    account = export.s3_bucket_owner or backend_account
     started = export.description()
     threading.Thread(
         target=_write_export,
-        args=(export, table, account, backend.partition),
+        args=(export, table, account, partition),
         name=f"dynamodb-export-{export_id}",
         daemon=True,
     ).start()
@@ -793,7 +799,10 @@ def describe(backend: Any, export_arn: str) -> TableExport:
 
 def listed(backend: Any, table_arn: str | None) -> list[TableExport]:
     """Exports of existing tables (of `table_arn` if given), newest first."""
-    live = {table.table_arn: table_id(table) for table in list(backend.tables.values())}
+    live = {
+        moto_internals.table_arn(table): table_id(table)
+        for table in moto_internals.dynamodb_tables(backend)
+    }
     exports = [
         e
         for e in list(_exports(backend).values())
@@ -830,16 +839,20 @@ def _plain(value: Any) -> Any:
 
 def _raw_key(item: Any) -> tuple[Any, Any]:
     """The item's key values as its DynamoDB JSON writes them (binary ones in base64)."""
-    range_value = _plain(item.range_key.value) if item.range_key is not None else None
-    return (_plain(item.hash_key.value), range_value)
+    hash_key, range_key = moto_internals.item_keys(item)
+    range_value = (
+        _plain(moto_internals.value_parts(range_key)[1]) if range_key is not None else None
+    )
+    return (_plain(moto_internals.value_parts(hash_key)[1]), range_value)
 
 
 def _raw_key_of(table: Any, keys: str) -> tuple[Any, Any]:
     attributes = json.loads(keys)
-    (hash_value,) = attributes[table.hash_key_attr].values()
+    hash_name, range_name = moto_internals.table_key_names(table)
+    (hash_value,) = attributes[hash_name].values()
     range_value = None
-    if table.range_key_attr is not None:
-        (range_value,) = attributes[table.range_key_attr].values()
+    if range_name is not None:
+        (range_value,) = attributes[range_name].values()
     return (hash_value, range_value)
 
 
@@ -848,13 +861,8 @@ def _full_records(export: TableExport, table: Any) -> _Records:
     assert export.export_time_us is not None
     journal = journal_of(table)
     lock = journal.lock if journal is not None else threading.RLock()
-    scanned: list[Any] = []
-    if table.range_key_attr:
-        for by_range in list(table.items.values()):
-            scanned.extend(list(by_range.values()))
-    else:
-        scanned = list(table.items.values())
-    kept: list[str | None] = [item.__dict__.get(IMAGE_ATTRIBUTE) for item in scanned]
+    scanned = moto_internals.table_items(table)
+    kept: list[str | None] = [known_image(item) for item in scanned]
     if None in kept:  # items written while PITR was off, or restored from a snapshot
         for position, item in enumerate(scanned):
             if kept[position] is None:
@@ -934,10 +942,8 @@ def _chunks(records: list[str]) -> Iterator[list[str]]:
 
 def _write_export(export: TableExport, table: Any, account: str, partition: str) -> None:
     """Write the export's objects to S3 and mark it COMPLETED (or FAILED and why)."""
-    from moto.s3.models import s3_backends
-
-    s3 = s3_backends[account][partition]
-    if export.s3_bucket not in s3.buckets:
+    s3 = moto_internals.s3_backend(account, partition)
+    if not moto_internals.s3_bucket_exists(s3, export.s3_bucket):
         _fail(
             export,
             "S3NoSuchBucket",
@@ -947,7 +953,7 @@ def _write_export(export: TableExport, table: Any, account: str, partition: str)
         return
     try:
         base = export.folder + export.export_id + "/"
-        s3.put_object(export.s3_bucket, base + "_started", b"")
+        moto_internals.s3_put_object(s3, export.s3_bucket, base + "_started", b"")
         if export.export_type == INCREMENTAL_EXPORT:
             records = _incremental_records(export, table)
             data_folder = export.folder + "data/"  # shared by every incremental export
@@ -976,8 +982,10 @@ def _write_export(export: TableExport, table: Any, account: str, partition: str)
 
 def _put_with_md5(s3: Any, bucket: str, key: str, data: bytes) -> None:
     """A manifest and, beside it, its `.md5` (base64 MD5), as DynamoDB writes them."""
-    s3.put_object(bucket, key, data)
-    s3.put_object(bucket, key.removesuffix(".json") + ".md5", _md5_base64(data).encode())
+    moto_internals.s3_put_object(s3, bucket, key, data)
+    moto_internals.s3_put_object(
+        s3, bucket, key.removesuffix(".json") + ".md5", _md5_base64(data).encode()
+    )
 
 
 def _write_data_files(s3: Any, bucket: str, folder: str, records: _Records) -> list[dict[str, Any]]:
@@ -990,12 +998,12 @@ def _write_data_files(s3: Any, bucket: str, folder: str, records: _Records) -> l
         def upload(count: int, packed: Future[bytes]) -> None:
             data = packed.result()
             key = folder + _data_file_name()
-            stored = s3.put_object(bucket, key, data)
+            etag = moto_internals.s3_put_object(s3, bucket, key, data)
             entries.append(
                 {
                     "itemCount": count,
                     "md5Checksum": _md5_base64(data),
-                    "etag": stored.etag.strip('"'),
+                    "etag": etag,
                     "dataFileS3Key": key,
                 }
             )
@@ -1055,22 +1063,36 @@ def _fail(export: TableExport, code: str, message: str) -> None:
 # --- the API (installed by moto_patches) ----------------------------------------------
 
 
-def export_table_to_point_in_time(handler: Any) -> ActionResult:
+def _answer(body: Callable[[], dict[str, Any]]) -> Any:
+    """The API's answer for moto to serialise: the body, or the DynamoDB error it raised."""
+    try:
+        return moto_internals.action_result(body())
+    except ExportError as error:
+        raise error.as_api_error() from None
+
+
+def export_table_to_point_in_time(handler: Any) -> Any:
     """`ExportTableToPointInTime`: validated as DynamoDB does, written in the background."""
-    started = start_export(handler.dynamodb_backend, dict(handler.body))
-    return ActionResult({"ExportDescription": started})
+    backend, body = moto_internals.handler_request(handler)
+    return _answer(lambda: {"ExportDescription": start_export(backend, body)})
 
 
-def describe_export(handler: Any) -> ActionResult:
+def describe_export(handler: Any) -> Any:
     """`DescribeExport`."""
-    export = describe(handler.dynamodb_backend, handler.body.get("ExportArn", ""))
-    return ActionResult({"ExportDescription": export.description()})
+    backend, body = moto_internals.handler_request(handler)
+    return _answer(
+        lambda: {"ExportDescription": describe(backend, body.get("ExportArn", "")).description()}
+    )
 
 
-def list_exports(handler: Any) -> ActionResult:
+def list_exports(handler: Any) -> Any:
     """`ListExports`: newest first, `MaxResults` (1..25, default 25) a page."""
-    body = handler.body
-    exports = listed(handler.dynamodb_backend, body.get("TableArn"))
+    backend, body = moto_internals.handler_request(handler)
+    return _answer(lambda: _exports_page(backend, body))
+
+
+def _exports_page(backend: Any, body: dict[str, Any]) -> dict[str, Any]:
+    exports = listed(backend, body.get("TableArn"))
     size = int(body.get("MaxResults") or 25)
     start = 0
     if body.get("NextToken"):
@@ -1084,4 +1106,4 @@ def list_exports(handler: Any) -> ActionResult:
     result: dict[str, Any] = {"ExportSummaries": [e.summary() for e in page]}
     if start + size < len(exports):
         result["NextToken"] = f"{start + size:x}"
-    return ActionResult(result)
+    return result

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from local_cloud import defaults, moto_patches
+from local_cloud import defaults, moto_internals, moto_patches
 from local_cloud.ports import PortInUse
 
 
@@ -51,11 +51,6 @@ class Emulator:
 
         Raises `PortInUse` when the port is taken.
         """
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
         from werkzeug.serving import make_server
 
         sock = _listen(self.host, self.port)
@@ -64,7 +59,7 @@ class Emulator:
         try:
             # One access-log line per request drowns everything else the local cloud says.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
-            app: Any = DomainDispatcherApplication(create_backend_app)
+            app: Any = moto_internals.server_application()
             if self.wrap_app is not None:
                 app = self.wrap_app(app)
             with sock:
@@ -73,7 +68,7 @@ class Emulator:
                     self.port,
                     app,
                     threaded=True,
-                    request_handler=MotoRequestHandler,
+                    request_handler=moto_internals.server_request_handler(),
                     fd=sock.fileno(),
                 )
             self._thread = threading.Thread(

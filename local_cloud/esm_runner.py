@@ -38,7 +38,7 @@ from typing import Any
 
 import boto3
 
-from local_cloud import defaults
+from local_cloud import defaults, moto_internals
 from local_cloud.emf_metrics import EmfPublisher
 from local_cloud.esm_checkpoints import CheckpointStore
 from local_cloud.kinesis_reader import (
@@ -48,6 +48,7 @@ from local_cloud.kinesis_reader import (
     ShardRecord,
     moto_stream,
 )
+from local_cloud.lambda_metrics import IteratorAges
 from local_cloud.lambda_runtime import FunctionConfig, LocalFunction
 from local_cloud.lambda_sandbox import SandboxFunction
 
@@ -347,6 +348,9 @@ class _ShardPoller(threading.Thread):
         )
         batch.invokes += 1
         self._runner.counters_.add(batches_invoked=1, records_delivered=len(batch.records))
+        if self._runner.iterator_ages is not None:
+            age_ms = (time.time() - batch.records[-1].arrival) * 1000
+            self._runner.iterator_ages.record(self._function.config.name, age_ms)
         failed_at: int | None = None
         try:
             response = self._function.invoke(event)
@@ -408,7 +412,8 @@ class EventSourceMappingRunner:
 
     `endpoint_url` is the emulator's; `state_dir` keeps the shard checkpoints;
     `log_dir`, when given, receives each function's output (see `lambda_runtime`), and
-    the EMF metrics in it are put into the emulator's CloudWatch.
+    the EMF metrics in it, with Lambda's `IteratorAge` (see `lambda_metrics`), are put
+    into the emulator's CloudWatch.
     `record_source` is "auto" (moto's in-process objects when the stream is in
     this process, else the Kinesis API), "backend" or "http". `mapping_filter`,
     when given, picks the mappings this runner acts on (all Kinesis ones by default).
@@ -452,6 +457,11 @@ class EventSourceMappingRunner:
             for name in ("lambda", "kinesis", "sqs", "sns", "cloudwatch")
         }
         self.checkpoints: CheckpointStore | Any = None
+        #: Lambda's IteratorAge metric, put into the emulator's CloudWatch with the functions'
+        #: own metrics (when their logs are kept, as in the local cloud).
+        self.iterator_ages = (
+            IteratorAges(self._clients["cloudwatch"]) if log_dir is not None else None
+        )
         self.counters_ = _Counters()
         self._functions: dict[str, LocalFunction | SandboxFunction] = {}
         self._pollers: dict[tuple[str, str], _ShardPoller] = {}
@@ -515,6 +525,8 @@ class EventSourceMappingRunner:
                 self.refresh()
             except Exception:
                 log.exception("could not refresh event source mappings")
+            if self.iterator_ages is not None:
+                self.iterator_ages.flush()
 
     def refresh(self) -> None:
         """Bring the pollers in line with the mappings deployed in the emulator now."""
@@ -576,7 +588,8 @@ class EventSourceMappingRunner:
     def _shards(self, stream_arn: str) -> list[tuple[str, ShardReader]]:
         stream = moto_stream(stream_arn) if self.record_source != "http" else None
         if stream is not None:
-            return [(sid, BackendShardReader(shard)) for sid, shard in stream.shards.items()]
+            shards = moto_internals.stream_shards(stream)
+            return [(sid, BackendShardReader(shard)) for sid, shard in shards.items()]
         if self.record_source == "backend":
             raise RuntimeError(f"stream {stream_arn} is not in this process's emulator")
         kinesis = self._clients["kinesis"]

@@ -36,7 +36,7 @@ from typing import Any
 
 import boto3
 
-from local_cloud import defaults, moto_patches
+from local_cloud import defaults, moto_internals, moto_patches
 from local_cloud.glue_schema import (
     Columns,
     json_columns,
@@ -419,13 +419,13 @@ class GlueCrawlerRunner:
 
     def launch(self, backend: Any, crawler: Any) -> None:
         """Crawl in the background for a crawl moto has just started."""
-        crawl_state = crawler.crawls[-1]
-        # Pin moto's crawl state: it stays RUNNING until this crawl says otherwise.
-        crawl_state._transitions = []
+        crawl_state = moto_internals.current_crawl(crawler)
+        moto_internals.pin_crawl_running(crawl_state)
+        _account, region, _partition = moto_internals.backend_location(backend)
         thread = threading.Thread(
             target=self._crawl,
-            args=(backend.region_name, crawler, crawl_state),
-            name=f"crawler-{crawler.name}",
+            args=(region, crawler, crawl_state),
+            name=f"crawler-{moto_internals.crawler_name(crawler)}",
             daemon=True,
         )
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
@@ -436,27 +436,20 @@ class GlueCrawlerRunner:
         error = None
         try:
             s3, glue = self._client("s3", region), self._client("glue", region)
-            crawl = Crawl(s3, glue, crawler.as_dict())
+            crawl = Crawl(s3, glue, moto_internals.crawler_description(crawler))
             crawl.run()
             log.info(
                 "crawler %s: %d tables created, %d updated",
-                crawler.name,
+                moto_internals.crawler_name(crawler),
                 crawl.tables_created,
                 crawl.tables_updated,
             )
         except CrawlError as exc:
             error = str(exc)
         except Exception as exc:  # a crawl never leaves the crawler stuck RUNNING
-            log.exception("crawler %s failed", crawler.name)
+            log.exception("crawler %s failed", moto_internals.crawler_name(crawler))
             error = f"{type(exc).__name__}: {exc}"
-        from moto.core.utils import utcnow
-
         held = self.state_guard.shared() if self.state_guard is not None else nullcontext()
         with held:
-            crawl_state.error_message = error
-            crawler.crawl_elapsed_time = int((time.monotonic() - started) * 1000)
-            crawl_state.end_time = utcnow()
-            if crawl_state._status == "STOPPING":
-                crawl_state.status = "STOPPED"
-            else:
-                crawl_state.status = "FAILED" if error else "COMPLETED"
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            moto_internals.finish_crawl(crawler, crawl_state, error, elapsed_ms)

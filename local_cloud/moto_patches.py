@@ -1,13 +1,16 @@
 """Every change the local cloud makes to moto, in one place, on and off together.
 
 moto stores much of what AWS acts on and leaves some hot paths slow; the local
-cloud changes exactly these methods (written against moto 5.2, which
-`pyproject.toml` pins to its minor version):
+cloud changes exactly these methods (written against moto 5.2.6, which
+`pyproject.toml` pins to its minor version; the classes come from
+`moto_internals.patch_targets()`, and what a replacement reads or calls of moto
+beyond the method it replaces goes through `moto_internals`):
 
 - `CloudFormationBackend.execute_change_set`: moto swaps in the change set's
   template but keeps the outputs parsed from the previous one, so a stack
   created through a change set had no outputs and registered no exports (and
-  could not be deleted). The stack's outputs and exports are re-parsed after.
+  could not be deleted), and an update changing only parameters kept outputs
+  of the old values. The stack's outputs and exports are parsed again after.
 - `Shard.get_max_sequence_number` / `get_min_sequence_number`: moto copies every
   key of the shard on each `PutRecord` (2 ms per put at 60,000 records on a
   2-core machine); its records are an insertion-ordered dict numbered upwards,
@@ -76,6 +79,24 @@ cloud changes exactly these methods (written against moto 5.2, which
   incremental exports in DynamoDB's S3 layout with its manifests and its
   validation errors (`local_cloud.dynamodb_exports`).
 
+- `DBInstance.create_from_cloudformation_json`, `has_cfn_attr`, `get_cfn_attribute`:
+  moto's CloudFormation hands RDS the parameter group resource where its name belongs
+  (and fails), ignores `ManageMasterUserPassword` and knows no
+  `MasterUserSecret.SecretArn`; the group goes by name, the instance gets the secret
+  moto's RDS API makes for a managed password, and the attribute answers its ARN.
+- `TaskDefinition.create_from_cloudformation_json`, `update_from_cloudformation_json`:
+  moto's CloudFormation registers a task definition with its family, containers,
+  volumes and memory only (and an update without turning the containers' keys into the
+  API's), so a Fargate task of it could not be run; it is registered with every
+  property the API takes.
+- `EC2ContainerServiceBackend._calculate_task_resource_requirements`: moto adds up the
+  containers' memory and fails on a container that names none; on Fargate a container
+  may take the task's, which it is counted as.
+- `moto.cloudformation.parsing.parse_and_update_resource`: a stack update replaces each
+  changed resource whose type moto cannot update (an RDS instance, say) with nothing,
+  and every later `Fn::GetAtt` of it fails the update; such a resource is kept as it
+  was instead.
+
 `install()` and `uninstall()` count their callers: the first install applies every
 patch and the last uninstall restores moto's own methods, whatever the order in
 which the local services of one process start and stop.
@@ -86,12 +107,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import json
 import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from local_cloud import moto_internals
@@ -119,7 +142,8 @@ class Patch:
 
     owner: Any
     name: str
-    replacement: Callable[..., Any]
+    #: A function, or a `classmethod` / `staticmethod` where moto's is one.
+    replacement: Callable[..., Any] | classmethod[Any, Any, Any] | staticmethod[Any, Any]
 
     @property
     def key(self) -> str:
@@ -131,6 +155,8 @@ class Patch:
 _lock = threading.RLock()
 _users = 0
 _originals: dict[str, Callable[..., Any]] = {}
+# What the owner held, as it held it (a classmethod or staticmethod descriptor stays one).
+_restore: dict[str, Any] = {}
 
 
 def original(key: str) -> Callable[..., Any]:
@@ -148,6 +174,7 @@ def install() -> None:
         if _users == 0:
             for patch in _patches():
                 _originals.setdefault(patch.key, getattr(patch.owner, patch.name))
+                _restore.setdefault(patch.key, inspect.getattr_static(patch.owner, patch.name))
                 setattr(patch.owner, patch.name, patch.replacement)
             _method_names.clear()
         _users += 1
@@ -162,7 +189,7 @@ def uninstall() -> None:
         _users -= 1
         if _users == 0:
             for patch in _patches():
-                setattr(patch.owner, patch.name, _originals[patch.key])
+                setattr(patch.owner, patch.name, _restore[patch.key])
             _method_names.clear()
 
 
@@ -178,7 +205,7 @@ def without(*keys: str) -> Iterator[None]:
     with _lock:
         chosen = [p for p in _patches() if p.key in keys]
         for patch in chosen:
-            setattr(patch.owner, patch.name, original(patch.key))
+            setattr(patch.owner, patch.name, _restore.get(patch.key) or original(patch.key))
     try:
         yield
     finally:
@@ -195,12 +222,147 @@ def execute_change_set(self: Any, change_set_name: str, stack_name: str | None =
     """moto's ExecuteChangeSet, then the stack's outputs and exports re-parsed as AWS has them."""
     result = original("CloudFormationBackend.execute_change_set")(self, change_set_name, stack_name)
     for stack in self.stacks.values():
-        if stack.template and stack.template_dict != stack.parse_template(stack.template):
+        if not stack.template or stack.status.startswith("DELETE"):
+            continue
+        if stack.template_dict != stack.parse_template(stack.template):
             stack._parse_template()
-            stack.output_map = stack._create_output_map()
-            for export in stack.exports:
-                self.exports[export.name] = export
+        # Parameters alone can change outputs too (an update with the same template).
+        stack.output_map = stack._create_output_map()
+        for export in stack.exports:
+            self.exports[export.name] = export
     return result
+
+
+#: The attribute CloudFormation gives the secret of an instance's managed password by.
+_MANAGED_SECRET_ATTRIBUTE = "MasterUserSecret.SecretArn"
+
+
+def rds_instance_from_cloudformation(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """moto's DB instance from a template, with its parameter group and managed password."""
+    properties = dict(cloudformation_json["Properties"])
+    group = properties.get("DBParameterGroupName")
+    if group is not None and not isinstance(group, str):
+        properties["DBParameterGroupName"] = group.name
+    database = original("DBInstance.create_from_cloudformation_json")(
+        resource_name,
+        {**cloudformation_json, "Properties": properties},
+        account_id,
+        region_name,
+        **kwargs,
+    )
+    if properties.get("ManageMasterUserPassword") and not database.manage_master_user_password:
+        database.manage_master_user_password = True
+        database.master_user_secret = moto_internals.rds_managed_secret(
+            database, properties.get("MasterUserSecret", {}).get("KmsKeyId")
+        )
+    return database
+
+
+def rds_instance_has_cfn_attr(cls: Any, attr: str) -> bool:
+    """moto's attributes of a DB instance, and its managed secret's ARN."""
+    return attr == _MANAGED_SECRET_ATTRIBUTE or bool(original("DBInstance.has_cfn_attr")(attr))
+
+
+def rds_instance_cfn_attribute(self: Any, attribute_name: str) -> Any:
+    """`Fn::GetAtt` of a DB instance, its managed secret's ARN included."""
+    if attribute_name == _MANAGED_SECRET_ATTRIBUTE:
+        return self.master_user_secret.secret_arn
+    return original("DBInstance.get_cfn_attribute")(self, attribute_name)
+
+
+#: A task definition's CloudFormation properties and `RegisterTaskDefinition`'s arguments.
+_TASK_DEFINITION_ARGUMENTS = {
+    "Family": "family",
+    "ContainerDefinitions": "container_definitions",
+    "Volumes": "volumes",
+    "NetworkMode": "network_mode",
+    "Tags": "tags",
+    "PlacementConstraints": "placement_constraints",
+    "RequiresCompatibilities": "requires_compatibilities",
+    "Cpu": "cpu",
+    "Memory": "memory",
+    "TaskRoleArn": "task_role_arn",
+    "ExecutionRoleArn": "execution_role_arn",
+    "RuntimePlatform": "runtime_platform",
+    "PidMode": "pid_mode",
+    "IpcMode": "ipc_mode",
+    "EphemeralStorage": "ephemeral_storage",
+}
+
+
+def _register_task_definition(properties: dict[str, Any], account_id: str, region_name: str) -> Any:
+    arguments = {
+        argument: moto_internals.camel_case_keys(properties[key])
+        if isinstance(properties[key], (list, dict)) and key != "Tags"
+        else properties[key]
+        for key, argument in _TASK_DEFINITION_ARGUMENTS.items()
+        if key in properties
+    }
+    if "tags" in arguments:
+        arguments["tags"] = [{"key": t["Key"], "value": t["Value"]} for t in arguments["tags"]]
+    return moto_internals.ecs_backend(account_id, region_name).register_task_definition(**arguments)
+
+
+def task_definition_from_cloudformation(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """A task definition from a template, registered with all its properties."""
+    return _register_task_definition(cloudformation_json["Properties"], account_id, region_name)
+
+
+def task_definition_update_from_cloudformation(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """A changed task definition: a new revision with all its properties; the old one is
+    deregistered, as moto does."""
+    revision = _register_task_definition(cloudformation_json["Properties"], account_id, region_name)
+    ecs = moto_internals.ecs_backend(account_id, region_name)
+    ecs.deregister_task_definition(original_resource.arn)
+    return revision
+
+
+def task_resource_requirements(task_definition: Any) -> dict[str, Any]:
+    """moto's resources of a task; a container that names no memory takes the task's."""
+    containers = [
+        c
+        if {"memory", "memoryReservation", "Memory", "MemoryReservation"} & set(c)
+        else {**c, "memory": int(task_definition.memory or 0)}
+        for c in task_definition.container_definitions
+    ]
+    return original("EC2ContainerServiceBackend._calculate_task_resource_requirements")(
+        SimpleNamespace(container_definitions=containers)
+    )
+
+
+def parse_and_update_resource(
+    logical_id: str,
+    resource_json: dict[str, Any],
+    resources_map: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """moto's update of one stack resource; a resource it cannot update stays as it was."""
+    updated = original("parsing.parse_and_update_resource")(
+        logical_id, resource_json, resources_map, account_id, region_name
+    )
+    return resources_map[logical_id] if updated is None else updated
 
 
 def _end_key(records: Any, reverse: bool) -> int:
@@ -241,13 +403,10 @@ def send_stream_metrics(
 ) -> None:
     """Kinesis's IncomingBytes and IncomingRecords of one put, added to the stream's
     statistic sets of this minute (a new set for each minute, as Kinesis sends them)."""
-    from moto.cloudwatch.models import MetricAggregatedDatum, cloudwatch_backends
-    from moto.core.utils import utcnow
-
-    cloudwatch = cloudwatch_backends[self.account_id][self.region_name]
-    minute = utcnow().replace(second=0, microsecond=0)
+    cloudwatch = moto_internals.cloudwatch_backend(self.account_id, self.region_name)
+    minute = moto_internals.utcnow().replace(second=0, microsecond=0)
     with _kinesis_metrics_lock:
-        current: dict[tuple[str, str], Any] = cloudwatch.__dict__.setdefault(
+        current: dict[tuple[str, str], Any] = moto_internals.private_state(cloudwatch).setdefault(
             _KINESIS_MINUTE_ATTR, {}
         )
         for name, value, unit in (
@@ -256,18 +415,9 @@ def send_stream_metrics(
         ):
             datum = current.get((stream_name, name))
             if datum is None or datum.timestamp != minute:
-                datum = MetricAggregatedDatum(
-                    namespace="AWS/Kinesis",
-                    name=name,
-                    min_stat=value,
-                    max_stat=value,
-                    sample_count=0.0,
-                    sum_stat=0.0,
-                    dimensions=[{"Name": "StreamName", "Value": stream_name}],
-                    timestamp=minute,
-                    unit=unit,
+                datum = moto_internals.cloudwatch_minute_datum(
+                    self.account_id, self.region_name, name, unit, stream_name, value, minute
                 )
-                cloudwatch.metric_data.append(datum)
                 current[(stream_name, name)] = datum
             datum.sample_count += 1
             datum.sum += value
@@ -289,9 +439,8 @@ def method_names_from_class(clazz: type) -> list[str]:
 def dynamo_type_init(self: Any, type_as_dict: Any) -> None:
     """moto's DynamoType: the type and content of `{type: content}` (or of another DynamoType),
     lists and maps holding DynamoTypes."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
-    if type(type_as_dict) is DynamoType:
+    value_class = type(self)
+    if type(type_as_dict) is value_class:
         self.type = type_as_dict.type
         self.value = type_as_dict.value
     else:
@@ -302,9 +451,9 @@ def dynamo_type_init(self: Any, type_as_dict: Any) -> None:
         else:
             raise IndexError("list index out of range")  # moto's error for {}
     if self.type == "L":
-        self.value = [DynamoType(member) for member in self.value]
+        self.value = [value_class(member) for member in self.value]
     elif self.type == "M":
-        self.value = {name: DynamoType(member) for name, member in self.value.items()}
+        self.value = {name: value_class(member) for name, member in self.value.items()}
 
 
 def get_backend_for_host(app: Any, host: str | None) -> Any:
@@ -359,17 +508,18 @@ def crawler_as_dict(crawler: Any) -> dict[str, Any]:
 
 def send_to_targets(rule: Any, event: Any, transform_input: bool = True) -> None:
     """moto's delivery for the targets it knows; every other target to the listeners."""
-    if not rule.event_pattern.matches_event(event):
+    if not moto_internals.rule_matches(rule, event):
         return
-    theirs = [t for t in rule.targets if t["Arn"].split(":")[2] not in _MOTO_DELIVERS]
-    if len(theirs) < len(rule.targets):
-        ours = copy.copy(rule)
-        ours.targets = [t for t in rule.targets if t not in theirs]
+    targets = moto_internals.rule_targets(rule)
+    theirs = [t for t in targets if t["Arn"].split(":")[2] not in _MOTO_DELIVERS]
+    if len(theirs) < len(targets):
+        ours = moto_internals.rule_with_targets(rule, [t for t in targets if t not in theirs])
         original("Rule.send_to_targets")(ours, event, transform_input)
+    rule_arn = moto_internals.rule_arn(rule)
     for target in theirs:
         for listener in list(on_event_target):
             try:
-                listener(rule.arn, copy.deepcopy(target), copy.deepcopy(dict(event)))
+                listener(rule_arn, copy.deepcopy(target), copy.deepcopy(dict(event)))
             except Exception:  # PutEvents has accepted the event whatever its delivery does
                 log.exception("handing an event to its target %s failed", target.get("Arn"))
 
@@ -395,38 +545,28 @@ def parse_dynamodb_parameters(self: Any, request: Any) -> None:
 
 def dynamodb_query(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
     """moto's Query, over the one partition's items when it is the table's own key."""
-    index_name = kwargs["index_name"] if "index_name" in kwargs else (args[6:7] or [None])[0]
-    if index_name is not None or hash_key is None or not table.range_key_attr:
+    own_key = moto_internals.query_index_name(args, kwargs) is None
+    if not own_key or hash_key is None or moto_internals.table_key_names(table)[1] is None:
         return original("Table.query")(table, hash_key, *args, **kwargs)
-    partition = copy.copy(table)
-    found = dict.get(table.items, hash_key)  # a plain get: the defaultdict must not grow
-    partition.items = {hash_key: found} if found else {}
+    partition = moto_internals.table_partition(table, hash_key)
     return original("Table.query")(partition, hash_key, *args, **kwargs)
 
 
 def dynamodb_item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
     """moto's `Item`, its size checked once for all its attributes."""
-    from moto.dynamodb.exceptions import ItemSizeTooLarge
-    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
-    from moto.dynamodb.models.utilities import bytesize
-
-    self.hash_key = hash_key
-    self.range_key = range_key
-    values = {key: DynamoType(value) for key, value in attrs.items()}
+    values = {key: moto_internals.value_from_json(value) for key, value in attrs.items()}
     if (
-        sum(bytesize(key) + attribute_size(value) for key, value in values.items())
-        > _ITEM_MAX_BYTES
+        sum(_text_size(key) + attribute_size(value) for key, value in values.items())
+        > moto_internals.ITEM_MAX_BYTES
     ):
-        raise ItemSizeTooLarge
-    self.attrs = LimitedSizeDict.__new__(LimitedSizeDict)
-    dict.update(self.attrs, values)
+        raise moto_internals.item_size_error()
+    moto_internals.fill_item(self, hash_key, range_key, values)
 
 
 def attribute_size(value: Any) -> int:
     """moto's `DynamoType.size()` of an attribute value, without wrapping every member of a
     set or map in a new DynamoType first: the same sizes, by the same rules."""
-    kind = value.type
-    inner = value.value
+    kind, inner = moto_internals.value_parts(value)
     if kind == "N":
         return moto_internals.number_size(inner)
     if kind == "S" and type(inner) is str:
@@ -448,57 +588,77 @@ def _text_size(text: Any) -> int:
     """moto's `bytesize`: UTF-8 bytes of a string, length of bytes."""
     if type(text) is str:
         return len(text) if text.isascii() else len(text.encode("utf-8"))
-    from moto.dynamodb.models.utilities import bytesize
-
-    return bytesize(text)
+    return moto_internals.text_size(text)
 
 
-#: moto's item size limit (`LimitedSizeDict`): between the 409 and 410 KB AWS accepts.
-_ITEM_MAX_BYTES = 405000
+def _with_original(key: str, hook: Callable[..., Any]) -> Callable[..., Any]:
+    """A replacement that calls `hook` with moto's own method (for `key`) first."""
+
+    def replacement(*args: Any, **kwargs: Any) -> Any:
+        return hook(original(key), *args, **kwargs)
+
+    replacement.__name__ = getattr(hook, "__name__", key)
+    replacement.__doc__ = hook.__doc__
+    return replacement
 
 
 @functools.cache
 def _patches() -> tuple[Patch, ...]:
-    # Imported here: reading this module (for the listener lists) must not load moto.
-    from moto.awslambda.models import LambdaBackend
-    from moto.cloudformation.models import CloudFormationBackend
-    from moto.core import responses
-    from moto.core.base_backend import BackendDict
-    from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.models.dynamo_type import DynamoType, Item
-    from moto.dynamodb.models.table import Table
-    from moto.dynamodb.responses import DynamoHandler
-    from moto.events.models import Rule
-    from moto.glue.models import FakeCrawler, GlueBackend
-    from moto.iotdata.models import IoTDataPlaneBackend
-    from moto.kinesis.models import KinesisBackend, Shard
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
     from local_cloud import dynamodb_exports as exports
 
+    moto = moto_internals.patch_targets()
     return (
-        Patch(CloudFormationBackend, "execute_change_set", execute_change_set),
-        Patch(Shard, "get_max_sequence_number", get_max_sequence_number),
-        Patch(Shard, "get_min_sequence_number", get_min_sequence_number),
-        Patch(BackendDict, "__getitem__", backend_dict_getitem),
-        Patch(KinesisBackend, "_send_stream_metrics", send_stream_metrics),
-        Patch(DomainDispatcherApplication, "get_backend_for_host", get_backend_for_host),
-        Patch(IoTDataPlaneBackend, "publish", publish),
-        Patch(GlueBackend, "start_crawler", start_crawler),
-        Patch(FakeCrawler, "as_dict", crawler_as_dict),
-        Patch(Rule, "send_to_targets", send_to_targets),
-        Patch(LambdaBackend, "send_kinesis_message", send_kinesis_message),
-        Patch(DynamoHandler, "parse_parameters", parse_dynamodb_parameters),
-        Patch(Item, "__init__", dynamodb_item_init),
-        Patch(DynamoType, "__init__", dynamo_type_init),
-        Patch(responses, "method_names_from_class", method_names_from_class),
-        Patch(Table, "query", dynamodb_query),
-        Patch(Table, "put_item", exports.put_item),
-        Patch(Table, "delete_item", exports.delete_item),
-        Patch(DynamoDBBackend, "update_item", exports.update_item),
+        Patch(moto.cloudformation_backend, "execute_change_set", execute_change_set),
+        Patch(moto.shard, "get_max_sequence_number", get_max_sequence_number),
+        Patch(moto.shard, "get_min_sequence_number", get_min_sequence_number),
+        Patch(moto.backend_dict, "__getitem__", backend_dict_getitem),
+        Patch(moto.kinesis_backend, "_send_stream_metrics", send_stream_metrics),
+        Patch(moto.server_application, "get_backend_for_host", get_backend_for_host),
+        Patch(moto.iot_data_backend, "publish", publish),
+        Patch(moto.glue_backend, "start_crawler", start_crawler),
+        Patch(moto.crawler, "as_dict", crawler_as_dict),
+        Patch(moto.lambda_backend, "send_kinesis_message", send_kinesis_message),
+        Patch(moto.dynamodb_handler, "parse_parameters", parse_dynamodb_parameters),
+        Patch(moto.item, "__init__", dynamodb_item_init),
+        Patch(moto.dynamo_type, "__init__", dynamo_type_init),
+        Patch(moto.responses, "method_names_from_class", method_names_from_class),
+        Patch(moto.table, "put_item", _with_original("Table.put_item", exports.put_item)),
+        Patch(moto.table, "delete_item", _with_original("Table.delete_item", exports.delete_item)),
+        Patch(moto.event_rule, "send_to_targets", send_to_targets),
+        Patch(moto.table, "query", dynamodb_query),
         Patch(
-            DynamoHandler, "export_table_to_point_in_time", exports.export_table_to_point_in_time
+            moto.dynamodb_backend,
+            "update_item",
+            _with_original("DynamoDBBackend.update_item", exports.update_item),
         ),
-        Patch(DynamoHandler, "describe_export", exports.describe_export),
-        Patch(DynamoHandler, "list_exports", exports.list_exports),
+        Patch(
+            moto.dynamodb_handler,
+            "export_table_to_point_in_time",
+            exports.export_table_to_point_in_time,
+        ),
+        Patch(moto.dynamodb_handler, "describe_export", exports.describe_export),
+        Patch(moto.dynamodb_handler, "list_exports", exports.list_exports),
+        Patch(
+            moto.rds_instance,
+            "create_from_cloudformation_json",
+            classmethod(rds_instance_from_cloudformation),
+        ),
+        Patch(moto.rds_instance, "has_cfn_attr", classmethod(rds_instance_has_cfn_attr)),
+        Patch(moto.rds_instance, "get_cfn_attribute", rds_instance_cfn_attribute),
+        Patch(moto.cloudformation_parsing, "parse_and_update_resource", parse_and_update_resource),
+        Patch(
+            moto.ecs_task_definition,
+            "create_from_cloudformation_json",
+            classmethod(task_definition_from_cloudformation),
+        ),
+        Patch(
+            moto.ecs_task_definition,
+            "update_from_cloudformation_json",
+            classmethod(task_definition_update_from_cloudformation),
+        ),
+        Patch(
+            moto.ecs_backend,
+            "_calculate_task_resource_requirements",
+            staticmethod(task_resource_requirements),
+        ),
     )

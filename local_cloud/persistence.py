@@ -66,6 +66,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local_cloud import moto_internals
+
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "emulator.pickle"
@@ -176,24 +178,16 @@ def _weak_values(items: dict[Any, Any]) -> weakref.WeakValueDictionary[Any, Any]
 
 
 def _dynamodb_item(cls: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> Any:
-    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
-
-    item = cls.__new__(cls)
-    item.hash_key = hash_key
-    item.range_key = range_key
-    # The item passed moto's size checks when it was written; do not run them again
-    # (they cost time quadratic in the number of attributes).
-    item.attrs = LimitedSizeDict.__new__(LimitedSizeDict)
-    dict.update(item.attrs, attrs)
-    return item
+    # The item passed moto's size checks when it was written; they are not run again.
+    return moto_internals.new_item(cls, hash_key, range_key, attrs)
 
 
 def _dynamodb_item_from_image(cls: Any, hash_key: Any, range_key: Any, image: str) -> Any:
-    from moto.dynamodb.models.dynamo_type import DynamoType
-
     from local_cloud.dynamodb_exports import remember_image
 
-    attrs = {name: DynamoType(value) for name, value in json.loads(image).items()}
+    attrs = {
+        name: moto_internals.value_from_json(value) for name, value in json.loads(image).items()
+    }
     item = _dynamodb_item(cls, hash_key, range_key, attrs)
     remember_image(item, image)
     return item
@@ -250,8 +244,8 @@ class StatePickler(pickle.Pickler):
 
     def __init__(self, file: Any) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        from moto.dynamodb.models.dynamo_type import DynamoType, Item
-        from moto.kinesis.models import Record, Shard
+        Item, DynamoType = moto_internals.dynamodb_classes()
+        Shard, Record = moto_internals.kinesis_record_classes()
 
         self._record = Record
         self._reducers: dict[type, _Reducer | None] = {
@@ -287,9 +281,11 @@ class StatePickler(pickle.Pickler):
         from local_cloud.dynamodb_exports import known_image
 
         image = known_image(obj)
+        hash_key, range_key = moto_internals.item_keys(obj)
         if image is not None and not _BINARY_IN_IMAGE.search(image):
-            return (_dynamodb_item_from_image, (type(obj), obj.hash_key, obj.range_key, image))
-        return (_dynamodb_item, (type(obj), obj.hash_key, obj.range_key, dict(obj.attrs)))
+            return (_dynamodb_item_from_image, (type(obj), hash_key, range_key, image))
+        attributes = dict(moto_internals.item_attributes(obj))
+        return (_dynamodb_item, (type(obj), hash_key, range_key, attributes))
 
     def _shard(self, obj: Any) -> Any:
         state = dict(obj.__dict__)
@@ -362,15 +358,11 @@ class Snapshot:
 
 def capture(checkpoints: list[tuple[str, str, int]]) -> Snapshot:
     """This process's moto backends (the live objects: pickle them before they change)."""
-    import moto
-    from moto.core.base_backend import BackendDict
-
-    backends: dict[tuple[str, str, str], Any] = {}
-    in_use: list[Any] = list(getattr(BackendDict, "_instances"))  # the services used so far  # noqa: B009
-    for backend_dict in in_use:
-        for account, region, backend in backend_dict.iter_backends():
-            backends[(backend_dict.service_name, account, region)] = backend
-    return Snapshot(backends, checkpoints, moto.__version__, time.time())
+    backends = {
+        (service, account, region): backend
+        for service, account, region, backend in moto_internals.backends_in_use()
+    }
+    return Snapshot(backends, checkpoints, moto_internals.version(), time.time())
 
 
 def write(snapshot: Snapshot, path: Path) -> int:
@@ -400,8 +392,6 @@ def write(snapshot: Snapshot, path: Path) -> int:
 
 def read(path: Path) -> Snapshot | None:
     """The snapshot at `path`, or None when there is none or it cannot be used (logged)."""
-    import moto
-
     if not path.exists():
         return None
     try:
@@ -413,12 +403,12 @@ def read(path: Path) -> Snapshot | None:
     if not isinstance(snapshot, Snapshot) or snapshot.format != _FORMAT:
         log.warning("the saved state in %s has another format; starting empty", path)
         return None
-    if snapshot.moto_version != moto.__version__:
+    if snapshot.moto_version != moto_internals.version():
         log.warning(
             "the saved state in %s is from moto %s, this is moto %s; starting empty",
             path,
             snapshot.moto_version,
-            moto.__version__,
+            moto_internals.version(),
         )
         return None
     return snapshot
@@ -426,12 +416,8 @@ def read(path: Path) -> Snapshot | None:
 
 def restore(snapshot: Snapshot) -> None:
     """Put the snapshot's backends in place of this process's (before anything serves)."""
-    from moto.backends import get_backend
-
     for (service, account, region), backend in snapshot.backends.items():
-        backend_dict = get_backend(service)  # type: ignore[call-overload]
-        # Creating the account's entry registers the service as in use (for snapshots).
-        dict.__setitem__(backend_dict[account], region, backend)
+        moto_internals.put_backend(service, account, region, backend)
 
 
 # --- taking snapshots -----------------------------------------------------------------

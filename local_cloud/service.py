@@ -79,16 +79,16 @@ def _clients(endpoint: str, region: str) -> Callable[[str], Any]:
 
 
 def _deployed_outputs(naming: Any) -> dict[str, dict[str, str]] | None:
-    """Outputs of every stack when all are deployed already (restored state), else None."""
+    """Outputs of every local stack when all are deployed already (restored state), else None."""
     import boto3
     from botocore.exceptions import ClientError
 
     from cloudformation.deploy import stack_outputs
-    from cloudformation.stacks import STACKS
+    from local_cloud.cloud import LOCAL_STACKS
 
     cfn = boto3.Session(region_name=naming.region).client("cloudformation")
     outputs = {}
-    for purpose in STACKS:
+    for purpose in LOCAL_STACKS:
         try:
             stacks = cfn.describe_stacks(StackName=naming.stack(purpose))["Stacks"]
         except ClientError:

@@ -1,7 +1,8 @@
 """Deploy what the emulator's CloudFormation skips, from the same template.
 
 moto's CloudFormation creates most resource types but silently skips some
-(IoT topic rules, Glue databases and crawlers) and drops some properties
+(IoT topic rules, Glue databases and crawlers, CloudWatch alarms, CodeBuild projects) and
+drops some properties
 (DynamoDB point-in-time recovery). Rather than describe those resources a
 second time, this module reads them from the rendered template, resolves the
 intrinsic functions they use against the deployed stack, and creates them
@@ -76,10 +77,15 @@ class TemplateResolver:
 
     def _get_att(self, arg: list[str] | str) -> str:
         logical, attribute = arg.split(".", 1) if isinstance(arg, str) else arg
-        if attribute != "Arn":
-            raise NotImplementedError(f"Fn::GetAtt {logical}.{attribute} is not supported")
         resource_type = self.template["Resources"][logical]["Type"]
-        return self._arns(resource_type, logical, self.ref(logical))
+        if attribute == "Arn":
+            return self._arns(resource_type, logical, self.ref(logical))
+        if (resource_type, attribute) == ("AWS::SQS::Queue", "QueueName"):
+            return self.ref(logical).rsplit("/", 1)[-1]  # a queue's Ref is its URL
+        if (resource_type, attribute) == ("AWS::ECR::Repository", "RepositoryUri"):
+            account, region = self.values["AWS::AccountId"], self.values["AWS::Region"]
+            return f"{account}.dkr.ecr.{region}.amazonaws.com/{self.ref(logical)}"
+        raise NotImplementedError(f"Fn::GetAtt {logical}.{attribute} is not supported")
 
     def _sub(self, arg: str | list[Any]) -> str:
         text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
@@ -203,6 +209,22 @@ def _glue_crawler(session: boto3.Session, props: Resolved) -> str:
     return fields["Name"]
 
 
+def _codebuild_project(session: boto3.Session, props: Resolved) -> str:
+    codebuild = session.client("codebuild")
+    project = _camel(props)
+    # The API spells the source's buildspec in lower case.
+    source = dict(project["source"])
+    if "buildSpec" in source:
+        source["buildspec"] = source.pop("buildSpec")
+    project["source"] = source
+    name = project["name"]
+    # The emulator has no UpdateProject, and its builds read nothing of a project but its
+    # name: a project made before stays, with its builds.
+    if not codebuild.batch_get_projects(names=[name])["projects"]:
+        codebuild.create_project(**project)
+    return str(name)
+
+
 def _table_settings(session: boto3.Session, props: Resolved) -> str:
     """moto creates the table but drops point-in-time recovery; apply it."""
     name = props["TableName"]
@@ -214,11 +236,50 @@ def _table_settings(session: boto3.Session, props: Resolved) -> str:
     return name
 
 
+_ALARM_API_FIELDS = (
+    "AlarmName",
+    "AlarmDescription",
+    "ActionsEnabled",
+    "OKActions",
+    "AlarmActions",
+    "InsufficientDataActions",
+    "MetricName",
+    "Namespace",
+    "Statistic",
+    "ExtendedStatistic",
+    "Dimensions",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "EvaluateLowSampleCountPercentile",
+)
+_ALARM_NUMBERS = {"Period": int, "EvaluationPeriods": int, "DatapointsToAlarm": int}
+
+
+def _metric_alarm(session: boto3.Session, props: Resolved) -> str:
+    """A CloudWatch alarm, as `PutMetricAlarm` creates it (the emulator evaluates none: its
+    state changes only through `SetAlarmState`)."""
+    fields = {k: props[k] for k in _ALARM_API_FIELDS if k in props}
+    for name, kind in _ALARM_NUMBERS.items():
+        if name in fields:
+            fields[name] = kind(fields[name])
+    if "Threshold" in fields:
+        fields["Threshold"] = float(fields["Threshold"])  # a parameter's Ref is a string
+    session.client("cloudwatch").put_metric_alarm(**fields)
+    return fields["AlarmName"]
+
+
 #: Resource types created here when the emulator skipped them, in dependency order.
 _FILLERS: dict[str, Callable[[boto3.Session, Resolved], str]] = {
     "AWS::Glue::Database": _glue_database,
     "AWS::Glue::Crawler": _glue_crawler,
     "AWS::IoT::TopicRule": _topic_rule,
+    "AWS::CloudWatch::Alarm": _metric_alarm,
+    "AWS::CodeBuild::Project": _codebuild_project,
 }
 #: Resource types the emulator deploys but whose settings it partly drops.
 _AMENDERS: dict[str, Callable[[boto3.Session, Resolved], str]] = {

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from pipeline_platform.environment import dbt_target, get_environment
+from pipeline_platform.environment import get_environment
+
+if TYPE_CHECKING:
+    from pipeline_platform.resources.warehouse import Warehouse
 
 
-def build_definitions() -> dg.Definitions:
-    """Definitions of every stage, wired to the resources of the current environment."""
+def build_definitions(warehouse: Warehouse | None = None) -> dg.Definitions:
+    """Definitions of every stage, wired to the resources of the current environment; with
+    `warehouse`, loading that warehouse instead of the environment's (dbt on its target)."""
     # Two beta features are used on purpose: a single-run backfill policy (one run
     # loads a whole partition range) and the table's observable source asset. Their
     # warnings, repeated on every load, give the user nothing to act on.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return _build_definitions()
+        return _build_definitions(warehouse)
 
 
-def _build_definitions() -> dg.Definitions:
+def _build_definitions(warehouse: Warehouse | None) -> dg.Definitions:
     from pipeline_platform.defs import jobs
     from pipeline_platform.defs.catalog.assets import glue_tables
     from pipeline_platform.defs.dbt.assets import build_dbt_assets
@@ -29,16 +34,18 @@ def _build_definitions() -> dg.Definitions:
         lake_rule_errors,
         lake_sensor_readings,
     )
+    from pipeline_platform.defs.notifications.sensors import sensors
     from pipeline_platform.defs.streaming.assets import external_specs, readings_table
     from pipeline_platform.defs.warehouse.assets import (
         raw_quarantined_records,
         raw_rule_errors,
         raw_sensor_readings,
     )
-    from pipeline_platform.resources import build_resources
+    from pipeline_platform.resources.by_environment import build_resources
 
     environment = get_environment()
-    dbt_models = build_dbt_assets(dbt_target(environment))
+    resources = build_resources(environment, warehouse)
+    dbt_models = build_dbt_assets(resources["warehouse"].dbt_target)
     return dg.Definitions(
         assets=[
             *external_specs,
@@ -55,7 +62,8 @@ def _build_definitions() -> dg.Definitions:
         ],
         jobs=[jobs.batch_etl, jobs.observe_table],
         schedules=[jobs.batch_etl_hourly, jobs.observe_schedule],
-        resources=build_resources(environment),
+        sensors=sensors,
+        resources=resources,
         executor=jobs.run_executor(environment),
     )
 

@@ -120,11 +120,6 @@ def first_write_day() -> date:
     return day
 
 
-def dbt_target(environment: Environment) -> str:
-    """The dbt profile target matching the environment's warehouse."""
-    return "redshift" if environment is Environment.AWS else "local"
-
-
 @dataclass(frozen=True)
 class Settings:
     """Everything the batch pipeline needs to know about its deployment."""
@@ -144,12 +139,19 @@ class Settings:
     glue_database: str
     crawler_name: str
     warehouse_path: str
+    #: The SNS topic failed runs and failed checks are told to (the streaming stack's alarms').
+    alarm_topic_arn: str = ""
     #: None locally, and in `aws` when the analytics stack was deployed without a warehouse.
     redshift: RedshiftSettings | None = None
 
 
 def _naming(region: str) -> Naming:
     return Naming(os.environ.get(ENV_DEPLOYMENT, DEFAULT_ENV), region)
+
+
+def deployment_naming() -> Naming:
+    """The names of the deployment the environment points at (`DEPLOYMENT_ENV`, the region)."""
+    return _naming(aws_location().region)
 
 
 def account_id(endpoint_url: str | None, region: str) -> str:
@@ -197,6 +199,7 @@ def _local_settings() -> Settings:
         glue_database=naming.glue_database,
         crawler_name=naming.crawler,
         warehouse_path=warehouse_path(),
+        alarm_topic_arn=f"arn:aws:sns:{region}:{account}:{naming.alarm_topic}",
     )
 
 
@@ -219,6 +222,7 @@ def _aws_settings() -> Settings:
         glue_database=analytics[AnalyticsOutput.GLUE_DATABASE_NAME],
         crawler_name=analytics[AnalyticsOutput.CRAWLER_NAME],
         warehouse_path="",
+        alarm_topic_arn=streaming[StreamingOutput.ALARM_TOPIC_ARN],
         redshift=_redshift_settings(analytics),
     )
 

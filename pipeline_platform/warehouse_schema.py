@@ -198,3 +198,10 @@ def create_table_sql(table: str, columns: tuple[Column, ...], dialect: str) -> s
         f"{c.name} {c.sql_type(dialect)}{'' if c.nullable else ' not null'}" for c in columns
     )
     return f"create table if not exists {RAW_SCHEMA}.{table} (\n    {body}\n)"
+
+
+#: What an extra payload column holds (`pressure`, say): the lake and the warehouse add one
+#: for each field the readings carry beyond the contract's, when it first appears.
+EXTRA_COLUMN_DESCRIPTION = (
+    "Extra payload field, kept as the device sent it; a column since it first appeared."
+)

@@ -9,9 +9,10 @@ rebuild starts from one full export of the table.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 
@@ -22,6 +23,9 @@ from pipeline_platform.defs.lake.windows import CatchUp, catch_up
 from pipeline_platform.defs.partitions import WRITE_HOURS, hour_key, key_start
 from platform_tools.dagster_home import dagster_home
 
+if TYPE_CHECKING:
+    from pipeline_platform.resources.warehouse import Warehouse
+
 #: Where the summary finds what a run exported and which reading days it touched.
 _EXPORT = keys.DYNAMODB_EXPORT.to_user_string()
 _LAKE_TABLES = {
@@ -29,6 +33,16 @@ _LAKE_TABLES = {
     keys.LAKE_QUARANTINE.to_user_string(): "quarantined records",
     keys.LAKE_RULE_ERRORS.to_user_string(): "rule errors",
 }
+
+
+class RunWatcher(Protocol):
+    """Follows a run as it executes (the command line's display)."""
+
+    def run_started(self, run_id: str, plan: CatchUp, rebuild: bool) -> None:
+        """The run `run_id` over `plan`'s windows is about to start."""
+
+    def event(self, entry: dg.EventLogEntry) -> None:
+        """An event of the run, as Dagster stores it."""
 
 
 class RunFailed(RuntimeError):
@@ -44,7 +58,7 @@ class RunInterrupted(RunFailed):
 
 
 #: The error Dagster gives the steps it stopped on Ctrl-C or SIGTERM.
-_INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
+INTERRUPTED_ERROR = "DagsterExecutionInterruptedError"
 
 
 def window_range(first: str, last: str | None = None) -> CatchUp:
@@ -65,7 +79,7 @@ def window_range(first: str, last: str | None = None) -> CatchUp:
 
 def catch_up_range(now: datetime | None = None) -> CatchUp:
     """The windows a catch-up runs now: from where the lake stopped, up to now."""
-    from pipeline_platform.resources import cloud_resource
+    from pipeline_platform.resources.by_environment import cloud_resource
 
     now = now or datetime.now(UTC)
     states = state_store(cloud_resource()).load_many(LAKE_TABLES)
@@ -150,6 +164,8 @@ def materialize(
     rebuild: bool = False,
     log_level: str = "DEBUG",
     instance: dg.DagsterInstance | None = None,
+    watcher: RunWatcher | None = None,
+    warehouse: Warehouse | None = None,
 ) -> dict[str, Any]:
     """Run the batch ETL job in-process and return a summary.
 
@@ -161,14 +177,21 @@ def materialize(
     The summary holds the partition range, the write windows exported, the
     reading days each lake table touched, per asset its rows and duration, and
     each asset check's outcome. A failed run raises `RunFailed`. The run is
-    recorded in `instance`, by default the one `ui` shows (see `_instance`).
+    recorded in `instance`, by default the one `ui` shows (see `_instance`). It
+    loads `warehouse`, by default the environment's. `watcher`, when given, is told the
+    run is starting and then sees each of its events as Dagster stores it.
     """
     from pipeline_platform.definitions import build_definitions
 
     plan = window_range(partition, last) if partition else catch_up_range()
-    job = build_definitions().resolve_job_def(BATCH_JOB)
+    job = build_definitions(warehouse).resolve_job_def(BATCH_JOB)
     instance = instance or _instance()
+    run_id = str(uuid.uuid4())
+    if watcher is not None:
+        watcher.run_started(run_id, plan, rebuild)
+        instance.add_event_listener(run_id, watcher.event)
     result = job.execute_in_process(
+        run_id=run_id,
         instance=instance,
         tags=run_tags(plan, rebuild=rebuild),
         raise_on_error=False,
@@ -185,7 +208,7 @@ def materialize(
         failed = [e.step_key for e in failures]
         interrupted = any(
             getattr(getattr(e.event_specific_data, "error", None), "cls_name", None)
-            == _INTERRUPTED_ERROR
+            == INTERRUPTED_ERROR
             for e in failures
         )
         kind = RunInterrupted if interrupted else RunFailed

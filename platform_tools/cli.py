@@ -56,6 +56,20 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()
 
 
+def duration_seconds(text: str) -> float:
+    """Seconds from `90`, `90s`, `2m` or `1h`, for the duration options."""
+    match = _RELATIVE.match(text)
+    if match:
+        return float(match[1]) * _UNIT_SECONDS[match[2]]
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use 90, 90s, 2m or 1h)")
+    return seconds
+
+
 def port_number(text: str) -> int:
     """A TCP port, 1..65535, for the port options."""
     try:
@@ -79,8 +93,9 @@ def _talks_to(args: argparse.Namespace) -> str | None:
         return None  # they run a local cloud of their own and set its credentials themselves
     if args.command == "publish" and not args.via_iot_data:
         return None  # MQTT only
-    if args.command == "stack" or os.environ.get("PLATFORM_ENV", "local") != "local":
-        # Deploying, and `aws` runs, go to real AWS unless the environment points elsewhere.
+    if args.command in ("stack", "aws-ui") or os.environ.get("PLATFORM_ENV", "local") != "local":
+        # Deploying, a deployment's UI and `aws` runs go to real AWS unless the environment
+        # points elsewhere.
         return os.environ.get(ENV_ENDPOINT_URL)
     return _endpoint(args)
 
@@ -108,7 +123,7 @@ def _usage_error(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _fail(args: argparse.Namespace, error: BaseException) -> NoReturn:
+def _fail(args: argparse.Namespace, error: BaseException | str) -> NoReturn:
     """End the command with `error` as one clear line on stderr and exit status 1."""
     raise SystemExit(f"pipeline-platform {args.command}: {error}")
 
@@ -293,8 +308,31 @@ def cmd_stack(args: argparse.Namespace) -> int:
     return stack_main(args.stack_args)
 
 
+def cmd_aws_ui(args: argparse.Namespace) -> int:
+    """Open a deployment's Dagster UI on localhost through SSM port forwarding."""
+    import boto3
+
+    from cloudformation.naming import Naming
+    from platform_tools.aws_ui import UiUnavailable, open_ui
+
+    naming = Naming(args.env, args.region)
+    try:
+        return open_ui(boto3.Session(region_name=naming.region), naming, local_port=args.port)
+    except UiUnavailable as error:
+        _fail(args, error)
+
+
 def cmd_materialize(args: argparse.Namespace) -> int:
-    """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print what it did."""
+    """Run the batch ETL job (export, lake, crawl, warehouse, dbt) and print what it did.
+
+    One line per step as it starts and ends, a progress display on a terminal, then
+    the run's summary; Dagster's event log and dbt's output go to the run's log file
+    (see `run_progress`).
+    """
+    from botocore.exceptions import BotoCoreError
+
+    from pipeline_platform.environment import SettingMissing
+    from pipeline_platform.progress import watching
     from platform_tools.batch_runs import (
         InvalidWindow,
         RunFailed,
@@ -302,25 +340,50 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         describe,
         materialize,
     )
+    from platform_tools.run_progress import RunDisplay
 
     if args.to and not args.partition:
         _usage_error("--to needs --partition (the first window of the range)")
     if args.rebuild and args.partition:
         _usage_error("--rebuild starts from a full export of the table: give no window")
+    display = RunDisplay(sys.stdout, verbose=args.verbose)
     try:
-        summary = materialize(partition=args.partition, last=args.to, rebuild=args.rebuild)
+        with display, watching(display.progress):
+            summary = materialize(
+                partition=args.partition, last=args.to, rebuild=args.rebuild, watcher=display
+            )
     except InvalidWindow as error:
         _usage_error(f"materialize: {error}")
     except RunInterrupted:
         print("pipeline-platform materialize: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
     except RunFailed as error:
-        # The steps' own logs (above) hold the detail; one line says which failed.
+        # The failed step's line (above) holds its error; the log holds everything.
+        cause = f"{', '.join(display.failed)} (its error is above)" if display.failed else error
+        _fail(args, f"the run failed in {cause}; the full log is {display.log_file}")
+    except (SettingMissing, BotoCoreError) as error:
+        # Before the run: the deployment cannot be reached or is not deployed.
         _fail(args, error)
     print(describe(summary))
+    print(f"  log: {display.log_file}")
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Where the platform stands: exit status 0 when nothing needs attention, else 1."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pipeline_platform.environment import SettingMissing, get_environment
+    from platform_tools.status import gather, render
+
+    try:
+        report = gather(get_environment(), max_lag=args.max_lag)
+    except (SettingMissing, BotoCoreError, ClientError) as error:
+        _fail(args, error)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else render(report))
+    return 1 if report.attention else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -441,6 +504,15 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_argument("stack_args", nargs=argparse.REMAINDER)
     stack.set_defaults(func=cmd_stack)
 
+    aws_ui = sub.add_parser(
+        "aws-ui",
+        help="open a deployment's Dagster UI on localhost (SSM port forwarding into its task)",
+    )
+    aws_ui.add_argument("--env", default="dev", help="the deployment's environment")
+    aws_ui.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", REGION))
+    aws_ui.add_argument("--port", type=port_number, default=3000, help="local port of the UI")
+    aws_ui.set_defaults(func=cmd_aws_ui)
+
     mat = sub.add_parser(
         "materialize",
         help="run the batch ETL job: with no window, catch up from where the lake stopped to now",
@@ -456,7 +528,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="start from one full export of the table (merged into the lake; history stays)",
     )
     mat.add_argument("--json", action="store_true", help="also print the run's whole summary")
+    mat.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also show Dagster's event log and dbt's output (always in the run's log file)",
+    )
     mat.set_defaults(func=cmd_materialize)
+
+    status = sub.add_parser(
+        "status",
+        help="where things stand: stream lag, the table, the lake, the last run, the warehouse, "
+        "alarms (exit status 1 when something needs attention)",
+    )
+    status.add_argument(
+        "--max-lag",
+        type=duration_seconds,
+        help="iterator age that needs attention, e.g. 90s or 5m (default: the threshold of the "
+        "stack's IteratorAge alarm)",
+    )
+    status.add_argument("--json", action="store_true", help="the report as JSON, for scripts")
+    status.set_defaults(func=cmd_status)
 
     demo = sub.add_parser("demo", help="the whole platform end to end on the local cloud")
     demo.add_argument("--devices", type=int, default=25)
@@ -473,6 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--rate", type=float, default=20, help="readings per second, whole fleet")
     ui.set_defaults(func=cmd_ui)
     return parser
+
+
+#: The exit status after the reader of standard output went away: 128 + SIGPIPE.
+BROKEN_PIPE_EXIT = 128 + 13
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -492,6 +588,12 @@ def main(argv: list[str] | None = None) -> int:
         # ends them with the shell's status for it, without a traceback.
         print(f"pipeline-platform {args.command}: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
+    except BrokenPipeError:
+        # The reader went away (`status | head`). Standard output is pointed at /dev/null so
+        # the interpreter's last flush fails no more, and the status is the one a shell
+        # gives a program that SIGPIPE ended, as `cat` or `grep` would end: no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_EXIT
     finally:
         # A command that ran the batch side holds Dagster's and dbt's objects; the
         # interpreter's last garbage collection over them took about 1 s of every exit

@@ -8,24 +8,22 @@ with the rest of the local state.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 
+import yaml
+
 from local_cloud import defaults
+from platform_tools.dagster_instance import local_instance, render
 
 #: The instance's folder inside a state dir.
 DAGSTER_FOLDER = "dagster"
-# The instance's settings. A laptop or CI runner offline must not wait on telemetry; the
-# UI's first-visit dialog (a newsletter sign-up) opens over the page on every fresh state
-# dir and can swallow the first click; and a run launched from the UI waits in the queue
-# until the daemon next looks (every 5 s by default): once a second is enough for one
-# user. The storage is Dagster's SQLite storage in the instance's folder, as by default,
-# reusing its database engines (see `dagster_storage`). Written when absent, or when it is
-# a file this or an earlier version wrote (for this folder or another); a file the user
-# edited is theirs.
-_DAGSTER_YAML = """\
+# The instance's settings come from `dagster_instance`. The file is written when absent, or
+# when it is a file this or an earlier version wrote (for this folder or another); a file
+# the user edited is theirs.
+#: What the version before `dagster_instance` wrote, `base_dir` quoted as JSON.
+_PREVIOUS_DAGSTER_YAML = """\
 storage:
   custom:
     module: platform_tools.dagster_storage
@@ -53,15 +51,22 @@ _EARLIER_DAGSTER_YAMLS = (
 
 
 def _dagster_yaml(home: Path) -> str:
-    # JSON's quoting is valid YAML, whatever characters the path holds.
-    return _DAGSTER_YAML.format(base_dir=json.dumps(str(home)))
+    return render(local_instance(home))
 
 
 def _written_here(text: str) -> bool:
     if text in _EARLIER_DAGSTER_YAMLS:
         return True
     named = re.search(r"^      base_dir: (.+)$", text, re.MULTILINE)
-    return named is not None and text == _DAGSTER_YAML.format(base_dir=named.group(1))
+    if named is None:
+        return False
+    if text == _PREVIOUS_DAGSTER_YAML.format(base_dir=named.group(1)):
+        return True
+    try:
+        written_for = yaml.safe_load(text)["storage"]["custom"]["config"]["base_dir"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        return False
+    return text == _dagster_yaml(Path(written_for))
 
 
 def dagster_home(state_dir: Path | str = defaults.STATE_DIR) -> Path:

@@ -10,6 +10,7 @@ from local_cloud import defaults
 from local_cloud.emulator import Emulator
 from local_cloud.ports import free_port
 from pipeline_platform.env_override import overridden
+from tests.support.warehouses import RedshiftOnPostgres, redshift_on_postgres
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,11 @@ def aws_endpoint() -> Iterator[str]:
     with overridden(variables):
         yield emulator.endpoint_url
         emulator.stop()
+
+
+@pytest.fixture(scope="session")
+def redshift_postgres(aws_endpoint: str) -> Iterator[RedshiftOnPostgres]:
+    """A PostgreSQL server answering as Redshift (through the test proxy), for the whole
+    session: its COPY reads the emulator's S3. Started by the first test that needs it."""
+    with redshift_on_postgres(aws_endpoint, defaults.REGION) as warehouse:
+        yield warehouse

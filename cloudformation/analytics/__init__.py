@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from troposphere import AWSHelperFn, GetAtt, If, Ref, Template
+from troposphere import AWSHelperFn, GetAtt, If, Ref, Select, Template
 
 from cloudformation.analytics.catalog import CRAWLER_EXCLUSIONS, add_catalog
 from cloudformation.analytics.encryption import add_lake_key
@@ -83,6 +83,10 @@ def build_analytics(naming: Naming) -> Template:
         AnalyticsOutput.REDSHIFT_SECRET_ARN: (
             admin_secret_arn(cluster),
             "Secrets Manager secret with the admin credentials.",
+        ),
+        AnalyticsOutput.WAREHOUSE_SECURITY_GROUP_ID: (
+            Select(0, Ref(params.warehouse.security_groups)),
+            "Security group the orchestrator's tasks are let into the warehouse by.",
         ),
     }
     # If rather than an output Condition: the keys stay the same whether or not the cluster

@@ -10,8 +10,9 @@ from awacs import kms as kmsa
 from awacs import redshift
 from awacs import s3 as s3a
 from awacs import secretsmanager as sm
-from awacs.aws import Principal, Statement
-from troposphere import AWSHelperFn, GetAtt, If, Join, Ref, Template, iam
+from awacs.aws import Allow, ArnLike, Condition, Principal, Statement, StringEquals
+from awacs.sts import AssumeRole
+from troposphere import AccountId, AWSHelperFn, GetAtt, If, Join, Ref, Template, iam
 from troposphere.redshift import Cluster
 from troposphere.s3 import Bucket
 
@@ -95,6 +96,21 @@ def add_orchestrator_role(
             policy_name="batch-pipeline",
             description="The role the batch pipeline (Dagster) runs as.",
             statements=_batch_pipeline_statements(naming, params, lake=lake, key_arn=key_arn),
+        )
+    )
+    # Dagster's run tasks (the orchestration stack) run as this role, with this policy as it is.
+    orchestrator.AssumeRolePolicyDocument.Statement.append(
+        Statement(
+            Sid="DagsterRunTasks",
+            Effect=Allow,
+            Action=[AssumeRole],
+            Principal=Principal("Service", "ecs-tasks.amazonaws.com"),
+            Condition=Condition(
+                [
+                    StringEquals("aws:SourceAccount", AccountId),
+                    ArnLike("aws:SourceArn", arn("ecs", "*")),
+                ]
+            ),
         )
     )
     # A policy of its own so it exists exactly when the cluster does.

@@ -15,6 +15,11 @@ from cloudformation.naming import Naming
 if TYPE_CHECKING:  # the alert path's alarms are specs too, and processor imports the alert path
     from cloudformation.streaming.processor import StreamProcessor
 
+#: Lambda's metrics, and the one that says how far behind its stream the function is: the
+#: age of the last record of each batch a stream mapping sends, in milliseconds.
+LAMBDA_NAMESPACE = "AWS/Lambda"
+ITERATOR_AGE_METRIC = "IteratorAge"
+
 ALARM_PERIOD_SECONDS = 60
 #: An alarm fires when 3 of the last 5 periods breach: one slow minute is not an incident.
 EVALUATION_PERIODS = 5
@@ -45,7 +50,7 @@ def add_alarms(
 ) -> Topic:
     """Add the encrypted alarm topic, the processor's alarms and `more`; return the topic."""
     topic = t.add_resource(
-        Topic("AlarmTopic", TopicName=naming.name("sns", "alarms"), KmsMasterKeyId=key_arn)
+        Topic("AlarmTopic", TopicName=naming.alarm_topic, KmsMasterKeyId=key_arn)
     )
     function = [MetricDimension(Name="FunctionName", Value=Ref(processor.function))]
     queue = [
@@ -54,8 +59,8 @@ def add_alarms(
     specs = [
         AlarmSpec(
             "IteratorAge",
-            "AWS/Lambda",
-            "IteratorAge",
+            LAMBDA_NAMESPACE,
+            ITERATOR_AGE_METRIC,
             "Maximum",
             Ref(iterator_age_ms),
             function,
@@ -63,7 +68,7 @@ def add_alarms(
         ),
         AlarmSpec(
             "FunctionErrors",
-            "AWS/Lambda",
+            LAMBDA_NAMESPACE,
             "Errors",
             "Sum",
             0,
@@ -72,7 +77,7 @@ def add_alarms(
         ),
         AlarmSpec(
             "FunctionThrottles",
-            "AWS/Lambda",
+            LAMBDA_NAMESPACE,
             "Throttles",
             "Sum",
             0,

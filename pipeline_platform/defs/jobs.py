@@ -6,8 +6,11 @@ the lake stop (`lake.windows.catch_up`)? They run every write window from there,
 the schedule up to the last complete hour, the command line up to now.
 """
 
+import json
+
 import dagster as dg
 
+from cloudformation.dagster_tasks import HOURLY_RUN, OBSERVATION_RUN, REBUILD_RUN
 from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.lake.run_context import REBUILD_TAG, SINCE_TAG, state_store
@@ -27,9 +30,12 @@ batch_selection = dg.AssetSelection.assets(
     keys.DYNAMODB_EXPORT, keys.LAKE_QUARANTINE, keys.LAKE_RULE_ERRORS
 ).downstream()
 
+# In a deployment each run is an ECS task sized by these tags (`ecs/cpu`, `ecs/memory`); on a
+# laptop runs stay in their process and the tags say nothing.
 batch_etl = dg.define_asset_job(
     BATCH_JOB,
     selection=batch_selection,
+    tags=HOURLY_RUN.run_tags(),
     description="Export the table's writes of the run's windows, merge them into the lake by "
     "reading day, crawl when the lake has a new day or column, merge the changed rows into "
     "the warehouse and rebuild the changed hours with dbt.",
@@ -42,7 +48,9 @@ def run_tags(plan: CatchUp, rebuild: bool = False) -> dict[str, str]:
     if plan.since is not None:
         tags[SINCE_TAG] = plan.since.isoformat()
     if rebuild:
+        # One full export of the table and every lake day rewritten: a larger task.
         tags[REBUILD_TAG] = "true"
+        tags.update(REBUILD_RUN.run_tags())
     return tags
 
 
@@ -68,8 +76,16 @@ def batch_etl_hourly(context: dg.ScheduleEvaluationContext, cloud: CloudResource
     )
 
 
+#: The observation asks two APIs: the smallest task, on Fargate Spot (an interrupted one is
+#: simply observed again 15 minutes later).
+OBSERVATION_TAGS = {
+    **OBSERVATION_RUN.run_tags(),
+    "ecs/run_task_kwargs": json.dumps(
+        {"capacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]}
+    ),
+}
 observe_table = dg.define_asset_job(
-    OBSERVE_JOB, selection=dg.AssetSelection.assets(keys.DYNAMODB_TABLE)
+    OBSERVE_JOB, selection=dg.AssetSelection.assets(keys.DYNAMODB_TABLE), tags=OBSERVATION_TAGS
 )
 observe_schedule = dg.ScheduleDefinition(
     job=observe_table,

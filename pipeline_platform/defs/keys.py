@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-# The change sets' and COPY manifests' folders are named where the stack grants them, and
+# The change sets', COPY manifests' and states' folders are named where the stack grants them, and
 # used from here as the other folders are.
 from cloudformation.layout import CHANGES_PREFIX as CHANGES_PREFIX
 from cloudformation.layout import EXPORTS_PREFIX, LAKE_PREFIX, PIPELINE_PREFIX
 from cloudformation.layout import MANIFEST_PREFIX as MANIFEST_PREFIX
+from cloudformation.layout import STATE_PREFIX as STATE_PREFIX
 from pipeline_platform import warehouse_schema as ws
 
 IOT_TOPIC = dg.AssetKey(["iot", "sensors"])
@@ -35,7 +36,5 @@ LAKE_PREFIXES = {table.name: f"{LAKE_PREFIX}{table.name}/" for table in ws.TABLE
 LAKE_READINGS_PREFIX = LAKE_PREFIXES[ws.READINGS_TABLE]
 LAKE_QUARANTINE_PREFIX = LAKE_PREFIXES[ws.QUARANTINE_TABLE]
 LAKE_RULE_ERRORS_PREFIX = LAKE_PREFIXES[ws.RULE_ERRORS_TABLE]
-#: Each lake table's state and lock (`<table>.json`, `<table>.lock`): see `lake.state`.
-STATE_PREFIX = f"{PIPELINE_PREFIX}state/"
 #: What each run's export asset exported, for the lake asset (`<first>_<last>.json`).
 EXPORT_SUMMARY_PREFIX = f"{PIPELINE_PREFIX}exports/"

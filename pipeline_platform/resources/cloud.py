@@ -8,9 +8,10 @@ run starts, so loading the code location asks AWS nothing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -139,15 +140,27 @@ class CloudResource(dg.ConfigurableResource):
         return len(keys)
 
     def download(
-        self, bucket: str, keys: Iterable[str], directory: Path, strip: str = ""
+        self,
+        bucket: str,
+        keys: Iterable[str],
+        directory: Path,
+        strip: str = "",
+        on_fetched: Callable[[int], None] | None = None,
     ) -> list[Path]:
-        """Download `keys` into `directory`, keeping the key path below `strip`."""
+        """Download `keys` into `directory`, keeping the key path below `strip`.
+
+        `on_fetched`, when given, is called (from the transfer threads) with the number
+        of files downloaded so far, after each file.
+        """
         s3 = self.client("s3")
+        fetched = itertools.count(1)
 
         def fetch(key: str) -> Path:
             target = directory / key.removeprefix(strip)
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(bucket, key, str(target))
+            if on_fetched is not None:
+                on_fetched(next(fetched))
             return target
 
         with ThreadPoolExecutor(_TRANSFER_THREADS) as pool:

@@ -38,6 +38,9 @@ from pipeline_platform.resources.dbt_folders import (
 #: The dbt events dagster-dbt turns into Dagster events: one per finished node.
 RESULT_EVENTS = frozenset({"LogSeedResult", "LogModelResult", "LogSnapshotResult", "LogTestResult"})
 
+#: Where a failed command's error lists the errors dbt reported, one per paragraph.
+DBT_ERRORS_HEADING = "Errors reported by dbt:"
+
 #: How long a stopped run waits for dbt's thread once its queries were cancelled.
 CANCEL_GRACE_SECONDS = 10.0
 
@@ -161,7 +164,7 @@ class InProcessDbtInvocation:
             return
         if error is None and result is not None:
             error = result.exception
-        details = "\n\n".join(["", "Errors reported by dbt:", *errors]) if errors else ""
+        details = "\n\n".join(["", DBT_ERRORS_HEADING, *errors]) if errors else ""
         if error is not None:
             details += f"\n\ndbt stopped with {type(error).__name__}: {error}"
         log = self.target_path / "dbt.log"

@@ -117,9 +117,33 @@ def loaded_version_sql(table: str, lake_id: str) -> str:
     )
 
 
-def rows_by_day_sql(spec: LoadSpec) -> str:
+def rows_by_day_sql(table: str) -> str:
     """Rows of `raw.<table>` per reading day."""
-    return f"select cast(dt as varchar), count(*) from {spec.qualified} group by dt"
+    return f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{table} group by dt"
+
+
+def table_exists_sql(table: str) -> str:
+    """One row, one count: 1 when `raw.<table>` exists, else 0."""
+    return (
+        "select count(*) from information_schema.tables "
+        f"where table_schema = '{ws.RAW_SCHEMA}' and table_name = '{table}'"
+    )
+
+
+def table_columns_sql(table: str) -> str:
+    """The columns `raw.<table>` has (none before it exists), one row each."""
+    return (
+        "select column_name from information_schema.columns "
+        f"where table_schema = '{ws.RAW_SCHEMA}' and table_name = '{table}'"
+    )
+
+
+def load_counts_sql(stage: str) -> str:
+    """One row after the merge: rows staged, rows changed, reading hours and days queued."""
+    return (
+        f"select (select count(*) from {stage}), count(*), count(distinct reading_hour), "
+        f"count(distinct dt) from {CHANGED}"
+    )
 
 
 def pending_sql() -> str:

@@ -5,9 +5,10 @@ columns it has had so far, in the order they appeared (`lake.merge`); an older
 file's columns are the first columns of a newer one. So one COPY, with
 `FILLRECORD` for the older files' missing trailing columns, loads every file of
 the load into a stage table holding all the columns. The COPY is built with
-sqlalchemy-redshift's `CopyCommand` compiled for the Redshift dialect, so the
-statements can be checked without a cluster; `dt` is derived in the merge
-(`load_sql`), not set after the COPY.
+sqlalchemy-redshift's `CopyCommand` compiled for the Redshift dialect; the tests
+run every statement on PostgreSQL (the COPY through a shim that reads the
+manifest's files from S3) and, given a cluster, on Redshift. `dt` is derived in
+the merge (`load_sql`), not set after the COPY.
 """
 
 from __future__ import annotations

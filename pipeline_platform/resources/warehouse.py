@@ -15,7 +15,7 @@ import tempfile
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import duckdb
@@ -39,6 +39,9 @@ class Warehouse(dg.ConfigurableResource):
     """What every warehouse offers the assets: loads of lake changes, dbt's queue, dbt's
     profile environment."""
 
+    #: The target of `dbt_redshift/profiles.yml` that builds the models in this warehouse.
+    dbt_target: ClassVar[str]
+
     def loaded(self, table: str, lake_id: str) -> Loaded:
         """The latest version of lake `lake_id` of `table` loaded (0 before the first load)."""
         raise NotImplementedError
@@ -61,6 +64,10 @@ class Warehouse(dg.ConfigurableResource):
 
     def dbt_environment(self) -> dict[str, str]:
         """What the dbt profile's target for this warehouse reads from the environment."""
+        raise NotImplementedError
+
+    def query(self, sql: str) -> list[tuple]:
+        """Run a read-only query and return its rows."""
         raise NotImplementedError
 
 
@@ -90,6 +97,7 @@ def _now() -> datetime:
 class DuckDBWarehouse(Warehouse):
     """The local warehouse: a DuckDB file that reads the lake's Parquet files."""
 
+    dbt_target: ClassVar[str] = "local"
     path: str
 
     def dbt_environment(self) -> dict[str, str]:
@@ -125,11 +133,10 @@ class DuckDBWarehouse(Warehouse):
     def rows_by_day(self, table: str) -> dict[str, int]:
         """Rows of `raw.<table>` per reading day (empty before the table exists)."""
         with self.connect() as con:
-            if not _exists(con, ws.RAW_SCHEMA, table):
+            exists = con.execute(load_sql.table_exists_sql(table)).fetchone()
+            if not exists or not exists[0]:
                 return {}
-            rows = con.execute(
-                f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{table} group by dt"
-            ).fetchall()
+            rows = con.execute(load_sql.rows_by_day_sql(table)).fetchall()
         return {day: int(n) for day, n in rows}
 
     def pending(self) -> Pending:
@@ -150,23 +157,8 @@ class DuckDBWarehouse(Warehouse):
             return con.execute(sql, parameters or []).fetchall()
 
 
-def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(found and found[0])
-
-
 def _table_columns(con: duckdb.DuckDBPyConnection, spec: LoadSpec) -> set[str]:
-    return {
-        name
-        for (name,) in con.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = ? and table_name = ?",
-            [ws.RAW_SCHEMA, spec.table.name],
-        ).fetchall()
-    }
+    return {name for (name,) in con.execute(load_sql.table_columns_sql(spec.table.name)).fetchall()}
 
 
 def _load_duckdb(con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str]) -> LoadResult:
@@ -205,10 +197,7 @@ def _load_duckdb(con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str
             )
             for statement in load_sql.merge_statements(spec, stage, _now()):
                 con.execute(statement)
-            counts = con.execute(
-                f"select (select count(*) from {stage}), count(*), count(distinct reading_hour), "
-                f"count(distinct dt) from {load_sql.CHANGED}"
-            ).fetchone()
+            counts = con.execute(load_sql.load_counts_sql(stage)).fetchone()
             assert counts is not None
             staged, changed, queued_hours, queued_days = (int(n) for n in counts)
             for temp in (load_sql.CHANGED, load_sql.LATEST, stage):
@@ -217,7 +206,7 @@ def _load_duckdb(con: duckdb.DuckDBPyConnection, spec: LoadSpec, files: list[str
     except Exception:
         con.execute("rollback")
         raise
-    rows = con.execute(load_sql.rows_by_day_sql(spec)).fetchall()
+    rows = con.execute(load_sql.rows_by_day_sql(spec.table.name)).fetchall()
     return LoadResult(
         staged,
         changed,
@@ -232,27 +221,60 @@ class RedshiftWarehouse(Warehouse):
     """The AWS warehouse: Redshift COPYs the lake's Parquet with the stack's IAM role.
 
     Where the cluster is comes from the analytics stack's outputs, resolved when a
-    run starts; its admin credentials from Secrets Manager through dagster-aws.
+    run starts, unless `host` names it (with its COPY role and secret); its admin
+    credentials from Secrets Manager through dagster-aws. The run's statements share
+    one connection pool, closed when the run ends.
     """
 
+    dbt_target: ClassVar[str] = "redshift"
     secrets: SecretsManagerResource
+    #: The cluster's endpoint; unset, the analytics stack's (when a run starts).
+    host: str | None = None
+    port: int = 5439
+    database: str = "dev"
+    #: The IAM role COPY reads the lake as (with `host`).
+    copy_role_arn: str | None = None
+    #: The Secrets Manager secret (`username`, `password`) loads connect with (with `host`).
+    secret_arn: str | None = None
     _redshift: RedshiftSettings | None = PrivateAttr(default=None)
+    _engine: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Find the cluster once per run: a stack without one fails the run here, clearly."""
         self._redshift = self.cluster()
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close the run's connections to the cluster."""
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
     def cluster(self) -> RedshiftSettings:
-        """The cluster's endpoint, database, COPY role and secret, from the stack's outputs."""
+        """The cluster's endpoint, database, COPY role and secret: the resource's own, or
+        from the stack's outputs."""
         if self._redshift is None:
-            found = load_settings().redshift
-            if found is None:
-                raise SettingMissing(
-                    f"the {ANALYTICS_STACK} stack was deployed with DeployWarehouse=false, so "
-                    "there is no Redshift warehouse to load; redeploy it with DeployWarehouse=true"
-                )
-            self._redshift = found
+            self._redshift = self._configured() or self._deployed()
         return self._redshift
+
+    def _configured(self) -> RedshiftSettings | None:
+        if self.host is None:
+            return None
+        if self.copy_role_arn is None or self.secret_arn is None:
+            raise SettingMissing(
+                "a Redshift warehouse given by its host needs copy_role_arn and secret_arn too"
+            )
+        return RedshiftSettings(
+            self.host, self.port, self.database, self.copy_role_arn, self.secret_arn
+        )
+
+    def _deployed(self) -> RedshiftSettings:
+        found = load_settings().redshift
+        if found is None:
+            raise SettingMissing(
+                f"the {ANALYTICS_STACK} stack was deployed with DeployWarehouse=false, so "
+                "there is no Redshift warehouse to load; redeploy it with DeployWarehouse=true"
+            )
+        return found
 
     def dbt_environment(self) -> dict[str, str]:
         """What the dbt profile's `redshift` target reads from the environment."""
@@ -264,28 +286,33 @@ class RedshiftWarehouse(Warehouse):
             "AWS_REGION": self.secrets.region_name or "",
         }
 
-    def _engine(self) -> Any:
-        import sqlalchemy as sa
+    def _connect(self) -> Any:
+        """A connection from the run's pool (made on first use)."""
+        if self._engine is None:
+            import sqlalchemy as sa
 
-        rs = self.cluster()
-        secret = self.secrets.get_client().get_secret_value(SecretId=rs.secret_arn)
-        creds = json.loads(secret["SecretString"])
-        url = sa.engine.URL.create(
-            "redshift+redshift_connector",
-            username=creds["username"],
-            password=creds["password"],
-            host=rs.host,
-            port=rs.port,
-            database=rs.database,
-        )
-        return sa.create_engine(url)
+            rs = self.cluster()
+            secret = self.secrets.get_client().get_secret_value(SecretId=rs.secret_arn)
+            creds = json.loads(secret["SecretString"])
+            url = sa.engine.URL.create(
+                "redshift+redshift_connector",
+                username=creds["username"],
+                password=creds["password"],
+                host=rs.host,
+                port=rs.port,
+                database=rs.database,
+            )
+            self._engine = sa.create_engine(url)
+        return self._engine.connect()
 
     def _run(self, statements: list[str], query: str | None = None) -> list[tuple[Any, ...]]:
-        with self._engine().connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            for statement in statements:
-                conn.exec_driver_sql(statement)
-            return [tuple(r) for r in conn.exec_driver_sql(query).all()] if query else []
+        """`statements` in one transaction, then `query`'s rows."""
+        with self._connect() as conn:
+            with conn.begin():
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+                rows = conn.exec_driver_sql(query).all() if query else []
+            return [tuple(r) for r in rows]
 
     def loaded(self, table: str, lake_id: str) -> Loaded:
         """The latest version of lake `lake_id` of `table` loaded (0 before the first load)."""
@@ -295,34 +322,29 @@ class RedshiftWarehouse(Warehouse):
         return _loaded(rows[0] if rows else None)
 
     def load(self, spec: LoadSpec, cloud: CloudResource) -> LoadResult:
-        """One COPY of the load's files (from a manifest) into a stage, then the merge."""
+        """One COPY of the load's files (from a manifest) into a stage, then the merge in one
+        transaction: a load that fails leaves `raw.<table>`'s rows and the bookkeeping as they
+        were (a column the lake gained may stay added: it is null until loaded)."""
+        existing = {row[0] for row in self._run([], load_sql.table_columns_sql(spec.table.name))}
         if not spec.files:
-            self._run(redshift_sql.table_setup(spec, set())[0])
-            return LoadResult(0, 0, self.rows_by_day(spec.table.name), (), 0, 0)
+            # Nothing to load, but the table (and columns the lake has gained) exist for dbt.
+            setup, added = redshift_sql.table_setup(spec, existing)
+            self._run(setup)
+            return LoadResult(0, 0, self.rows_by_day(spec.table.name), added, 0, 0)
         manifest_key = spec.manifest_key
         cloud.put_json(spec.bucket, manifest_key, redshift_sql.manifest(spec))
-        with self._engine().connect() as conn:
-            existing = {
-                row[0]
-                for row in conn.exec_driver_sql(
-                    "select column_name from information_schema.columns "
-                    f"where table_schema = '{ws.RAW_SCHEMA}' and table_name = '{spec.table.name}'"
-                )
-            }
+        with self._connect() as conn:
             plan = redshift_sql.load_plan(
                 spec, self.cluster().copy_role_arn, existing, manifest_key, _now()
             )
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            for statement in plan.setup:
-                conn.exec_driver_sql(statement)
+            with conn.begin():
+                for statement in plan.setup:
+                    conn.exec_driver_sql(statement)
             with conn.begin():
                 for statement in plan.merge:
                     conn.exec_driver_sql(statement)
-            counts = conn.exec_driver_sql(
-                f"select (select count(*) from {plan.stage_table}), count(*), "
-                f"count(distinct reading_hour), count(distinct dt) from {load_sql.CHANGED}"
-            ).one()
-            rows = conn.exec_driver_sql(load_sql.rows_by_day_sql(spec)).all()
+                counts = conn.exec_driver_sql(load_sql.load_counts_sql(plan.stage_table)).one()
+                rows = conn.exec_driver_sql(load_sql.rows_by_day_sql(spec.table.name)).all()
         staged, changed, hours, days = (int(n or 0) for n in counts)
         return LoadResult(
             staged, changed, {d: int(n) for d, n in rows}, plan.added_columns, hours, days
@@ -330,16 +352,10 @@ class RedshiftWarehouse(Warehouse):
 
     def rows_by_day(self, table: str) -> dict[str, int]:
         """Rows of `raw.<table>` per reading day (empty before the table exists)."""
-        exists = self._run(
-            [],
-            "select count(*) from information_schema.tables "
-            f"where table_schema = '{ws.RAW_SCHEMA}' and table_name = '{table}'",
-        )
+        exists = self._run([], load_sql.table_exists_sql(table))
         if not exists or not exists[0][0]:
             return {}
-        rows = self._run(
-            [], f"select cast(dt as varchar), count(*) from {ws.RAW_SCHEMA}.{table} group by dt"
-        )
+        rows = self._run([], load_sql.rows_by_day_sql(table))
         return {str(day): int(n) for day, n in rows}
 
     def pending(self) -> Pending:
@@ -349,3 +365,7 @@ class RedshiftWarehouse(Warehouse):
     def clear_pending(self, pending: Pending) -> None:
         """Forget what `pending` held: dbt has built it."""
         self._run(load_sql.clear_pending_sql(pending.up_to))
+
+    def query(self, sql: str) -> list[tuple]:
+        """Run a read-only query and return its rows."""
+        return self._run([], sql)

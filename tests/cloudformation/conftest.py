@@ -36,8 +36,14 @@ def analytics(templates: dict[str, dict]) -> dict:
 
 
 @pytest.fixture(scope="session")
+def orchestration(templates: dict[str, dict]) -> dict:
+    """The orchestration stack's template."""
+    return templates["orchestration"]
+
+
+@pytest.fixture(scope="session")
 def synth_dir(naming: Naming, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding `streaming.json` and `analytics.json`, written by `synth`."""
+    """A directory holding every stack's `<purpose>.json`, written by `synth`."""
     out = tmp_path_factory.mktemp("cloudformation")
     synth(naming, out)
     return out

@@ -12,9 +12,13 @@ from cloudformation.cli import main, parse_parameters
 
 
 def test_synth_writes_one_template_per_stack_for_the_chosen_deployment(tmp_path, capsys):
-    """GIVEN --env/--region WHEN synth runs THEN streaming.json and analytics.json name them."""
+    """GIVEN --env/--region WHEN synth runs THEN one template per stack names them."""
     assert main(["synth", "--env", "qa", "--region", "eu-west-1", "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["analytics.json", "streaming.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "analytics.json",
+        "orchestration.json",
+        "streaming.json",
+    ]
     streaming = json.loads((tmp_path / "streaming.json").read_text())
     table = streaming["Resources"]["ReadingsTable"]["Properties"]["TableName"]
     assert table == "dynamodb-qa-euw1-iotdata-01"

@@ -20,6 +20,7 @@ import pytest
 
 from cloudformation.deploy import DeployError, deploy, destroy
 from cloudformation.naming import Naming
+from local_cloud.cloud import LOCAL_STACKS
 from stream_processor import contract
 
 pytestmark = pytest.mark.integration
@@ -122,7 +123,7 @@ def test_analytics_deploys_without_a_warehouse_and_reads_streaming_outputs(aws_e
     """GIVEN both stacks, warehouse off (as locally) WHEN deployed THEN the orchestrator's
     outputs exist and the lake bucket follows the naming module."""
     naming = Naming("cfnboth")
-    outputs = _deploy(naming, parameters={"analytics": LOCAL_ANALYTICS})
+    outputs = _deploy(naming, stacks=LOCAL_STACKS, parameters={"analytics": LOCAL_ANALYTICS})
     analytics = outputs["analytics"]
     account = boto3.client("sts").get_caller_identity()["Account"]
     assert analytics["LakeBucketName"] == naming.lake_bucket(account)
@@ -184,6 +185,7 @@ def aws_mode(aws_endpoint):
 
     outputs = _deploy(
         AWS_MODE,
+        stacks=LOCAL_STACKS,
         parameters={
             "streaming": {"QuarantinePrefix": CUSTOM_QUARANTINE_PREFIX},
             "analytics": LOCAL_ANALYTICS,
@@ -205,7 +207,7 @@ def test_pipeline_in_aws_mode_follows_the_deployed_stacks_and_their_quarantine_p
     from pipeline_platform.defs.lake.assets import lake_quarantined_records
     from pipeline_platform.defs.partitions import hour_key
     from pipeline_platform.environment import Environment, SettingMissing
-    from pipeline_platform.resources import build_resources
+    from pipeline_platform.resources.by_environment import build_resources
 
     (streaming, analytics), settings = (
         (aws_mode[0][k] for k in ("streaming", "analytics")),

@@ -82,6 +82,8 @@ def test_lineage_shows_every_stage(browser: Browser, running_ui: RunningUi) -> N
     page.keyboard.press("Alt+e")  # the graph's shortcut for "Expand all groups"
     for group in GROUPS:
         _sidebar_row(page, group).locator("button").first.click()
+    # An expanded group lists its assets as "Loading…" until their definitions arrive.
+    expect(page.locator('[data-index] [title="Loading…"]')).to_have_count(0)
     page.screenshot(path=SCREENSHOTS.format(name="lineage"))
 
     # The sidebar lists the graph's assets by their last key part; selecting one

@@ -44,7 +44,7 @@ def aws(cloud):
     endpoints = cloud.endpoints
     return {
         name: boto3.client(name, endpoint_url=endpoints.aws, region_name=endpoints.region)
-        for name in ("dynamodb", "s3", "iot", "glue", "lambda")
+        for name in ("dynamodb", "s3", "iot", "glue", "lambda", "cloudwatch")
     }
 
 
@@ -103,6 +103,26 @@ def test_stacks_are_deployed_from_the_templates_including_what_the_emulator_skip
     )["EventSourceMappings"][0]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["BisectBatchOnFunctionError"] is True
+    alarm_topic = endpoints.output("streaming", "AlarmTopicArn")
+    alarms = {
+        a["MetricName"]: a
+        for a in aws["cloudwatch"].describe_alarms()["MetricAlarms"]
+        if alarm_topic in a["AlarmActions"]
+    }
+    assert set(alarms) == {
+        "IteratorAge",
+        "Errors",
+        "Throttles",
+        "ApproximateNumberOfMessagesVisible",
+    }
+    assert alarms["IteratorAge"]["Threshold"] == 60000  # the stack parameter's default
+    assert alarms["IteratorAge"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": endpoints.output("streaming", "FunctionName")}
+    ]
+    queue_url = endpoints.output("streaming", "OnFailureQueueUrl")
+    assert alarms["ApproximateNumberOfMessagesVisible"]["Dimensions"] == [
+        {"Name": "QueueName", "Value": queue_url.rsplit("/", 1)[-1]}
+    ]
 
 
 def test_seed_readings_published_by_mqtt_are_stored_and_classified(seeded, aws):
@@ -184,6 +204,48 @@ def test_real_time_queries_answer_from_the_table_and_the_alerts_index(seeded, aw
         ("sensor-102", ("HIGH_TEMPERATURE",)),
         ("sensor-103", ("LOW_HUMIDITY",)),
     }
+
+
+def test_a_mapping_that_falls_behind_shows_in_lambdas_iterator_age(cloud, seeded, aws):
+    """GIVEN the deployed mapping switched off while a device publishes, for three seconds
+    WHEN it is switched on again and catches up
+    THEN Lambda's IteratorAge metric (AWS/Lambda, by function) has a maximum of at least
+    those three seconds, the age of the oldest record the first batch carried."""
+    function = seeded.output("streaming", "FunctionName")
+    (mapping,) = aws["lambda"].list_event_source_mappings(FunctionName=function)[
+        "EventSourceMappings"
+    ]
+    aws["lambda"].update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+    time.sleep(1.5)  # the runner sees mapping changes within a second
+    payload = json.dumps(
+        {"device_id": "sensor-lag", "timestamp": int(time.time()), "temperature": 20}
+    ).encode()
+    try:
+        device_simulator.publish(
+            "iot/sensors", payload, host=seeded.mqtt_host, port=seeded.mqtt_port
+        )
+        time.sleep(3)
+    finally:
+        aws["lambda"].update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
+    time.sleep(1.5)
+    cloud.wait_until_drained(timeout=60)
+
+    def oldest_ms() -> float:
+        points = aws["cloudwatch"].get_metric_statistics(
+            Namespace="AWS/Lambda",
+            MetricName="IteratorAge",
+            Dimensions=[{"Name": "FunctionName", "Value": function}],
+            StartTime=time.time() - 300,
+            EndTime=time.time() + 60,
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        return max((p["Maximum"] for p in points), default=0.0)
+
+    deadline = time.monotonic() + 10  # the runner puts the metric once a second
+    while oldest_ms() < 3000 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert oldest_ms() >= 3000
 
 
 def test_table_observation_reports_what_the_function_stored_from_its_metrics(cloud, seeded, aws):

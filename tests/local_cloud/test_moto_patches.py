@@ -17,7 +17,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from local_cloud import defaults, moto_patches
 from tests.support.readings_table import create_readings_table
 
-DATA = base64.b64encode(b'{"device_id": "sensor-0001", "timestamp": 1}').decode()
+DATA = b'{"device_id": "sensor-0001", "timestamp": 1}'
 
 
 @pytest.mark.parametrize("records", [0, 1, 2, 500])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -12,7 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from cloudformation.naming import Naming
+from cloudformation.naming import ANALYTICS_STACK, Naming
+from cloudformation.outputs import AnalyticsOutput
 from local_cloud.cloud import deploy_stacks
 from local_cloud.glue_crawler import GlueCrawlerRunner
 from pipeline_platform.env_override import overridden
@@ -24,16 +26,28 @@ from pipeline_platform.environment import (
     load_settings,
 )
 from stream_processor import contract
+from tests.support.warehouses import (
+    DUCKDB,
+    POSTGRES_AS_REDSHIFT,
+    DuckDBUnderTest,
+    WarehouseUnderTest,
+)
 
 _deployments = itertools.count(1)
 
 
 @dataclass
 class Deployment:
-    """One isolated deployment (its own names) in the emulator, with a tmp DuckDB warehouse."""
+    """One isolated deployment (its own names) in the emulator, with a warehouse of its own."""
 
     settings: Settings
-    warehouse_path: Path
+    warehouse: WarehouseUnderTest
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB warehouse's file (a deployment on DuckDB only)."""
+        assert isinstance(self.warehouse, DuckDBUnderTest)
+        return self.warehouse.path
 
     def client(self, service: str):
         """A boto3 client on the emulator."""
@@ -101,22 +115,49 @@ class Deployment:
 
 
 @pytest.fixture(scope="module")
-def deployment(aws_endpoint: str, tmp_path_factory) -> Iterator[Deployment]:
+def warehouse_kind() -> str:
+    """The warehouse a module's deployment loads: DuckDB, unless the module parametrises
+    this fixture over `tests.support.warehouses.KINDS` to run on both."""
+    return DUCKDB
+
+
+@contextlib.contextmanager
+def deployed(
+    aws_endpoint: str, tmp_path_factory, warehouse_kind: str, request: pytest.FixtureRequest
+) -> Iterator[Deployment]:
     """Both stacks deployed from their templates (as the local cloud deploys them) under an
-    environment name of its own, and a tmp warehouse."""
+    environment name of its own, and a warehouse of `warehouse_kind` of its own, for the
+    block (the process environment names it)."""
     env = f"pipe{next(_deployments)}{os.getpid() % 1000}"
-    warehouse = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
+    path = tmp_path_factory.mktemp("warehouse") / "warehouse.duckdb"
     variables = {
         ENV_DEPLOYMENT: env,
-        ENV_WAREHOUSE_PATH: str(warehouse),
+        ENV_WAREHOUSE_PATH: str(path),
         ENV_PLATFORM_ENV: "local",
         # The runs' Dagster instance, kept out of the working copy's state dir.
         "DAGSTER_HOME": str(tmp_path_factory.mktemp("dagster")),
     }
     with overridden(variables):
         settings = load_settings()
-        deploy_stacks(Naming(env, settings.region))
+        outputs = deploy_stacks(Naming(env, settings.region))
+        warehouse: WarehouseUnderTest = DuckDBUnderTest(path)
+        if warehouse_kind == POSTGRES_AS_REDSHIFT:
+            postgres = request.getfixturevalue("redshift_postgres")
+            copy_role = outputs[ANALYTICS_STACK][AnalyticsOutput.REDSHIFT_COPY_ROLE_ARN]
+            warehouse = postgres.warehouse(copy_role, settings.region)
         # The local cloud's crawler runner makes StartCrawler really crawl the lake.
         crawler_runner = GlueCrawlerRunner(aws_endpoint, settings.region).start()
-        yield Deployment(settings, warehouse)
-        crawler_runner.stop()
+        try:
+            with overridden(warehouse.environment()):
+                yield Deployment(settings, warehouse)
+        finally:
+            crawler_runner.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    aws_endpoint: str, tmp_path_factory, warehouse_kind: str, request: pytest.FixtureRequest
+) -> Iterator[Deployment]:
+    """A deployment (see `deployed`) for the module, on its `warehouse_kind`."""
+    with deployed(aws_endpoint, tmp_path_factory, warehouse_kind, request) as found:
+        yield found

@@ -17,15 +17,22 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-import duckdb
 import pytest
 import time_machine
 
 from pipeline_platform.defs.partitions import hour_key
 from platform_tools.batch_runs import materialize
 from stream_processor import contract
+from tests.support.warehouses import KINDS
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def warehouse_kind(request: pytest.FixtureRequest) -> str:
+    """GIVEN each warehouse in turn: DuckDB, and Redshift's SQL on PostgreSQL."""
+    return request.param
+
 
 DAY = "2023-11-16"
 # The seed's stored readings (README "Testing"), all on 2023-11-16 UTC.
@@ -57,8 +64,7 @@ HOUR = 3600
 
 
 def _query(deployment, sql: str) -> list[tuple]:
-    with duckdb.connect(str(deployment.warehouse_path), read_only=True) as con:
-        return con.execute(sql).fetchall()
+    return deployment.warehouse.query(sql)
 
 
 def _lake_objects(deployment, prefix: str) -> dict[str, str]:
@@ -92,7 +98,11 @@ def runs(deployment):
         Body=json.dumps(RULE_ERROR).encode(),
     )
     _settle()
-    found = {"first": materialize(), "three_days_ago": three_days_ago, "year_ago": year_ago}
+    found = {
+        "first": materialize(warehouse=deployment.warehouse.resource),
+        "three_days_ago": three_days_ago,
+        "year_ago": year_ago,
+    }
     crawls = {"first": deployment.last_crawl()}
 
     with time_machine.travel(start + HOUR, tick=True):
@@ -103,7 +113,7 @@ def runs(deployment):
             "sensor-302", three_days_ago + 60, 32, temperature=21, humidity=51, pressure=1009
         )
         _settle()
-        found["late"] = materialize()
+        found["late"] = materialize(warehouse=deployment.warehouse.resource)
         found["late_window"] = hour_key(datetime.now(UTC))
         crawls["late"] = deployment.last_crawl()
 
@@ -111,10 +121,12 @@ def runs(deployment):
         deployment.put_reading("sensor-101", 1700100000, 33, temperature=60, humidity=48)
         deployment.put_reading("sensor-303", three_days_ago + 120, 34, temperature=22, humidity=5)
         _settle()
-        found["newer"] = materialize()
+        found["newer"] = materialize(warehouse=deployment.warehouse.resource)
         crawls["newer"] = deployment.last_crawl()
         found["lake_before_rerun"] = _lake_objects(deployment, "lake/")
-        found["rerun"] = materialize(partition=found["late_window"])
+        found["rerun"] = materialize(
+            partition=found["late_window"], warehouse=deployment.warehouse.resource
+        )
         found["lake_after_rerun"] = _lake_objects(deployment, "lake/")
     found["crawls"] = crawls
     return found
@@ -297,7 +309,7 @@ def test_the_hourly_schedule_asks_for_one_run_of_the_complete_windows_since_the_
         batch_etl_hourly,
     )
     from pipeline_platform.defs.lake.run_context import SINCE_TAG, state_store
-    from pipeline_platform.resources import cloud_resource
+    from pipeline_platform.resources.by_environment import cloud_resource
 
     # Where the lake stopped: the last run's end, or a little later when the rerun of an
     # older window (which exports up to its own start) came after it.
@@ -321,3 +333,34 @@ def test_the_hourly_schedule_asks_for_one_run_of_the_complete_windows_since_the_
     assert request.tags[RANGE_END_TAG] == hour_key(hour + timedelta(hours=2))
     assert datetime.fromisoformat(request.tags[SINCE_TAG]) <= last_end
     assert isinstance(skipped, dg.SkipReason)
+
+
+def test_each_materialization_reports_the_tables_rows_days_and_columns(deployment, runs):
+    """THEN the latest materialization of the lake's and the warehouse's readings (the Dagster
+    UI's asset page) reports the rows the table holds and its reading days (whatever the run
+    changed), the days the run touched, and the table's columns, with the `pressure` payload
+    field the late run brought as an extra column described as such."""
+    import dagster as dg
+
+    from pipeline_platform import warehouse_schema as ws
+    from pipeline_platform.defs import keys
+
+    instance = dg.DagsterInstance.get()  # the runs' instance (DAGSTER_HOME of the deployment)
+    lake_rows = _query(deployment, "select count(*) from raw.sensor_readings")[0][0]
+    days = _query(deployment, "select count(distinct dt) from raw.sensor_readings")[0][0]
+    for key in (keys.LAKE_READINGS, keys.RAW_READINGS):
+        event = instance.get_latest_materialization_event(key)
+        assert event is not None and event.asset_materialization is not None
+        metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        assert metadata["dagster/row_count"] == lake_rows, key
+        assert metadata["reading_days"] == days, key
+        columns = {c.name: c for c in metadata["dagster/column_schema"].columns}
+        assert list(columns)[: len(ws.READINGS.columns)] == list(ws.READINGS.column_names)
+        assert columns["pressure"].type == "double"
+        assert columns["pressure"].description == ws.EXTRA_COLUMN_DESCRIPTION
+    # The latest run (the window run again) changed nothing: it touched no day, and still
+    # reports what the table holds.
+    lake = instance.get_latest_materialization_event(keys.LAKE_READINGS)
+    assert lake is not None and lake.asset_materialization is not None
+    assert lake.asset_materialization.metadata["reading_days_touched"].value == []
+    assert lake.asset_materialization.metadata["changes_applied"].value == 0

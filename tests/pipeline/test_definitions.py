@@ -43,6 +43,33 @@ def test_definitions_load_and_connect_topic_to_marts(deployment):
     assert {keys.RAW_READINGS, keys.RAW_QUARANTINE, keys.RAW_RULE_ERRORS} <= downstream
 
 
+def test_lake_catalog_and_warehouse_assets_declare_their_columns_with_descriptions(deployment):
+    """GIVEN the code location WHEN an asset page of a lake, catalog or warehouse table is shown
+    THEN it lists the table's columns (`dagster/column_schema`), each with its type, whether it
+    may be null and the description `warehouse_schema` gives it; warehouse tables name their
+    table."""
+    from pipeline_platform.definitions import build_definitions
+
+    graph = build_definitions().resolve_asset_graph()
+    tables = {
+        ws.READINGS: (keys.LAKE_READINGS, keys.GLUE_READINGS, keys.RAW_READINGS),
+        ws.QUARANTINE: (keys.LAKE_QUARANTINE, keys.GLUE_QUARANTINE, keys.RAW_QUARANTINE),
+        ws.RULE_ERRORS: (keys.LAKE_RULE_ERRORS, keys.GLUE_RULE_ERRORS, keys.RAW_RULE_ERRORS),
+    }
+    for table, asset_keys in tables.items():
+        for key in asset_keys:
+            metadata = graph.get(key).metadata
+            schema = metadata["dagster/column_schema"]
+            columns = {c.name: c for c in schema.columns}
+            assert list(columns) == list(table.column_names), key
+            for column in table.columns:
+                shown = columns[column.name]
+                assert (shown.type, shown.description) == (column.type, column.description)
+                assert shown.constraints.nullable is column.nullable
+        warehouse_key = asset_keys[2]
+        assert graph.get(warehouse_key).metadata["dagster/table_name"] == f"raw.{table.name}"
+
+
 def _spec(files: tuple[LakeFile, ...], **overrides: Any) -> LoadSpec:
     fields: dict[str, Any] = {
         "table": ws.READINGS,

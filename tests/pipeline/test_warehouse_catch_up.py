@@ -3,19 +3,19 @@ the lake changed, not the size of the days it touched.
 
 One deployment, three runs an hour apart (time-machine, as in `test_batch_run`):
 1. a day of readings, a plain `materialize`: the first, full run;
-2. an update of one reading and a new reading on that day, while another process holds the
-   warehouse file (a notebook left open): the lake takes the changes, the warehouse load fails;
+2. an update of one reading and a new reading on that day, while the warehouse cannot be
+   reached (DuckDB: another process holds its file, a notebook left open; Redshift: the
+   cluster turns connections away): the lake takes the changes, the warehouse load fails;
 3. a second update of the same reading, with a field no reading had (`battery`), then a plain
    `materialize`;
-4. an update of another reading of the day, the warehouse held again, and the change set that
-   run left rewritten as an earlier version of the pipeline wrote change sets (keys only);
+4. an update of another reading of the day, the warehouse unreachable again, and the change
+   set that run left rewritten as an earlier version of the pipeline wrote change sets (keys
+   only);
 5. a plain `materialize`.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -26,10 +26,18 @@ import time_machine
 
 from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs.lake.run_context import change_set_key, state_store
-from pipeline_platform.resources import cloud_resource
+from pipeline_platform.resources.by_environment import cloud_resource
 from platform_tools.batch_runs import RunFailed, materialize
+from tests.support.warehouses import KINDS
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def warehouse_kind(request: pytest.FixtureRequest) -> str:
+    """GIVEN each warehouse in turn: DuckDB, and Redshift's SQL on PostgreSQL."""
+    return request.param
+
 
 DAY_START = 1700092800  # 2023-11-16T00:00:00Z
 READINGS = 40
@@ -42,24 +50,6 @@ def _settle() -> None:
     time.sleep(1.2)
 
 
-def _holding_the_warehouse(path: str) -> subprocess.Popen:
-    """Another process with the warehouse open for writing, until it is killed."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('open', flush=True); "
-            "sys.stdin.read()",
-            path,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
-    return holder
-
-
 @pytest.fixture(scope="module")
 def runs(deployment):
     """GIVEN the three runs of the module docstring."""
@@ -69,43 +59,33 @@ def runs(deployment):
         )
     _settle()
     start = time.time()
-    found = {"first": materialize()}
+    found = {"first": materialize(warehouse=deployment.warehouse.resource)}
 
     with time_machine.travel(start + HOUR, tick=True):
         deployment.put_reading("sensor-0", DAY_START, 100, temperature=31, humidity=50)
         deployment.put_reading("sensor-9", DAY_START + 30, 101, temperature=22, humidity=50)
         _settle()
-        holder = _holding_the_warehouse(str(deployment.warehouse_path))
-        try:
-            with pytest.raises(RunFailed) as failed:
-                materialize()
-        finally:
-            holder.kill()
-            holder.wait()
+        with deployment.warehouse.unreachable(), pytest.raises(RunFailed) as failed:
+            materialize(warehouse=deployment.warehouse.resource)
         found["failed"] = str(failed.value)
 
     with time_machine.travel(start + 2 * HOUR, tick=True):
         crawls = {"before_caught_up": deployment.last_crawl()}
         deployment.put_reading("sensor-0", DAY_START, 102, temperature=42, humidity=50, battery=3.7)
         _settle()
-        found["caught_up"] = materialize()
+        found["caught_up"] = materialize(warehouse=deployment.warehouse.resource)
         crawls["caught_up"] = deployment.last_crawl()
 
     with time_machine.travel(start + 3 * HOUR, tick=True):
         deployment.put_reading("sensor-1", DAY_START + 60, 103, temperature=33, humidity=50)
         _settle()
-        holder = _holding_the_warehouse(str(deployment.warehouse_path))
-        try:
-            with pytest.raises(RunFailed):
-                materialize()
-        finally:
-            holder.kill()
-            holder.wait()
+        with deployment.warehouse.unreachable(), pytest.raises(RunFailed):
+            materialize(warehouse=deployment.warehouse.resource)
         _keep_only_keys(deployment)
 
     with time_machine.travel(start + 4 * HOUR, tick=True):
         _settle()
-        found["from_days"] = materialize()
+        found["from_days"] = materialize(warehouse=deployment.warehouse.resource)
         crawls["from_days"] = deployment.last_crawl()
     found["crawls"] = crawls
     return found
@@ -130,8 +110,7 @@ def _keep_only_keys(deployment) -> None:
 
 
 def _query(deployment, sql: str) -> list[tuple]:
-    with duckdb.connect(str(deployment.warehouse_path), read_only=True) as con:
-        return con.execute(sql).fetchall()
+    return deployment.warehouse.query(sql)
 
 
 def test_the_run_after_a_failed_load_merges_every_lake_version_it_missed(deployment, runs):

@@ -17,6 +17,7 @@ from pipeline_platform.defs.lake.windows import (
     catch_up,
     object_span,
     plan_exports,
+    unprocessed_windows,
 )
 
 NOW = datetime(2026, 12, 1, 10, 20, tzinfo=UTC)
@@ -194,3 +195,22 @@ def test_the_lake_state_merges_covered_spans_and_survives_its_json():
     assert state.covered == [(None, NOW - HOUR)]
     assert state.watermark == NOW - HOUR
     assert LakeState.from_json(state.to_json()) == state
+
+
+def test_unprocessed_windows_are_the_complete_hours_after_the_watermark_not_taken_since():
+    """GIVEN a lake table that stopped at 06:30, and then took the 08:00 window by name
+    WHEN asked at 10:20 which write windows it has not taken
+    THEN 06:00 (half taken) and 07:00 and 09:00; not 08:00, and not 10:00 (not complete)."""
+    state = _state("sensor_readings", datetime(2026, 12, 1, 6, 30, tzinfo=UTC))
+    state.cover(datetime(2026, 12, 1, 7, 45, tzinfo=UTC), datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+
+    missing = unprocessed_windows(state, NOW)
+
+    assert [f"{m:%H:%M}" for m in missing] == ["06:00", "07:00", "09:00"]
+
+
+def test_a_table_caught_up_to_now_or_never_merged_has_no_unprocessed_window():
+    """GIVEN a table whose watermark is in the current hour, and one never merged
+    WHEN asked THEN neither has a window to report (the first run takes everything)."""
+    assert unprocessed_windows(_state("sensor_readings", NOW - timedelta(minutes=5)), NOW) == []
+    assert unprocessed_windows(LakeState("sensor_readings"), NOW) == []

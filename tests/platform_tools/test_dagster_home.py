@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import yaml
 
 from platform_tools.dagster_home import DAGSTER_FOLDER, dagster_home
 from platform_tools.dagster_storage import EngineReusingSqliteEventLogStorage
@@ -73,8 +74,8 @@ def test_the_settings_file_follows_the_folder_and_keeps_a_users_edits(tmp_path, 
     assert str(first) in (moved / DAGSTER_FOLDER / "dagster.yaml").read_text()
     for state_dir in (moved, tmp_path / "earlier"):
         home = dagster_home(state_dir)
-        text = (home / "dagster.yaml").read_text()
-        assert f'base_dir: "{home}"' in text
-        assert "platform_tools.dagster_storage" in text
+        storage = yaml.safe_load((home / "dagster.yaml").read_text())["storage"]["custom"]
+        assert storage["config"]["base_dir"] == str(home)
+        assert storage["module"] == "platform_tools.dagster_storage"
     dagster_home(tmp_path / "edited")
     assert (edited / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"

@@ -10,15 +10,21 @@ from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.lake.run_context import state_store
 from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
+from pipeline_platform.defs.table_metadata import definition_metadata
 from pipeline_platform.resources.cloud import CloudResource
 
 GROUP = "catalog"
+#: The step (op) that crawls the lake (or finds the catalog current).
+CRAWL_STEP = "glue_crawl"
 # The Glue table each lake folder becomes (the crawler names tables after folders).
 CATALOG_TABLES = {
     keys.GLUE_READINGS: (ws.READINGS_TABLE, keys.LAKE_READINGS),
     keys.GLUE_QUARANTINE: (ws.QUARANTINE_TABLE, keys.LAKE_QUARANTINE),
     keys.GLUE_RULE_ERRORS: (ws.RULE_ERRORS_TABLE, keys.LAKE_RULE_ERRORS),
 }
+
+
+_LAKE_TABLES = {t.name: t for t in ws.TABLES}
 
 
 class CrawlFailed(RuntimeError):
@@ -85,7 +91,6 @@ def catalog_is_current(
     """
     states = state_store(cloud).load_many(catalog)
     database = cloud.settings.glue_database
-    lake_tables = {t.name: t for t in ws.TABLES}
     for table, columns in catalog.items():
         state = states[table]
         days = {day for day, d in state.days.items() if d.rows}
@@ -93,7 +98,7 @@ def catalog_is_current(
             continue  # an empty lake table has no folder, so no crawl makes its table
         if columns is None:
             return False
-        wanted = {c.lower() for c in (*lake_tables[table].column_names, *state.extras)}
+        wanted = {c.lower() for c in (*_LAKE_TABLES[table].column_names, *state.extras)}
         if not wanted <= {c.lower() for c in columns}:
             return False
         if not days <= set(partition_values(glue, database, table)):
@@ -116,6 +121,7 @@ def _drift_check(key: dg.AssetKey) -> dg.AssetCheckSpec:
             deps=[lake_key],
             description=f"Glue Data Catalog table `{table}` over the lake, with `dt` partitions.",
             kinds={"glue"},
+            metadata=definition_metadata(_LAKE_TABLES[table]),
             group_name=GROUP,
         )
         for key, (table, lake_key) in CATALOG_TABLES.items()
@@ -123,7 +129,7 @@ def _drift_check(key: dg.AssetKey) -> dg.AssetCheckSpec:
     check_specs=[_drift_check(key) for key in CATALOG_TABLES],
     partitions_def=WRITE_HOURS,
     backfill_policy=SINGLE_RUN,
-    name="glue_crawl",
+    name=CRAWL_STEP,
 )
 def glue_tables(context: dg.AssetExecutionContext, cloud: CloudResource):
     """Crawl the lake so the Data Catalog has its tables, columns and partitions.

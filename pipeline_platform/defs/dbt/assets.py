@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 
+from pipeline_platform import progress
 from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
 from pipeline_platform.env_override import overridden
 from pipeline_platform.resources.dbt import PlatformDbtCliResource, dbt_project
@@ -15,6 +16,8 @@ from pipeline_platform.resources.warehouse import Warehouse
 from pipeline_platform.resources.warehouse_load import Pending
 
 MARTS_SCHEMA = "analytics"
+#: The step (op) that runs `dbt build`.
+DBT_STEP = "dbt_models"
 # The batch job runs hourly: a mart older than two hours is late, a day old is failing.
 MARTS_FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(hours=26), warn_window=timedelta(hours=2)
@@ -85,7 +88,7 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         dagster_dbt_translator=translator,
         partitions_def=WRITE_HOURS,
         backfill_policy=SINGLE_RUN,
-        name="dbt_models",
+        name=DBT_STEP,
     )
     def dbt_models(
         context: dg.AssetExecutionContext,
@@ -108,7 +111,9 @@ def build_dbt_assets(target: str) -> dg.AssetsDefinition:
         # The profile reads where the warehouse is, and the models their scope, from the
         # environment, which dbt in this process reads when the command starts.
         with overridden(warehouse.dbt_environment() | scope | selection):
-            yield from invocation.stream()
+            for built, event in enumerate(invocation.stream(), start=1):
+                progress.report("building models and running tests", built, None, "nodes")
+                yield event
         warehouse.clear_pending(pending)
 
     return dbt_models

@@ -25,6 +25,7 @@ import dagster as dg
 import duckdb
 from botocore.exceptions import ClientError
 
+from pipeline_platform import progress
 from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.lake import export, merge, shaping
@@ -43,6 +44,7 @@ from pipeline_platform.defs.lake.windows import (
     plan_exports,
 )
 from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS, run_span
+from pipeline_platform.defs.table_metadata import COLUMN_SCHEMA, column_schema, definition_metadata
 from pipeline_platform.resources.cloud import CloudResource
 
 GROUP = "lake"
@@ -209,14 +211,30 @@ def _check(name: str, asset: dg.AssetKey, description: str) -> dg.AssetCheckSpec
 
 
 @dataclass(frozen=True)
+class TableTotals:
+    """What a lake table holds after a merge: its rows and its reading days."""
+
+    schema: ws.Table
+    rows: int
+    days: int
+
+
+@dataclass(frozen=True)
 class Published:
     """A merge written to the lake."""
 
     merged: merge.MergeResult
     version: int
     written_keys: list[str]
+    #: Rows of the rewritten days, read back from the files written.
     lake_rows: int
+    table: TableTotals
     seconds: dict[str, float]
+
+
+def _files_read(phase: str, total: int) -> Callable[[int], None]:
+    """A download's per-file callback that reports `phase` progress."""
+    return lambda done: progress.report(phase, done, total, "files")
 
 
 def publish(
@@ -253,8 +271,15 @@ def publish(
                 for k in cloud.partition_keys(bucket, prefix, map(_day, days))
                 if k.endswith(".parquet")
             ]
-            local = cloud.download(bucket, existing, tmp / "existing", strip=prefix)
+            local = cloud.download(
+                bucket,
+                existing,
+                tmp / "existing",
+                strip=prefix,
+                on_fetched=_files_read("reading the lake's days", len(existing)),
+            )
             clock.lap("lake_days_downloaded")
+            progress.report("merging by key")
             merged = merge.merge(
                 con,
                 table,
@@ -270,12 +295,13 @@ def publish(
         version = state.version
         lake_rows = 0
         if merged.rows_by_day:
-            for day in merged.days:
+            for done, day in enumerate(merged.days, start=1):
                 folder = f"dt={day}/"
                 fresh = cloud.upload_tree(tmp / "merged" / folder, bucket, prefix + folder)
                 stale = [k for k in existing if k.startswith(prefix + folder) and k not in fresh]
                 cloud.delete_keys(bucket, stale)
                 written += fresh
+                progress.report("writing reading days", done, len(merged.days), "days")
             lake_rows = _verified_rows(cloud, bucket, prefix, tmp / "merged", merged.days)
             version = state.apply(merged.rows_by_day, merged.changes_by_day)
             cloud.client("s3").upload_file(
@@ -289,7 +315,8 @@ def publish(
         f"{table.name}: {merged.applied} change(s) over {len(merged.days)} reading day(s) "
         f"{_days_text(merged.days)}; {merged.superseded} version(s) older than the lake's"
     )
-    return Published(merged, version, written, lake_rows, clock.laps), read
+    totals = TableTotals(table, sum(d.rows for d in state.days.values()), len(state.days))
+    return Published(merged, version, written, lake_rows, totals, clock.laps), read
 
 
 class _Clock:
@@ -341,7 +368,9 @@ def _days_text(days: tuple[str, ...]) -> str:
 def _merge_metadata(published: Published) -> dict[str, Any]:
     merged = published.merged
     return {
-        "dagster/row_count": merged.applied,
+        "dagster/row_count": published.table.rows,
+        COLUMN_SCHEMA: column_schema(published.table.schema, merged.extras),
+        "reading_days": published.table.days,
         "changes_applied": merged.applied,
         "new_keys": merged.new_keys,
         "older_versions_kept_out": merged.superseded,
@@ -356,6 +385,7 @@ def _merge_metadata(published: Published) -> dict[str, Any]:
 
 @dg.asset(
     key=keys.LAKE_READINGS,
+    metadata=definition_metadata(ws.READINGS),
     deps=[keys.DYNAMODB_EXPORT],
     partitions_def=WRITE_HOURS,
     backfill_policy=SINGLE_RUN,
@@ -393,7 +423,8 @@ def lake_sensor_readings(context: dg.AssetExecutionContext, cloud: CloudResource
     def shape(con: duckdb.DuckDBPyConnection, tmp: Path) -> shaping.ExportRead:
         full = [e for e in exports if e["export_type"] == FULL_EXPORT]
         keys_ = [k for e in exports for k in e["data_keys"]]
-        files = [str(p) for p in cloud.download(bucket, keys_, tmp / "export")]
+        fetched = _files_read("reading the export", len(keys_))
+        files = [str(p) for p in cloud.download(bucket, keys_, tmp / "export", on_fetched=fetched)]
         export_time = datetime.fromisoformat(full[0]["to"]) if full else None
         if not files:
             _empty_incoming(con, ws.READINGS)
@@ -484,7 +515,12 @@ def _objects_asset(
                 and o.last_modified < high
             ]
         taken["objects"] = len(objects)
-        paths = cloud.download(bucket, [o.key for o in objects], tmp / "objects")
+        paths = cloud.download(
+            bucket,
+            [o.key for o in objects],
+            tmp / "objects",
+            on_fetched=_files_read("reading new objects", len(objects)),
+        )
         if not paths:
             _empty_incoming(con, table)
             return 0
@@ -535,6 +571,7 @@ _OBJECTS_CHECK_TEXT = (
 
 @dg.asset(
     key=keys.LAKE_QUARANTINE,
+    metadata=definition_metadata(ws.QUARANTINE),
     deps=[keys.S3_QUARANTINE],
     partitions_def=WRITE_HOURS,
     backfill_policy=SINGLE_RUN,
@@ -564,6 +601,7 @@ def lake_quarantined_records(context: dg.AssetExecutionContext, cloud: CloudReso
 
 @dg.asset(
     key=keys.LAKE_RULE_ERRORS,
+    metadata=definition_metadata(ws.RULE_ERRORS),
     deps=[keys.S3_RULE_ERRORS],
     partitions_def=WRITE_HOURS,
     backfill_policy=SINGLE_RUN,

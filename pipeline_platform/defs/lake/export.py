@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline_platform import progress
 from pipeline_platform.defs.lake.windows import FULL_EXPORT, PlannedExport
 
 VIEW_TYPE = "NEW_AND_OLD_IMAGES"
@@ -90,6 +91,10 @@ def wait_for_exports(
                     f"export {arn} failed: {description.get('FailureCode')}: "
                     f"{description.get('FailureMessage')}"
                 )
+        items = sum(int(d.get("ItemCount", 0)) for d in done.values())
+        progress.report(
+            f"exporting, {items:,} items exported so far", len(done), len(export_arns), "exports"
+        )
         if len(done) == len(export_arns):
             return [done[arn] for arn in export_arns]
         if time.monotonic() > deadline:

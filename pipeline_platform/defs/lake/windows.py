@@ -200,3 +200,25 @@ def catch_up(states: dict[str, LakeState], now: datetime, complete_only: bool) -
     # A lake that stopped before the first window (a deployment's first day set later than
     # its first export) runs from the first window; its exports still start where it stopped.
     return CatchUp(hour_key(max(since, FIRST_WINDOW)), last, since, end)
+
+
+def unprocessed_windows(state: LakeState, now: datetime) -> list[datetime]:
+    """Where each complete write window the lake table has not taken in full starts.
+
+    Everything before the table's watermark is taken (its first covered span reaches
+    back to its first full export). After it, a window is taken when one covered span
+    holds all of it (a window run again by name, after a gap). The current hour is not
+    complete yet: the next run takes it. A table never merged has none: its first run
+    takes everything the source holds.
+    """
+    watermark = state.watermark
+    if watermark is None:
+        return []
+    missing = []
+    start = max(floor_hour(watermark), FIRST_WINDOW)
+    while start + WINDOW <= now:
+        end = start + WINDOW
+        if not any((low is None or low <= start) and end <= high for low, high in state.covered):
+            missing.append(start)
+        start = end
+    return missing

@@ -25,6 +25,7 @@ from pipeline_platform import warehouse_schema as ws
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.lake.run_context import change_set_key, state_store
 from pipeline_platform.defs.partitions import SINGLE_RUN, WRITE_HOURS
+from pipeline_platform.defs.table_metadata import COLUMN_SCHEMA, column_schema, definition_metadata
 from pipeline_platform.resources.cloud import CloudResource
 from pipeline_platform.resources.warehouse import Warehouse
 from pipeline_platform.resources.warehouse_load import LakeFile, LoadSpec
@@ -150,6 +151,8 @@ def load_table(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": sum(rows_by_day.values()),
+            "reading_days": len(rows_by_day),
+            COLUMN_SCHEMA: column_schema(table, state.extras),
             "rows_changed": changed,
             "reading_days_loaded": dg.MetadataValue.json(days),
             "loaded_from": "change sets" if by_key else "whole days",
@@ -212,6 +215,7 @@ def _warehouse_asset(key: dg.AssetKey, table: ws.Table, lake: dg.AssetKey, glue:
         backfill_policy=SINGLE_RUN,
         kinds={"redshift", "duckdb"},
         group_name=GROUP,
+        metadata=definition_metadata(table, f"{ws.RAW_SCHEMA}.{table.name}"),
         check_specs=_checks(key),
         required_resource_keys={"cloud", "warehouse"},
         description=_DESCRIPTIONS[table.name],

@@ -87,7 +87,8 @@ def build_streaming(naming: Naming) -> Template:
     alarm_topic = add_alarms(
         t,
         naming,
-        processor=processor,
+        function=processor.function,
+        on_failure_queue=processor.on_failure_queue,
         iterator_age_ms=params.iterator_age_alarm_ms,
         key_arn=data_key,
         more=alert_alarms(alerts),

@@ -115,6 +115,19 @@ class Naming:
     crawler = _ResourceName("crawler", "iot")
     #: The Redshift cluster's identifier.
     redshift_cluster = _ResourceName("redshift", "iot")
+    #: The per-device alert state (raised alerts, silence, when each device was last seen).
+    alert_state_table = _ResourceName("dynamodb", "alertstate")
+    #: The event bus alert state changes go to.
+    alert_bus = _ResourceName("eventbus", "alerts")
+    #: The rule routing alert events to the alert topic.
+    alert_rule = _ResourceName("eventrule", "alertnotify")
+    #: The topic people and programs subscribe to for alerts.
+    alert_topic = _ResourceName("sns", "alerts")
+    #: The queue of alert events the rule could not deliver to the topic.
+    alert_dead_letter_queue = _ResourceName("sqs", "alertdlq")
+    #: The function announcing silent devices, and the schedule running it.
+    silence_check_function = _ResourceName("lambda", "silencecheck")
+    silence_schedule = _ResourceName("eventrule", "silencecheck")
     #: The SNS topic the streaming stack's alarms (and the orchestrator's) notify.
     alarm_topic = _ResourceName("sns", "alarms")
     #: The ECS cluster Dagster's services and runs are tasks of.
@@ -143,6 +156,18 @@ class Naming:
     def function_log_group(self) -> str:
         """The stream processor's log group, the one Lambda writes to for that name."""
         return f"/aws/lambda/{self.function}"
+
+    @property
+    def silence_check_log_group(self) -> str:
+        """The silence check's log group, the one Lambda writes to for that name."""
+        return f"/aws/lambda/{self.silence_check_function}"
+
+    def alerts_tail_queue(self, session: str) -> str:
+        """The queue `alerts tail` subscribes to the alert topic for one session (a short
+        lowercase token), e.g. `sqs-dev-apse2-alertstail-01-3f9a1c2e`."""
+        if not _TOKEN.match(session):
+            raise ValueError(f"session must be lowercase letters and digits, got {session!r}")
+        return f"{self.name('sqs', 'alertstail')}-{session}"
 
     @property
     def topic_rule(self) -> str:

@@ -30,6 +30,12 @@ class StreamingOutput(StrEnum):
     DEVICE_POLICY_NAME = "DevicePolicyName"
     ALARM_TOPIC_ARN = "AlarmTopicArn"
     DATA_KEY_ARN = "DataKeyArn"
+    ALERT_TOPIC_ARN = "AlertTopicArn"
+    ALERT_BUS_NAME = "AlertBusName"
+    ALERT_BUS_ARN = "AlertBusArn"
+    ALERT_STATE_TABLE_NAME = "AlertStateTableName"
+    ALERT_DEAD_LETTER_QUEUE_URL = "AlertDeadLetterQueueUrl"
+    SILENCE_CHECK_FUNCTION_NAME = "SilenceCheckFunctionName"
 
 
 class AnalyticsOutput(StrEnum):

@@ -19,6 +19,7 @@ demo does, saves the snapshots' work: about 2 s of the stop, and their writing m
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
@@ -30,6 +31,7 @@ import threading
 import time
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -62,10 +64,12 @@ LOCAL_ANALYTICS_PARAMETERS = {
 LOCAL_STACKS = (STREAMING_STACK, ANALYTICS_STACK)
 
 
-def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
+def deploy_stacks(
+    naming: Naming, parameters: Mapping[str, Mapping[str, str]] | None = None
+) -> dict[str, dict[str, str]]:
     """Deploy the local stacks into the emulator (`AWS_ENDPOINT_URL`) as `deploy` does against
     AWS, then create from the templates what the emulator skips; return outputs by stack
-    purpose.
+    purpose. `parameters` holds template parameter values by stack purpose.
     """
     session = boto3.Session(region_name=naming.region)
     moto_log = logging.getLogger("moto")
@@ -76,10 +80,17 @@ def deploy_stacks(naming: Naming) -> dict[str, dict[str, str]]:
         warnings.simplefilter("ignore")
         moto_log.setLevel(logging.ERROR)
         try:
+            given = parameters or {}
             outputs = deploy(
                 naming,
                 stacks=LOCAL_STACKS,
-                parameters={ANALYTICS_STACK: LOCAL_ANALYTICS_PARAMETERS},
+                parameters={
+                    **given,
+                    ANALYTICS_STACK: {
+                        **LOCAL_ANALYTICS_PARAMETERS,
+                        **given.get(ANALYTICS_STACK, {}),
+                    },
+                },
                 session=session,
                 poll_seconds=0.1,
             )
@@ -243,7 +254,12 @@ class LocalCloud:
         fresh: bool = False,
         snapshot_interval: float = DEFAULT_INTERVAL_S,
         persist: bool = True,
+        stack_parameters: Mapping[str, Mapping[str, str]] | None = None,
+        schedule_every: float | None = None,
     ) -> None:
+        """`stack_parameters` sets template parameters by stack purpose for a fresh deploy
+        (e.g. `{"streaming": {"SilenceWindowSeconds": "10"}}`); `schedule_every` fires the
+        scheduled rules that often instead of at their rate (tests and the demo)."""
         self.state_dir = Path(state_dir)
         self.function_logs = self.state_dir / "logs"
         self.naming = Naming(env, region)
@@ -253,6 +269,8 @@ class LocalCloud:
         self.fresh = fresh
         self.snapshot_interval = snapshot_interval
         self.persist = persist
+        self.stack_parameters = {k: dict(v) for k, v in (stack_parameters or {}).items()}
+        self.schedule_every = schedule_every
         self.endpoints: Endpoints | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._control: Connection | None = None
@@ -342,6 +360,13 @@ class LocalCloud:
             "--snapshot-interval",
             str(self.snapshot_interval),
             *([] if self.persist else ["--no-persist"]),
+            "--stack-parameters",
+            json.dumps(self.stack_parameters),
+            *(
+                []
+                if self.schedule_every is None
+                else ["--schedule-every", str(self.schedule_every)]
+            ),
             "--control-fd",
             str(control_child.fileno()),
             "--messages-fd",
@@ -408,6 +433,10 @@ class LocalCloud:
     def rule_stats(self) -> Counter[str]:
         """The rules engine's counters: received, matched, delivered, failed, error_actions..."""
         return Counter(self._request("stats", timeout=30)["rules"])
+
+    def event_stats(self) -> Counter[str]:
+        """The event delivery's counters: received, delivered, dead_lettered, dropped."""
+        return Counter(self._request("stats", timeout=30)["events"])
 
     def persistence_stats(self) -> dict[str, float]:
         """Snapshots written so far, and the last one's seconds and bytes."""

@@ -560,7 +560,7 @@ class EventSourceMappingRunner:
                             settings.uuid,
                             settings.parallelization_factor,
                         )
-                    function = self._function(settings.function_arn)
+                    function = self.function(settings.function_arn)
                     poller = _ShardPoller(self, settings, function, shard_id, reader)
                     self._pollers[key] = poller
                     poller.start()
@@ -568,7 +568,9 @@ class EventSourceMappingRunner:
                 poller = self._pollers.pop(key)
                 poller.stop()
 
-    def _function(self, arn: str) -> LocalFunction | SandboxFunction:
+    def function(self, arn: str) -> LocalFunction | SandboxFunction:
+        """The deployed function `arn` as this runner runs it (its execution environments
+        are shared with anything else that invokes it, such as scheduled rules)."""
         if arn not in self._functions:
             config = FunctionConfig.from_api(
                 self._clients["lambda"].get_function_configuration(FunctionName=arn)

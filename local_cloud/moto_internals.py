@@ -23,6 +23,7 @@ it) in a process that never starts the emulator must not load moto.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -308,6 +309,23 @@ def stored_item(table: Any, hash_value: Any, range_value: Any | None) -> Any | N
     return stored.get(range_value)
 
 
+def query_index_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """The index a call of `Table.query` reads (None for the table itself): its eighth
+    parameter, after the partition key value and six others."""
+    if "index_name" in kwargs:
+        return kwargs["index_name"]
+    return args[6] if len(args) > 6 else None
+
+
+def table_partition(table: Any, hash_value: Any) -> Any:
+    """A shallow copy of a table holding only one partition's items: what a Query on the
+    table's own key reads, without moto sorting every item of the table."""
+    partition = copy.copy(table)
+    found = dict.get(table.items, hash_value)  # a plain get: the defaultdict must not grow
+    partition.items = {hash_value: found} if found else {}
+    return partition
+
+
 def pitr_description(table: Any) -> dict[str, Any]:
     """A table's `PointInTimeRecoveryDescription` (status, window, earliest time)."""
     description: dict[str, Any] = table.continuous_backups["PointInTimeRecoveryDescription"]
@@ -415,6 +433,28 @@ def finish_crawl(crawler: Any, crawl: Any, error: str | None, elapsed_ms: int) -
 # --- ECS and RDS (the orchestration stack's resources) ---------------------------------
 
 
+def rule_arn(rule: Any) -> str:
+    """An EventBridge rule's ARN."""
+    return str(rule.arn)
+
+
+def rule_matches(rule: Any, event: Any) -> bool:
+    """Whether an event matches an EventBridge rule's pattern."""
+    return bool(rule.event_pattern.matches_event(event))
+
+
+def rule_targets(rule: Any) -> list[dict[str, Any]]:
+    """An EventBridge rule's targets as PutTargets took them (`Arn`, `Id`, `InputTransformer`)."""
+    return list(rule.targets)
+
+
+def rule_with_targets(rule: Any, targets: list[dict[str, Any]]) -> Any:
+    """A shallow copy of a rule with only these targets (the rule itself is left as it is)."""
+    copied = copy.copy(rule)
+    copied.targets = targets
+    return copied
+
+
 def ecs_backend(account_id: str, region: str) -> Any:
     """moto's ECS backend of an account and region."""
     from moto.ecs.models import ecs_backends
@@ -480,6 +520,7 @@ class PatchTargets:
     item: type[Any]
     dynamo_type: type[Any]
     table: type[Any]
+    event_rule: type[Any]
     responses: Any
     rds_instance: type[Any]
     ecs_task_definition: type[Any]
@@ -499,6 +540,7 @@ def patch_targets() -> PatchTargets:
     from moto.dynamodb.models.table import Table
     from moto.dynamodb.responses import DynamoHandler
     from moto.ecs.models import EC2ContainerServiceBackend, TaskDefinition
+    from moto.events.models import Rule
     from moto.glue.models import FakeCrawler, GlueBackend
     from moto.iotdata.models import IoTDataPlaneBackend
     from moto.kinesis.models import KinesisBackend, Shard
@@ -520,6 +562,7 @@ def patch_targets() -> PatchTargets:
         item=Item,
         dynamo_type=DynamoType,
         table=Table,
+        event_rule=Rule,
         responses=responses,
         rds_instance=DBInstance,
         ecs_task_definition=TaskDefinition,

@@ -46,6 +46,11 @@ beyond the method it replaces goes through `moto_internals`):
 - `GlueBackend.start_crawler`: moto's checks and state, then every
   `on_start_crawler` listener (the crawler runner crawls for real).
 - `FakeCrawler.as_dict`: `LastCrawl` as AWS reports it, the last finished crawl.
+- `Rule.send_to_targets`: moto delivers a matching event to SQS, log group, archive
+  and event-bus targets, and fails the whole PutEvents call (HTTP 500) on any other
+  target. Targets it cannot deliver (SNS topics, Lambda functions) are handed to every
+  `on_event_target` listener instead (`local_cloud.event_delivery` delivers them, as
+  EventBridge does, after the call has answered); the others are still moto's.
 - `LambdaBackend.send_kinesis_message`: moto would run the mapped function (in
   Docker) synchronously inside every `PutRecord`; the event source mapping
   runner invokes functions instead, as Lambda's pollers do.
@@ -59,6 +64,10 @@ beyond the method it replaces goes through `moto_internals`):
   its members in a new DynamoType; the item's size is checked once instead, each
   attribute sized by moto's rules directly, against the same limit, with the same
   error.
+- `Table.query`: moto answers a Query on a table (not an index) by sorting every item
+  of the table and keeping the partition's (a second for one device's readings in a
+  table of 100,000); it answers from the partition's own items instead, which is what
+  that filter keeps, so the answer is the same.
 - `Table.put_item`, `Table.delete_item`, `DynamoDBBackend.update_item`: moto's
   writes, each also recorded (write time, keys, new and old image) in the
   table's change journal while point-in-time recovery is on. Every DynamoDB
@@ -96,6 +105,7 @@ which the local services of one process start and stop.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import inspect
 import json
@@ -115,6 +125,12 @@ log = logging.getLogger(__name__)
 on_iot_data_publish: list[Callable[[Any, str, bytes], None]] = []
 #: Called as `listener(backend, crawler)` after moto has started a crawl.
 on_start_crawler: list[Callable[[Any, Any], None]] = []
+#: Called as `listener(rule_arn, target, event)` for every target of a rule an event matched
+#: that moto does not deliver itself; `target` is the rule's target as PutTargets stored it,
+#: `event` the event as moto builds it.
+on_event_target: list[Callable[[str, dict[str, Any], dict[str, Any]], None]] = []
+#: The services whose targets moto delivers itself.
+_MOTO_DELIVERS = ("logs", "sqs", "events")
 
 # The crawl states that count as a finished crawl, and how AWS names them in LastCrawl.
 _LAST_CRAWL_STATUS = {"COMPLETED": "SUCCEEDED", "FAILED": "FAILED", "STOPPED": "CANCELLED"}
@@ -490,6 +506,24 @@ def crawler_as_dict(crawler: Any) -> dict[str, Any]:
     return data
 
 
+def send_to_targets(rule: Any, event: Any, transform_input: bool = True) -> None:
+    """moto's delivery for the targets it knows; every other target to the listeners."""
+    if not moto_internals.rule_matches(rule, event):
+        return
+    targets = moto_internals.rule_targets(rule)
+    theirs = [t for t in targets if t["Arn"].split(":")[2] not in _MOTO_DELIVERS]
+    if len(theirs) < len(targets):
+        ours = moto_internals.rule_with_targets(rule, [t for t in targets if t not in theirs])
+        original("Rule.send_to_targets")(ours, event, transform_input)
+    rule_arn = moto_internals.rule_arn(rule)
+    for target in theirs:
+        for listener in list(on_event_target):
+            try:
+                listener(rule_arn, copy.deepcopy(target), copy.deepcopy(dict(event)))
+            except Exception:  # PutEvents has accepted the event whatever its delivery does
+                log.exception("handing an event to its target %s failed", target.get("Arn"))
+
+
 def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
     """Nothing: the event source mapping runner invokes mapped functions."""
 
@@ -507,6 +541,15 @@ def parse_dynamodb_parameters(self: Any, request: Any) -> None:
             self.params = json.loads(body)
             return
     original("DynamoHandler.parse_parameters")(self, request)
+
+
+def dynamodb_query(table: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+    """moto's Query, over the one partition's items when it is the table's own key."""
+    own_key = moto_internals.query_index_name(args, kwargs) is None
+    if not own_key or hash_key is None or moto_internals.table_key_names(table)[1] is None:
+        return original("Table.query")(table, hash_key, *args, **kwargs)
+    partition = moto_internals.table_partition(table, hash_key)
+    return original("Table.query")(partition, hash_key, *args, **kwargs)
 
 
 def dynamodb_item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
@@ -581,6 +624,8 @@ def _patches() -> tuple[Patch, ...]:
         Patch(moto.responses, "method_names_from_class", method_names_from_class),
         Patch(moto.table, "put_item", _with_original("Table.put_item", exports.put_item)),
         Patch(moto.table, "delete_item", _with_original("Table.delete_item", exports.delete_item)),
+        Patch(moto.event_rule, "send_to_targets", send_to_targets),
+        Patch(moto.table, "query", dynamodb_query),
         Patch(
             moto.dynamodb_backend,
             "update_item",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -58,6 +59,23 @@ _DEPLOYED = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 
 class _Terminated(BaseException):
     """SIGTERM: stop cleanly."""
+
+
+def _clients(endpoint: str, region: str) -> Callable[[str], Any]:
+    """The emulator's boto3 clients by service name, each made once."""
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    made: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def client(service: str) -> Any:
+        with lock:
+            if service not in made:
+                made[service] = session.client(service, endpoint_url=endpoint)
+            return made[service]
+
+    return client
 
 
 def _deployed_outputs(naming: Any) -> dict[str, dict[str, str]] | None:
@@ -98,6 +116,7 @@ class CloudService:
         self._started: list[Any] = []
         self.rules: Any = None
         self.esm: Any = None
+        self.delivery: Any = None
         self.snapshotter: Snapshotter | None = None
 
     def progress(self, message: str) -> None:
@@ -113,9 +132,11 @@ class CloudService:
         from local_cloud.emulator import Emulator
         from local_cloud.esm_checkpoints import CheckpointStore
         from local_cloud.esm_runner import EventSourceMappingRunner
+        from local_cloud.event_delivery import EventDelivery
         from local_cloud.glue_crawler import GlueCrawlerRunner
         from local_cloud.iot_data_hook import IotDataPublishHook
         from local_cloud.iot_rules import EmulatorTargets, RulesEngine
+        from local_cloud.schedules import ScheduleRunner
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
         snapshot_path = self.state_dir / SNAPSHOT_FILE
@@ -148,7 +169,7 @@ class CloudService:
         outputs = _deployed_outputs(self.naming) if snapshot is not None else None
         if outputs is None:
             self.progress("deploying the streaming and analytics stacks from their templates")
-            outputs = deploy_stacks(self.naming)
+            outputs = deploy_stacks(self.naming, json.loads(self.args.stack_parameters))
         else:
             self.progress("the stacks are deployed already (restored)")
 
@@ -183,6 +204,20 @@ class CloudService:
         )
         self._started.append(self.esm.start())
         esm = self.esm
+        # EventBridge's deliveries the emulator does not make: bus events to the alert
+        # topic (and any rule's SNS or Lambda targets), and the scheduled rules.
+        self.delivery = EventDelivery(
+            _clients(endpoint, self.naming.region),
+            lambda arn, event: esm.function(arn).invoke(event),
+        )
+        self._started.append(self.delivery.start())
+        self._started.append(
+            ScheduleRunner(
+                _clients(endpoint, self.naming.region)("events"),
+                self.delivery.submit,
+                every=self.args.schedule_every,
+            ).start()
+        )
 
         def checkpoints() -> list[tuple[str, str, int]]:
             # The runner's store while it runs; the file itself after it stopped (the
@@ -243,12 +278,14 @@ class CloudService:
         if not self.rules.flush(max(0.0, deadline - time.monotonic())):
             raise TimeoutError(f"the rules engine did not finish its queue within {timeout}s")
         self.esm.wait_until_drained(max(0.1, deadline - time.monotonic()))
+        self.delivery.wait_idle(max(0.1, deadline - time.monotonic()))
 
     def stats(self) -> dict[str, Any]:
-        """The rules engine's counters and the persistence figures."""
+        """The rules engine's and the event delivery's counters, and the persistence figures."""
         snap = self.snapshotter
         return {
             "rules": dict(self.rules.stats),
+            "events": dict(self.delivery.stats),
             "snapshots": 0 if snap is None else snap.snapshots,
             "snapshot_seconds": 0.0 if snap is None else snap.last_seconds,
             "snapshot_bytes": 0 if snap is None else snap.last_bytes,
@@ -302,6 +339,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--region", default=defaults.REGION)
     parser.add_argument("--snapshot-interval", type=float, required=True)
     parser.add_argument("--no-persist", action="store_true")
+    parser.add_argument("--stack-parameters", default="{}")
+    parser.add_argument("--schedule-every", type=float, default=None)
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--messages-fd", type=int, required=True)
     return parser.parse_args(argv)

@@ -267,6 +267,40 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Print the alert topic's notifications as they arrive (`alerts tail`), until Ctrl-C,
+    SIGTERM, `--count` notifications or `--seconds`."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from cloudformation.naming import Naming
+    from platform_tools import alerts
+    from platform_tools.stopping import TOOL_STOP_GRACE_SECONDS, stop_on_signals
+
+    def emit(body: dict[str, object]) -> None:
+        print(json.dumps(body) if args.json else alerts.format_notification(body), flush=True)
+
+    def ready() -> None:
+        print(f"tailing the alert topic of {args.env} (Ctrl-C stops)", file=sys.stderr, flush=True)
+
+    stop = threading.Event()
+    with stop_on_signals(grace=TOOL_STOP_GRACE_SECONDS, notify=stop):
+        try:
+            alerts.tail(
+                boto3.Session(region_name=args.region),
+                Naming(args.env, args.region),
+                endpoint_url=_endpoint(args),
+                emit=emit,
+                count=args.count,
+                seconds=args.seconds,
+                stop=stop,
+                ready=ready,
+            )
+        except (BotoCoreError, ClientError, KeyError) as error:
+            _fail(args, error)
+    return INTERRUPTED_EXIT if stop.is_set() else 0
+
+
 def cmd_stack(args: argparse.Namespace) -> int:
     """Synthesise, validate, deploy or destroy the CloudFormation stacks."""
     from cloudformation.__main__ import main as stack_main
@@ -454,6 +488,15 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--env", default="dev")
     aws_options(query)
     query.set_defaults(func=cmd_query)
+
+    alerts = sub.add_parser("alerts", help="alert notifications: `alerts tail` prints them")
+    alerts.add_argument("what", choices=("tail",))
+    alerts.add_argument("--json", action="store_true", help="print each message's JSON body")
+    alerts.add_argument("--count", type=int, help="stop after this many notifications")
+    alerts.add_argument("--seconds", type=float, help="stop after this many seconds")
+    alerts.add_argument("--env", default="dev")
+    aws_options(alerts)
+    alerts.set_defaults(func=cmd_alerts)
 
     stack = sub.add_parser(
         "stack", help="synth | validate | deploy | destroy the stacks", add_help=False

@@ -2,13 +2,15 @@
 
 1. start the local cloud and deploy the stacks from their templates;
 2. publish the seed's test payloads through the IoT Data API and run a
-   simulated fleet over MQTT (anomalies and malformed payloads included);
-3. wait until the stream is drained;
+   simulated fleet over MQTT (anomalies and malformed payloads included), one device
+   of which falls silent on purpose, and comes back once announced silent;
+3. wait until the stream is drained; the alert topic's notifications (raised, cleared,
+   silent, back) are collected meanwhile by a subscribed queue;
 4. materialise the batch side through Dagster, once: the first run on an empty lake
    is one full export, merged into the lake by reading day (export, lake, crawl,
    warehouse, dbt);
 5. print counts at every stage and check that they reconcile, with the alerts,
-   hourly metrics and device health from the marts;
+   hourly metrics and device health from the marts, and the alert notifications;
 6. write an HTML report with charts;
 7. exit non-zero when anything does not reconcile.
 
@@ -40,6 +42,7 @@ from local_cloud.cloud import Endpoints, LocalCloud
 from local_cloud.ports import free_port, port_is_free
 from pipeline_platform.env_override import overridden
 from platform_tools import device_simulator
+from platform_tools.alerts import AlertInbox
 from platform_tools.stopping import (
     INTERRUPTED_EXIT,
     TOOL_STOP_GRACE_SECONDS,
@@ -47,6 +50,7 @@ from platform_tools.stopping import (
     StopRequested,
     stop_on_signals,
 )
+from stream_processor import contract
 
 #: The payloads of the original project's "Testing" section, in its order.
 SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
@@ -85,6 +89,19 @@ SEED_PAYLOADS: tuple[tuple[str, bytes], ...] = (
 DEMO_STATE_DIR = defaults.STATE_DIR / "demo"
 #: How long the demo's fleet publishes; its readings carry a day of timestamps.
 _FLEET_SECONDS = 5.0
+#: The demo's silence window and how often its silence check runs: short enough to see a
+#: device fall silent while the rest of the fleet publishes (a deployment's default is 15
+#: minutes, checked every minute).
+DEMO_SILENCE_WINDOW_S = 3
+_SILENCE_CHECK_EVERY_S = 1.0
+#: When in the fleet's run the device the demo silences on purpose stops sending.
+_SILENCED_AFTER_S = 1.0
+
+
+def silenced_device(devices: int) -> str:
+    """The fleet device the demo silences on purpose: the seventh, or the last of a smaller
+    fleet."""
+    return device_simulator.device_id(min(7, devices))
 
 
 def _port(preferred: int) -> int:
@@ -116,8 +133,14 @@ def _count_lines(s3: Any, bucket: str, prefix: str) -> tuple[int, int]:
     return objects, lines
 
 
-def publish_traffic(endpoints: Endpoints, devices: int, readings: int) -> dict[str, Any]:
-    """Publish the seed payloads (IoT Data API) and a fleet (MQTT); return what was sent."""
+def publish_traffic(
+    endpoints: Endpoints,
+    devices: int,
+    readings: int,
+    mute_after: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Publish the seed payloads (IoT Data API) and a fleet (MQTT), `mute_after` silencing
+    devices part way (see `device_simulator.simulate`); return what was sent."""
     for label, payload in SEED_PAYLOADS:
         device_simulator.publish_via_iot_data(
             defaults.TOPIC, payload, endpoint_url=endpoints.aws, region=endpoints.region
@@ -142,8 +165,54 @@ def publish_traffic(endpoints: Endpoints, devices: int, readings: int) -> dict[s
         port=endpoints.mqtt_port,
         seed=7,
         clock=clock,
+        mute_after=mute_after,
     )
-    return {"seed": len(SEED_PAYLOADS), "fleet": fleet, "fleet_since": start}
+    return {"seed": len(SEED_PAYLOADS), "fleet": fleet, "fleet_since": start, "returned": 0}
+
+
+def bring_back(cloud: LocalCloud, inbox: AlertInbox, device_id: str) -> int:
+    """Once `device_id` is announced silent, send one reading from it (it comes back) and
+    wait for its DEVICE_BACK; return the readings sent (0 if it was never announced)."""
+    endpoints = cloud.endpoints
+    assert endpoints is not None
+    if not inbox.wait_for(device_id, contract.DEVICE_SILENT, timeout=30):
+        return 0
+    reading = {
+        contract.DEVICE_ID: device_id,
+        contract.TIMESTAMP: int(time.time()),
+        contract.TEMPERATURE: 21.5,
+        contract.HUMIDITY: 50,
+    }
+    device_simulator.publish(
+        defaults.TOPIC,
+        json.dumps(reading).encode(),
+        host=endpoints.mqtt_host,
+        port=endpoints.mqtt_port,
+    )
+    cloud.wait_until_drained(timeout=60)
+    inbox.wait_for(device_id, contract.DEVICE_BACK, timeout=30)
+    return 1
+
+
+def print_notifications(notifications: list[dict[str, Any]], silenced: str) -> None:
+    """The alert topic's notifications the demo received: counts, and a few as a person
+    reads them (the first raise and clear, and the device silenced on purpose)."""
+    alerts = [n[contract.NOTIFICATION_ALERT] for n in notifications]
+    print("\nAlert notifications (the alert topic, as a subscribed queue received them):")
+    for state in contract.ALERT_STATES:
+        print(f"  {state:<14} {sum(1 for a in alerts if a['state'] == state):>5}")
+    print(
+        f"  ({silenced} fell silent on purpose; the seed's devices, which send once, and the "
+        "fleet's, once it stopped, fall silent too)"
+    )
+    wanted: list[tuple[str | None, str]] = [(None, contract.RAISED), (None, contract.CLEARED)]
+    wanted += [(silenced, contract.DEVICE_SILENT), (silenced, contract.DEVICE_BACK)]
+    for device, state in wanted:
+        first = next(
+            (a for a in alerts if a["state"] == state and device in (None, a["device_id"])), None
+        )
+        if first is not None:
+            print(f"  {first['message']}")
 
 
 def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any]) -> StageCounts:
@@ -160,7 +229,7 @@ def reconcile(cloud: LocalCloud, traffic: dict[str, Any], batch: dict[str, Any])
     ddb = boto3.client("dynamodb", endpoint_url=endpoints.aws, region_name=endpoints.region)
     bucket = streaming[StreamingOutput.QUARANTINE_BUCKET_NAME]
     stats = cloud.rule_stats()
-    published = traffic["seed"] + traffic["fleet"].published
+    published = traffic["seed"] + traffic["fleet"].published + traffic["returned"]
     _, quarantined = _count_lines(s3, bucket, streaming[StreamingOutput.QUARANTINE_PREFIX])
     rule_errors, _ = _count_lines(s3, bucket, streaming[StreamingOutput.RULE_ERRORS_PREFIX])
     stored = sum(
@@ -344,7 +413,10 @@ def _run_demo(
         env=env,
         # The next demo starts from nothing, so nothing of this one is saved for it.
         persist=False,
+        stack_parameters={STREAMING_STACK: {"SilenceWindowSeconds": str(DEMO_SILENCE_WINDOW_S)}},
+        schedule_every=_SILENCE_CHECK_EVERY_S,
     )
+    inbox: AlertInbox | None = None
     batch_log = state / "batch.log"
     started = time.monotonic()
 
@@ -356,12 +428,25 @@ def _run_demo(
         step(
             f"local cloud up: AWS {endpoints.aws}, MQTT {endpoints.mqtt_host}:{endpoints.mqtt_port}"
         )
-        step(f"publishing the seed payloads and {readings} readings from {devices} devices")
-        traffic = publish_traffic(endpoints, devices, readings)
+        inbox = AlertInbox(
+            boto3.Session(region_name=endpoints.region), cloud.naming, endpoints.aws
+        ).start()
+        silenced = silenced_device(devices)
+        step(
+            f"publishing the seed payloads and {readings} readings from {devices} devices "
+            f"({silenced} falls silent after {_SILENCED_AFTER_S:g} s)"
+        )
+        traffic = publish_traffic(
+            endpoints, devices, readings, mute_after={silenced: _SILENCED_AFTER_S}
+        )
         if traffic["fleet"].interrupted:
             raise StopRequested(signals.signum or signal.SIGINT)
         step("waiting for the stream to drain")
         cloud.wait_until_drained(timeout=120)
+        step(f"{silenced}: once announced silent, it sends a reading again")
+        traffic["returned"] = bring_back(cloud, inbox, silenced)
+        # Collected up to here: once the fleet stopped, every device falls silent too.
+        inbox.stop()
         importing.join()
         import dagster as dg
 
@@ -401,6 +486,8 @@ def _run_demo(
         result = reconcile(cloud, traffic, batch)
     finally:
         signals.stopping()
+        if inbox is not None:
+            inbox.stop()
         cloud.stop()
 
     print("\nBatch run:")
@@ -415,6 +502,8 @@ def _run_demo(
         print(f"  {label.ljust(width)}  {count:>7}")
     print(f"  fleet by kind: {json.dumps(dict(sorted(traffic['fleet'].by_kind.items())))}")
     print_marts(endpoints.warehouse)
+    assert inbox is not None
+    print_notifications(inbox.received(), silenced_device(devices))
     report = write_report(endpoints.warehouse, state / "report.html", result.counts)
     print(f"\nHTML report: {report}")
     print(f"Warehouse:   {endpoints.warehouse} (duckdb {endpoints.warehouse})")

@@ -196,7 +196,7 @@ class ReadingGenerator:
         self.malformed_share = malformed_share
         self.devices = [
             Device(
-                device_id=f"sensor-{n:04d}",
+                device_id=device_id(n),
                 temperature_offset=self.rng.gauss(0.0, 2.0),
                 humidity_offset=self.rng.uniform(-8.0, 8.0),
                 phase_hours=self.rng.uniform(-1.0, 1.0),
@@ -258,6 +258,11 @@ class ReadingGenerator:
             return json.dumps(reading).encode()
         reading[contract.TIMESTAMP] = "sometime yesterday"
         return json.dumps(reading).encode()
+
+
+def device_id(n: int) -> str:
+    """The id of the fleet's `n`-th device (from 1), e.g. `sensor-0007`."""
+    return f"sensor-{n:04d}"
 
 
 @dataclass
@@ -358,6 +363,7 @@ def simulate(
     ack_timeout: float = 30.0,
     clock: Callable[[], float] = time.time,
     stop: threading.Event | None = None,
+    mute_after: dict[str, float] | None = None,
 ) -> SimulationSummary:
     """Run a fleet of ``devices`` publishing ``rate`` messages/s in total for ``duration`` s.
 
@@ -370,6 +376,9 @@ def simulate(
     ``stop`` being set, or Ctrl-C / SIGTERM (``StopRequested``) while sending, ends the
     sending early: the summary then says ``interrupted`` and counts what was sent, and the
     acknowledgements of those messages are awaited for two seconds at most.
+
+    ``mute_after`` maps a device id to the second of the run from which that device sends
+    nothing (its turns are skipped): a device falling silent while the fleet goes on.
     """
     if devices < 1:
         raise ValueError(f"devices must be at least 1, got {devices}")
@@ -407,6 +416,9 @@ def simulate(
                 if stop is None and delay > 0:
                     time.sleep(delay)
                 device = generator.devices[i % devices]
+                muted = (mute_after or {}).get(device.device_id)
+                if muted is not None and time.monotonic() - start >= muted:
+                    continue
                 kind, payload = generator.reading(device, clock())
                 pool[i % len(pool)].publish(topic, payload, qos=1)
                 summary.by_kind[kind] += 1

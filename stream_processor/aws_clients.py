@@ -16,7 +16,11 @@ _session_lock = threading.Lock()
 _session: boto3.session.Session | None = None
 
 
-def client_config(pool_size: int) -> Config:
+#: Seconds a request may wait for its answer: the stream processor is latency-bound.
+READ_TIMEOUT_S = 5.0
+
+
+def client_config(pool_size: int, read_timeout: float = READ_TIMEOUT_S) -> Config:
     """Settings shared by our clients.
 
     - parameter validation off: we build the requests and validate the data ourselves;
@@ -30,18 +34,24 @@ def client_config(pool_size: int) -> Config:
         retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=pool_size,
         connect_timeout=2,
-        read_timeout=5,
+        read_timeout=read_timeout,
         tcp_keepalive=True,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
     )
 
 
-def make_client(service: str, pool_size: int, endpoint_url: str | None = None) -> Any:
+def make_client(
+    service: str,
+    pool_size: int,
+    endpoint_url: str | None = None,
+    read_timeout: float = READ_TIMEOUT_S,
+) -> Any:
     """A low-level client for `service` from one process-wide session.
 
     `endpoint_url` is for tools and tests that point one client elsewhere;
-    left as None, boto3 honours `AWS_ENDPOINT_URL`. boto3 ships no type information
+    left as None, boto3 honours `AWS_ENDPOINT_URL`. `read_timeout` is longer for work
+    that reads much in one request (the silence check's scan). boto3 ships no type information
     (its clients are generated at runtime), hence `Any`.
 
     Creating clients from a shared session is not thread-safe, hence the lock;
@@ -51,4 +61,6 @@ def make_client(service: str, pool_size: int, endpoint_url: str | None = None) -
     with _session_lock:
         if _session is None:
             _session = boto3.session.Session()
-        return _session.client(service, config=client_config(pool_size), endpoint_url=endpoint_url)
+        return _session.client(
+            service, config=client_config(pool_size, read_timeout), endpoint_url=endpoint_url
+        )

@@ -28,6 +28,19 @@ DEFAULT_EARLIEST_TIMESTAMP = 946684800.0
 #: Readings may be dated up to 15 minutes after their record reached Kinesis: NTP-synced
 #: clocks differ by far less, so a larger lead means a clock running fast.
 DEFAULT_MAX_CLOCK_SKEW_S = 900.0
+#: 15 minutes: at one reading a minute, fifteen missed in a row. Network drops, MQTT
+#: reconnects and firmware updates last seconds to a few minutes and should page no one;
+#: a device gone for a quarter of an hour is worth a look the same quarter.
+DEFAULT_SILENCE_WINDOW_S = 900.0
+#: Hysteresis. Sensors of this class read within +-0.5 C and +-2-3 %RH: a value hovering at
+#: a threshold moves by about that much, so an alert clears only once the value is back by
+#: several times the sensor's error.
+DEFAULT_HIGH_TEMPERATURE_CLEAR_MARGIN_C = 2.0
+DEFAULT_LOW_HUMIDITY_CLEAR_MARGIN_PCT = 5.0
+#: No reminders unless asked for: one RAISED and one CLEARED per alert.
+DEFAULT_ALERT_REMINDER_S = 0.0
+#: A device's alert state outlives its last reading by a month, then it is forgotten.
+DEFAULT_ALERT_STATE_TTL_DAYS = 30
 
 
 class ConfigError(ValueError):
@@ -54,6 +67,20 @@ class Config:
     #: Readings dated more than this many seconds after their Kinesis arrival are
     #: quarantined as TIMESTAMP_IN_FUTURE.
     max_clock_skew_s: float = DEFAULT_MAX_CLOCK_SKEW_S
+    #: The per-device alert state table; None (with no bus) sends no notifications.
+    alert_state_table: str | None = None
+    #: The event bus alert events go to.
+    alert_bus_name: str | None = None
+    silence_window_s: float = DEFAULT_SILENCE_WINDOW_S
+    high_temperature_clear_margin_c: float = DEFAULT_HIGH_TEMPERATURE_CLEAR_MARGIN_C
+    low_humidity_clear_margin_pct: float = DEFAULT_LOW_HUMIDITY_CLEAR_MARGIN_PCT
+    alert_reminder_s: float = DEFAULT_ALERT_REMINDER_S
+    alert_state_ttl_days: int = DEFAULT_ALERT_STATE_TTL_DAYS
+
+    @property
+    def alerts_enabled(self) -> bool:
+        """Whether state changes are tracked and notified (both alert settings are set)."""
+        return self.alert_state_table is not None and self.alert_bus_name is not None
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:
@@ -93,6 +120,18 @@ def _non_negative(environ: Mapping[str, str], name: str, default: float) -> floa
     value = _number(environ, name, default)
     if value < 0:
         raise ConfigError(f"setting {name}={environ[name].strip()!r} must not be negative")
+    return value
+
+
+def _optional(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _positive(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(environ, name, default)
+    if value <= 0:
+        raise ConfigError(f"setting {name}={environ[name].strip()!r} must be positive")
     return value
 
 
@@ -150,7 +189,33 @@ def load_config(environ: Mapping[str, str]) -> Config:
         max_clock_skew_s=_non_negative(
             environ, contract.ENV_MAX_CLOCK_SKEW_SECONDS, DEFAULT_MAX_CLOCK_SKEW_S
         ),
+        alert_state_table=_optional(environ, contract.ENV_ALERT_STATE_TABLE),
+        alert_bus_name=_optional(environ, contract.ENV_ALERT_BUS_NAME),
+        silence_window_s=_positive(
+            environ, contract.ENV_SILENCE_WINDOW_SECONDS, DEFAULT_SILENCE_WINDOW_S
+        ),
+        high_temperature_clear_margin_c=_non_negative(
+            environ,
+            contract.ENV_HIGH_TEMPERATURE_CLEAR_MARGIN_C,
+            DEFAULT_HIGH_TEMPERATURE_CLEAR_MARGIN_C,
+        ),
+        low_humidity_clear_margin_pct=_non_negative(
+            environ,
+            contract.ENV_LOW_HUMIDITY_CLEAR_MARGIN_PCT,
+            DEFAULT_LOW_HUMIDITY_CLEAR_MARGIN_PCT,
+        ),
+        alert_reminder_s=_non_negative(
+            environ, contract.ENV_ALERT_REMINDER_SECONDS, DEFAULT_ALERT_REMINDER_S
+        ),
+        alert_state_ttl_days=_positive_int(
+            environ, contract.ENV_ALERT_STATE_TTL_DAYS, DEFAULT_ALERT_STATE_TTL_DAYS
+        ),
     )
+    if (config.alert_state_table is None) != (config.alert_bus_name is None):
+        raise ConfigError(
+            f"{contract.ENV_ALERT_STATE_TABLE} and {contract.ENV_ALERT_BUS_NAME} go together: "
+            "set both to send notifications, or neither"
+        )
     if config.temperature_min_c > config.temperature_max_c:
         raise ConfigError(
             f"{contract.ENV_TEMPERATURE_MIN_C} is above {contract.ENV_TEMPERATURE_MAX_C}"

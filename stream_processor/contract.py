@@ -105,6 +105,80 @@ QUARANTINE_REASONS = (
 #: records beside the function's quarantine with this code.
 TOPIC_RULE_ERROR = "TOPIC_RULE_ERROR"
 
+# --- Alert notifications ---------------------------------------------------
+# Notifications are about state changes, not readings: per device and alert code an
+# alert is RAISED, then CLEARED (with a hysteresis), with an optional REMINDER while it
+# lasts; per device DEVICE_SILENT when no reading arrives for the silence window, then
+# DEVICE_BACK with its next reading. Each change is one event on the alert bus.
+
+RAISED = "RAISED"
+CLEARED = "CLEARED"
+REMINDER = "REMINDER"
+#: The code of the silence events, and the state a silent device is in.
+DEVICE_SILENT = "DEVICE_SILENT"
+DEVICE_BACK = "DEVICE_BACK"
+ALERT_STATES = (RAISED, CLEARED, REMINDER, DEVICE_SILENT, DEVICE_BACK)
+
+#: The `source` of every alert event (a custom source: it may not start with `aws.`).
+ALERT_EVENT_SOURCE = "iot-data-platform.alerts"
+#: The `detail-type` of each state's events, for rules that want one kind.
+ALERT_DETAIL_TYPES = {
+    RAISED: "Alert raised",
+    CLEARED: "Alert cleared",
+    REMINDER: "Alert reminder",
+    DEVICE_SILENT: "Device silent",
+    DEVICE_BACK: "Device back",
+}
+#: Version of the detail schema below; a change that breaks readers raises it.
+ALERT_SCHEMA_VERSION = 1
+#: The fields of every event's `detail`, in the order the README documents them.
+ALERT_DETAIL_FIELDS = (
+    "schema_version",
+    "id",  # the same for the same change: a consumer may drop a repeated id
+    "device_id",
+    "code",  # an alert code, or DEVICE_SILENT for silence events
+    "state",  # one of ALERT_STATES
+    "measurement",  # temperature or humidity; null for silence events
+    "value",  # the reading's value; null for silence events
+    "threshold",  # the alert threshold; null for silence events
+    "clear_level",  # the value an alert clears at (threshold and hysteresis); null for silence
+    "reading_timestamp",  # epoch seconds of the reading behind the change; null for SILENT
+    "reading_time",  # the same as ISO-8601 UTC
+    "since",  # ISO-8601 UTC: when the alert, or the silence, began
+    "since_timestamp",  # the same as epoch seconds
+    "silence_window_seconds",  # for silence events: the window that elapsed; else null
+    "message",  # one sentence for a person
+)
+
+#: The alert topic's message: a JSON object whose first field is the sentence for a person
+#: (`message`, as in the detail) and whose second is the event's whole detail (`alert`).
+NOTIFICATION_MESSAGE = "message"
+NOTIFICATION_ALERT = "alert"
+
+# --- Alert state table (per-device bookkeeping) ---------------------------
+# Keyed by device and kind. A `seen` item records when the platform last processed a
+# reading of the device (written at most every half silence window); an `alerts` item,
+# once the device's alerts first changed, its raised alerts, its silence and the newest
+# reading time whose changes were notified; a `lease` item per shard says which
+# execution environment processed the shard last.
+
+STATE_KIND = "kind"
+SEEN_KIND = "seen"
+ALERTS_KIND = "alerts"
+#: Epoch seconds when the platform last stored a reading of the device (`seen` items).
+SEEN_AT = "seen_at"
+#: `alerts` items: the raised alerts by code, the silence, and a version for conditional writes.
+RAISED_ALERTS = "raised"
+SILENT_SINCE = "silent_since"
+STATE_VERSION = "version"
+#: `alerts` items: readings up to this time (epoch seconds) have had their changes notified.
+APPLIED_THROUGH = "applied_through"
+#: A shard's `lease` item names the execution environment that processed the shard's last
+#: batch (`owner`); its key is this prefix and the shard (no device id contains `#`).
+LEASE_KIND = "lease"
+LEASE_OWNER = "owner"
+SHARD_KEY_PREFIX = "#shard:"
+
 # --- Quarantine record layout (one JSON line per record in S3) ------------
 
 QUARANTINE_FIELDS = (
@@ -136,3 +210,17 @@ ENV_WRITE_CONCURRENCY = "WRITE_CONCURRENCY"
 ENV_EARLIEST_TIMESTAMP = "EARLIEST_TIMESTAMP"
 #: How far (seconds) a reading may be dated after its record reached Kinesis.
 ENV_MAX_CLOCK_SKEW_SECONDS = "MAX_CLOCK_SKEW_SECONDS"
+#: The per-device alert state table and the event bus alerts go to; both or neither set
+#: (neither: no notifications, readings are only classified and stored).
+ENV_ALERT_STATE_TABLE = "ALERT_STATE_TABLE"
+ENV_ALERT_BUS_NAME = "ALERT_BUS_NAME"
+#: A device sending nothing for this many seconds is DEVICE_SILENT.
+ENV_SILENCE_WINDOW_SECONDS = "SILENCE_WINDOW_SECONDS"
+#: Hysteresis: HIGH_TEMPERATURE clears at or below the threshold minus this margin,
+#: LOW_HUMIDITY at or above the threshold plus this one.
+ENV_HIGH_TEMPERATURE_CLEAR_MARGIN_C = "HIGH_TEMPERATURE_CLEAR_MARGIN_C"
+ENV_LOW_HUMIDITY_CLEAR_MARGIN_PCT = "LOW_HUMIDITY_CLEAR_MARGIN_PCT"
+#: While an alert stays raised, a REMINDER at most this often (seconds of reading time); 0: none.
+ENV_ALERT_REMINDER_SECONDS = "ALERT_REMINDER_SECONDS"
+#: Days a device's alert state is kept after its last reading.
+ENV_ALERT_STATE_TTL_DAYS = "ALERT_STATE_TTL_DAYS"

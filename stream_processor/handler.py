@@ -14,6 +14,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from stream_processor import contract
+from stream_processor.alerts import ALERT_CONCURRENCY, AlertTracker
 from stream_processor.attribute_values import format_number
 from stream_processor.aws_clients import make_client
 from stream_processor.config import Config, load_config
@@ -47,15 +48,19 @@ class StreamProcessor:
         dynamodb: Any = None,
         s3: Any = None,
         executor: Executor | None = None,
+        events: Any = None,
     ) -> None:
         self.config = config
         pool = config.write_concurrency + 1  # one spare connection for the quarantine upload
+        if config.alerts_enabled:
+            pool += ALERT_CONCURRENCY
         # `executor` is for tools, e.g. a profiler that wants every task on one thread.
         self._executor = executor or ThreadPoolExecutor(
             max_workers=config.write_concurrency, thread_name_prefix="stream-processor"
         )
+        dynamodb = dynamodb or make_client("dynamodb", pool)
         self._writer = DynamoDbWriter(
-            dynamodb or make_client("dynamodb", pool),
+            dynamodb,
             config.table_name,
             self._executor,
             config.write_concurrency,
@@ -63,10 +68,18 @@ class StreamProcessor:
         self._quarantine = QuarantineWriter(
             s3 or make_client("s3", pool), config.quarantine_bucket, config.quarantine_prefix
         )
+        # Without an alert table and bus, readings are classified and stored, nothing more.
+        self._alerts = (
+            AlertTracker(config, dynamodb, events or make_client("events", ALERT_CONCURRENCY))
+            if config.alerts_enabled
+            else None
+        )
 
     def close(self) -> None:
         """Stop the writer threads (tools and tests; Lambda simply freezes the process)."""
         self._executor.shutdown(wait=True)
+        if self._alerts is not None:
+            self._alerts.close()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> StreamProcessor:
@@ -79,6 +92,9 @@ class StreamProcessor:
         deadline = Deadline(context)
         records = read_records(event)
         config = self.config
+        # The alert state's lease is read while the records are classified.
+        shard = f"{records[0].event_source_arn}/{records[0].shard_id}" if records else ""
+        lease = self._alerts.begin(shard, deadline) if self._alerts and records else None
         # One instant for the batch, to the millisecond it is stored with: the TTL counts from
         # the stored ingestion time, so expires_at is int(ingested_at) + TTL even when the
         # clock is a fraction of a millisecond before a whole second.
@@ -126,8 +142,33 @@ class StreamProcessor:
         quarantine_job = (
             self._executor.submit(self._quarantine.write, rejected, deadline) if rejected else None
         )
-        written = self._writer.write([accepted for _, accepted in latest.values()], deadline)
+        # Alert state changes are decided beside the writes: they need the batch's readings,
+        # not their items in the table.
+        alert_job = (
+            self._executor.submit(
+                self._alerts.track,
+                [
+                    (a.device_id, r.sequence_number, a.seconds, a.temperature, a.humidity)
+                    for r, a in latest.values()
+                ],
+                now,
+                deadline,
+                shard,
+                lease,
+            )
+            if self._alerts is not None and latest
+            else None
+        )
+        seen = (
+            self._alerts.seen_items({a.device_id for _, a in latest.values()}, now)
+            if self._alerts is not None
+            else []
+        )
+        written = self._writer.write([accepted for _, accepted in latest.values()], deadline, seen)
+        if self._alerts is not None:
+            self._alerts.seen_stored(seen, written.side_failed, now)
         quarantined = quarantine_job.result() if quarantine_job else None
+        alerts = alert_job.result() if alert_job else None
 
         failed_writes: list[str] = []
         for reading in written.failed:
@@ -135,7 +176,8 @@ class StreamProcessor:
             failed_writes.append(latest[key][0].sequence_number)
             failed_writes.extend(superseded.get(key, ()))
         failed_quarantine = [r.sequence_number for r in quarantined.failed] if quarantined else []
-        failed = sorted(failed_writes + failed_quarantine, key=_sequence_order)
+        failed_alerts = alerts.failed if alerts else []
+        failed = sorted(set(failed_writes + failed_quarantine + failed_alerts), key=_sequence_order)
 
         duplicates = sum(len(seqs) for seqs in superseded.values())
         counts = {
@@ -149,7 +191,14 @@ class StreamProcessor:
             "write_requests": written.requests,
             "quarantine_objects": quarantined.objects if quarantined else 0,
         }
-        errors = [e for e in (written.error, quarantined and quarantined.error) if e]
+        if alerts is not None:
+            extra["alert_changes"] = alerts.changes
+            extra["alert_lookups"] = alerts.lookups
+        errors = [
+            e
+            for e in (written.error, quarantined and quarantined.error, alerts and alerts.error)
+            if e
+        ]
         if errors:
             extra["errors"] = errors
         emit(

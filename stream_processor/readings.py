@@ -69,6 +69,11 @@ class Accepted(NamedTuple):
     device_id: str
     timestamp: str
     item_json: bytes
+    #: The reading's time in epoch seconds, and its measurements when within the sensor's
+    #: range (None when missing or out of range): what alert state changes are judged on.
+    seconds: float = 0.0
+    temperature: float | None = None
+    humidity: float | None = None
 
 
 class Rejected(NamedTuple):
@@ -317,4 +322,4 @@ def _accept(
     # JSON text is never smaller than DynamoDB's size, so the exact count is rarely needed.
     if len(encoded) > MAX_ITEM_BYTES and item_size(json.loads(encoded)) > MAX_ITEM_BYTES:
         raise _Reject(c.ITEM_TOO_LARGE, f"item is larger than DynamoDB's {MAX_ITEM_BYTES} bytes")
-    return Accepted(device_id, timestamp, encoded)
+    return Accepted(device_id, timestamp, encoded, seconds, temperature, humidity)

@@ -8,7 +8,8 @@ import json
 import duckdb
 import pytest
 
-from platform_tools.demo import run_demo
+from cloudformation.naming import Naming
+from platform_tools.demo import run_demo, silenced_device
 
 pytestmark = pytest.mark.integration
 
@@ -18,8 +19,10 @@ def test_demo_publishes_processes_loads_and_reconciles(tmp_path, capsys, aws_end
     WHEN the demo runs with a small fleet
     THEN it exits 0 after one batch run, its printed counts reconcile (every message stored,
     quarantined or kept as a rule error, and in the warehouse), the marts hold the fleet's
-    devices and the seed's alerts, and the HTML report is written; the console keeps to the demo's
-    steps while the function's batch lines and dbt's output are in their logs."""
+    devices and the seed's alerts, and the HTML report is written; the alert topic's
+    notifications show alerts raised and cleared and the device silenced on purpose falling
+    silent and coming back; the console keeps to the demo's steps while the function's batch
+    lines and dbt's output are in their logs."""
     status = run_demo(devices=5, readings=300, state_dir=tmp_path / "demo", env="e2e")
     out = capsys.readouterr().out
     assert status == 0, out
@@ -43,7 +46,8 @@ def test_demo_publishes_processes_loads_and_reconciles(tmp_path, capsys, aws_end
     assert {f"sensor-10{i}" for i in range(1, 8)} <= devices
     assert len(devices) >= 7 + 5
     assert seed_alerts == [("sensor-102", "HIGH_TEMPERATURE"), ("sensor-103", "LOW_HUMIDITY")]
-    assert stored >= 7 + 300 * 0.9
+    # One device of five falls silent after the first of the fleet's five seconds.
+    assert stored >= 7 + 300 * (1 - 4 / 5 / 5) * 0.9
     # the seed's "Invalid JSON Data" never reached the stream: the rule's error record did,
     # and the warehouse has it with its payload
     assert (base64.b64encode(b"Invalid JSON Data").decode(),) in rule_errors
@@ -54,7 +58,14 @@ def test_demo_publishes_processes_loads_and_reconciles(tmp_path, capsys, aws_end
 
     assert '"_aws"' not in out and "Running with dbt" not in out
     assert "Running with dbt" in (tmp_path / "demo" / "batch.log").read_text()
-    (function_log,) = (tmp_path / "demo" / "logs").glob("*.log")
+    silenced = silenced_device(5)
+    assert "sensor-102: HIGH_TEMPERATURE raised: temperature 75 C" in out
+    assert f"{silenced} is silent: no reading since" in out
+    assert f"{silenced} is back: a reading arrived" in out
+    notifications = out[out.index("Alert notifications") :].splitlines()
+    counts = {line.split()[0]: int(line.split()[1]) for line in notifications[1:6]}
+    assert counts["RAISED"] >= 2 and counts["CLEARED"] >= 1 and counts["DEVICE_BACK"] == 1
+    function_log = tmp_path / "demo" / "logs" / f"{Naming('e2e').function}.log"
     batches = [json.loads(line) for line in function_log.read_text().splitlines()]
     assert batches and all(b["message"] == "kinesis batch processed" for b in batches)
     assert sum(b["stored"] for b in batches) >= stored

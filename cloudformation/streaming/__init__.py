@@ -1,10 +1,11 @@
-"""The streaming stack: IoT rule -> Kinesis -> Lambda -> DynamoDB, with quarantine and alarms.
+"""The streaming stack: IoT rule -> Kinesis -> Lambda -> DynamoDB, with quarantine, alerts
+and alarms.
 
 `build_streaming` only assembles; each concern is a module of its own:
 `parameters` (every parameter and condition), `encryption` (the data key),
 `buckets` (access logs, quarantine), `ingestion` (stream, topic rule, device
-policy), `table`, `processor` (the function, its mapping and on-failure queue)
-and `alarms`.
+policy), `table`, `processor` (the function, its mapping and on-failure queue),
+`alerts` (alert state, bus, rule, topic, silence check) and `alarms`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from cloudformation.naming import Naming
 from cloudformation.outputs import StreamingOutput
 from cloudformation.parameters import export_outputs
 from cloudformation.streaming.alarms import add_alarms
+from cloudformation.streaming.alerts import (
+    AlertPath,
+    add_alert_delivery,
+    add_alert_state,
+    add_silence_check,
+    alert_alarms,
+    alert_environment,
+)
 from cloudformation.streaming.buckets import add_buckets
 from cloudformation.streaming.encryption import add_data_key
 from cloudformation.streaming.ingestion import (
@@ -25,7 +34,7 @@ from cloudformation.streaming.ingestion import (
     add_topic_rule,
 )
 from cloudformation.streaming.parameters import declare_parameters
-from cloudformation.streaming.processor import add_stream_processor
+from cloudformation.streaming.processor import add_stream_processor, environment
 from cloudformation.streaming.table import add_readings_table
 
 __all__ = ["RULE_ERRORS_PREFIX", "build_streaming"]
@@ -35,7 +44,8 @@ def build_streaming(naming: Naming) -> Template:
     """The streaming stack's template for one environment and region."""
     t = Template(
         Description=f"IoT streaming ingestion ({naming.env}, {naming.region}): IoT topic rule, "
-        "Kinesis, stream processor Lambda, DynamoDB, quarantine bucket and alarms."
+        "Kinesis, stream processor Lambda, DynamoDB, quarantine bucket, alert notifications "
+        "and alarms."
     )
     params = declare_parameters(t)
     data_key = key_arn(add_data_key(t, naming))
@@ -44,6 +54,7 @@ def build_streaming(naming: Naming) -> Template:
     )
     stream = add_stream(t, naming, params.ingestion, data_key)
     table = add_readings_table(t, naming, params.table, data_key)
+    alert_state = add_alert_state(t, naming, data_key)
     processor = add_stream_processor(
         t,
         naming,
@@ -51,8 +62,24 @@ def build_streaming(naming: Naming) -> Template:
         stream=stream,
         table=table,
         quarantine=buckets.quarantine,
+        alerts=alert_state,
         key_arn=data_key,
     )
+    topic, rule, dead_letters = add_alert_delivery(t, naming, alert_state, data_key)
+    silence_check = add_silence_check(
+        t,
+        naming,
+        params,
+        state=alert_state,
+        readings=table,
+        # The same settings as the stream processor: one configuration, read by one loader.
+        environment={
+            **environment(params.settings, table, buckets.quarantine),
+            **alert_environment(params.alerts, alert_state),
+        },
+        key_arn=data_key,
+    )
+    alerts = AlertPath(alert_state, topic, rule, dead_letters, silence_check)
     add_topic_rule(
         t, naming, params.ingestion, stream=stream, quarantine=buckets.quarantine, key_arn=data_key
     )
@@ -60,9 +87,11 @@ def build_streaming(naming: Naming) -> Template:
     alarm_topic = add_alarms(
         t,
         naming,
-        processor=processor,
+        function=processor.function,
+        on_failure_queue=processor.on_failure_queue,
         iterator_age_ms=params.iterator_age_alarm_ms,
         key_arn=data_key,
+        more=alert_alarms(alerts),
     )
 
     function, on_failure = processor.function, processor.on_failure_queue
@@ -118,6 +147,27 @@ def build_streaming(naming: Naming) -> Template:
             ),
             StreamingOutput.ALARM_TOPIC_ARN: (Ref(alarm_topic), "SNS topic the alarms notify."),
             StreamingOutput.DATA_KEY_ARN: (data_key, "KMS key encrypting the streaming data."),
+            StreamingOutput.ALERT_TOPIC_ARN: (
+                Ref(topic),
+                "SNS topic of alert notifications: subscribe e-mail or programs here.",
+            ),
+            StreamingOutput.ALERT_BUS_NAME: (
+                GetAtt(alert_state.bus, "Name"),
+                "Event bus of alert state changes; add rules for your own targets.",
+            ),
+            StreamingOutput.ALERT_BUS_ARN: (GetAtt(alert_state.bus, "Arn"), "ARN of the bus."),
+            StreamingOutput.ALERT_STATE_TABLE_NAME: (
+                Ref(alert_state.table),
+                "DynamoDB table of per-device alert state.",
+            ),
+            StreamingOutput.ALERT_DEAD_LETTER_QUEUE_URL: (
+                Ref(dead_letters),
+                "Queue of alert events the rule could not deliver.",
+            ),
+            StreamingOutput.SILENCE_CHECK_FUNCTION_NAME: (
+                Ref(silence_check),
+                "Function announcing silent devices every minute.",
+            ),
         },
     )
     return t

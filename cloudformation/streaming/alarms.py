@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from troposphere import AWSHelperFn, GetAtt, Parameter, Ref, Template
+from troposphere.awslambda import Function
 from troposphere.cloudwatch import Alarm, MetricDimension
 from troposphere.sns import Topic
+from troposphere.sqs import Queue
 
 from cloudformation.naming import Naming
-from cloudformation.streaming.processor import StreamProcessor
 
 #: Lambda's metrics, and the one that says how far behind its stream the function is: the
 #: age of the last record of each batch a stream mapping sends, in milliseconds.
@@ -39,18 +41,19 @@ def add_alarms(
     t: Template,
     naming: Naming,
     *,
-    processor: StreamProcessor,
+    function: Function,
+    on_failure_queue: Queue,
     iterator_age_ms: Parameter,
     key_arn: AWSHelperFn,
+    more: Sequence[AlarmSpec] = (),
 ) -> Topic:
-    """Add the encrypted alarm topic and the processor's alarms; return the topic."""
+    """Add the encrypted alarm topic, the alarms on the stream processor (`function`) and its
+    `on_failure_queue`, and `more`; return the topic."""
     topic = t.add_resource(
         Topic("AlarmTopic", TopicName=naming.alarm_topic, KmsMasterKeyId=key_arn)
     )
-    function = [MetricDimension(Name="FunctionName", Value=Ref(processor.function))]
-    queue = [
-        MetricDimension(Name="QueueName", Value=GetAtt(processor.on_failure_queue, "QueueName"))
-    ]
+    function_dimension = [MetricDimension(Name="FunctionName", Value=Ref(function))]
+    queue = [MetricDimension(Name="QueueName", Value=GetAtt(on_failure_queue, "QueueName"))]
     specs = [
         AlarmSpec(
             "IteratorAge",
@@ -58,7 +61,7 @@ def add_alarms(
             ITERATOR_AGE_METRIC,
             "Maximum",
             Ref(iterator_age_ms),
-            function,
+            function_dimension,
             "Stream processing is falling behind.",
         ),
         AlarmSpec(
@@ -67,7 +70,7 @@ def add_alarms(
             "Errors",
             "Sum",
             0,
-            function,
+            function_dimension,
             "The stream processor raised errors (batches are being retried).",
         ),
         AlarmSpec(
@@ -76,7 +79,7 @@ def add_alarms(
             "Throttles",
             "Sum",
             0,
-            function,
+            function_dimension,
             "The stream processor is being throttled.",
         ),
         AlarmSpec(
@@ -89,7 +92,7 @@ def add_alarms(
             "Batches were skipped after retries; their coordinates are in the queue.",
         ),
     ]
-    for spec in specs:
+    for spec in [*specs, *more]:
         t.add_resource(_alarm(naming, spec, topic))
     return topic
 

@@ -18,10 +18,19 @@ def add_data_key(t: Template, naming: Naming) -> Key:
         description=f"Encrypts the {naming.env} streaming data: stream, table, queue, topic, logs.",
         service_statements=[
             logs_statement("CloudWatchLogsEncryptsTheFunctionLogGroup", naming.function_log_group),
+            logs_statement(
+                "CloudWatchLogsEncryptsTheSilenceCheckLogGroup", naming.silence_check_log_group
+            ),
             # Alarms publish to the encrypted topic as the CloudWatch service.
             service_statement(
                 "CloudWatchAlarmsPublishToTheEncryptedTopic",
                 "cloudwatch.amazonaws.com",
+                USE_ACTIONS,
+            ),
+            # The alert rule delivers to the encrypted topic and dead-letter queue as EventBridge.
+            service_statement(
+                "EventBridgeDeliversToTheEncryptedTopicAndQueue",
+                "events.amazonaws.com",
                 USE_ACTIONS,
             ),
         ],

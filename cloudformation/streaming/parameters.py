@@ -85,6 +85,17 @@ class TableParameters:
 
 
 @dataclass(frozen=True)
+class AlertParameters:
+    """When alerts clear, remind and fall silent, and how long their state is kept."""
+
+    silence_window_seconds: Parameter
+    high_temperature_clear_margin_c: Parameter
+    low_humidity_clear_margin_pct: Parameter
+    reminder_seconds: Parameter
+    state_ttl_days: Parameter
+
+
+@dataclass(frozen=True)
 class StreamingParameters:
     """The streaming stack's parameters, one group per concern that reads them."""
 
@@ -93,6 +104,7 @@ class StreamingParameters:
     settings: ProcessorSettings
     mapping: MappingParameters
     table: TableParameters
+    alerts: AlertParameters
     quarantine_retention_days: Parameter
     iterator_age_alarm_ms: Parameter
 
@@ -105,6 +117,7 @@ def declare_parameters(t: Template) -> StreamingParameters:
         settings=_settings(t),
         mapping=_mapping(t),
         table=_table(t),
+        alerts=_alerts(t),
         quarantine_retention_days=number(
             t,
             "QuarantineRetentionDays",
@@ -353,5 +366,51 @@ def _table(t: Template) -> TableParameters:
         ),
         write_capacity=number(
             t, "TableWriteCapacity", 5, "Write units when PROVISIONED.", minimum=1, maximum=40000
+        ),
+    )
+
+
+def _alerts(t: Template) -> AlertParameters:
+    """Declare the parameters of the alert notifications."""
+    return AlertParameters(
+        silence_window_seconds=number(
+            t,
+            "SilenceWindowSeconds",
+            config.DEFAULT_SILENCE_WINDOW_S,
+            "A device sending nothing for this long is DEVICE_SILENT (checked every minute).",
+            minimum=1,
+            maximum=604800,
+        ),
+        high_temperature_clear_margin_c=number(
+            t,
+            "HighTemperatureClearMarginC",
+            config.DEFAULT_HIGH_TEMPERATURE_CLEAR_MARGIN_C,
+            "HIGH_TEMPERATURE clears at or below the threshold minus this (C).",
+            minimum=0,
+            maximum=100,
+        ),
+        low_humidity_clear_margin_pct=number(
+            t,
+            "LowHumidityClearMarginPct",
+            config.DEFAULT_LOW_HUMIDITY_CLEAR_MARGIN_PCT,
+            "LOW_HUMIDITY clears at or above the threshold plus this (%).",
+            minimum=0,
+            maximum=100,
+        ),
+        reminder_seconds=number(
+            t,
+            "AlertReminderSeconds",
+            config.DEFAULT_ALERT_REMINDER_S,
+            "While an alert stays raised, remind at most this often (s of reading time); 0: never.",
+            minimum=0,
+            maximum=604800,
+        ),
+        state_ttl_days=number(
+            t,
+            "AlertStateTtlDays",
+            config.DEFAULT_ALERT_STATE_TTL_DAYS,
+            "Days a device's alert state is kept after its last reading.",
+            minimum=1,
+            maximum=3650,
         ),
     )

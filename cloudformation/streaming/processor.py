@@ -31,6 +31,11 @@ from cloudformation.iam import allow, service_role
 from cloudformation.kms import USE_ACTIONS
 from cloudformation.naming import Naming
 from cloudformation.parameters import skip
+from cloudformation.streaming.alerts import (
+    AlertState,
+    alert_environment,
+    processor_alert_statements,
+)
 from cloudformation.streaming.parameters import (
     HAS_RESERVED_CONCURRENCY,
     ProcessorSettings,
@@ -62,9 +67,11 @@ def add_stream_processor(
     stream: Stream,
     table: Table,
     quarantine: Bucket,
+    alerts: AlertState,
     key_arn: AWSHelperFn,
 ) -> StreamProcessor:
-    """Add the function reading `stream` into `table`, quarantining into `quarantine`."""
+    """Add the function reading `stream` into `table`, quarantining into `quarantine` and
+    sending alert state changes to `alerts`."""
     on_failure = t.add_resource(
         Queue(
             "OnFailureQueue",
@@ -88,7 +95,8 @@ def add_stream_processor(
             role_name=naming.name("role", "streamprocessor"),
             service="lambda.amazonaws.com",
             policy_name="stream-processor",
-            description="Runs the stream processor: reads the stream, writes the table.",
+            description="Runs the stream processor: reads the stream, writes the table, "
+            "sends alert state changes.",
             statements=[
                 allow(
                     [
@@ -116,6 +124,7 @@ def add_stream_processor(
                     [GetAtt(log_group, "Arn")],
                     sid="WriteOwnLogs",
                 ),
+                *processor_alert_statements(alerts, table),
             ],
         )
     )
@@ -136,7 +145,12 @@ def add_stream_processor(
             ReservedConcurrentExecutions=If(
                 HAS_RESERVED_CONCURRENCY, Ref(params.function.reserved_concurrency), NoValue
             ),
-            Environment=Environment(Variables=environment(params.settings, table, quarantine)),
+            Environment=Environment(
+                Variables={
+                    **environment(params.settings, table, quarantine),
+                    **alert_environment(params.alerts, alerts),
+                }
+            ),
             KmsKeyArn=key_arn,
             Metadata={
                 "checkov": {

@@ -13,7 +13,7 @@ REQUIRED_OUTPUTS = set(StreamingOutput)
 
 def test_table_is_keyed_by_device_and_time_with_pitr_ttl_and_encryption(streaming, naming):
     """GIVEN the readings table THEN natural key, PITR (exports need it), TTL and a CMK."""
-    table = one(streaming, "AWS::DynamoDB::Table")["Properties"]
+    table = streaming["Resources"]["ReadingsTable"]["Properties"]
     assert table["TableName"] == naming.table
     assert table["KeySchema"] == [
         {"AttributeName": contract.DEVICE_ID, "KeyType": "HASH"},
@@ -34,7 +34,7 @@ def test_table_is_keyed_by_device_and_time_with_pitr_ttl_and_encryption(streamin
 
 def test_alerts_index_is_sparse_on_alert_date_and_projects_measurements(streaming):
     """GIVEN the table THEN the alerts index is keyed (alert_date, timestamp) with readings."""
-    table = one(streaming, "AWS::DynamoDB::Table")["Properties"]
+    table = streaming["Resources"]["ReadingsTable"]["Properties"]
     (index,) = table["GlobalSecondaryIndexes"]
     assert index["IndexName"] == contract.ALERTS_INDEX
     assert index["KeySchema"] == [
@@ -72,7 +72,7 @@ def test_event_source_mapping_reports_item_failures_bisects_and_bounds_retries(s
 
 def test_function_names_the_handler_and_gets_its_settings_from_the_contract(streaming, naming):
     """GIVEN the function THEN the handler string, a 3.12+ runtime and every contract setting."""
-    fn = one(streaming, "AWS::Lambda::Function")["Properties"]
+    fn = streaming["Resources"]["ProcessorFunction"]["Properties"]
     assert fn["FunctionName"] == naming.function
     assert fn["Handler"] == "stream_processor.handler.handler"
     assert fn["Runtime"] in ("python3.12", "python3.13")
@@ -92,11 +92,18 @@ def test_function_names_the_handler_and_gets_its_settings_from_the_contract(stre
         contract.ENV_WRITE_CONCURRENCY,
         contract.ENV_EARLIEST_TIMESTAMP,
         contract.ENV_MAX_CLOCK_SKEW_SECONDS,
+        contract.ENV_ALERT_STATE_TABLE,
+        contract.ENV_ALERT_BUS_NAME,
+        contract.ENV_SILENCE_WINDOW_SECONDS,
+        contract.ENV_HIGH_TEMPERATURE_CLEAR_MARGIN_C,
+        contract.ENV_LOW_HUMIDITY_CLEAR_MARGIN_PCT,
+        contract.ENV_ALERT_REMINDER_SECONDS,
+        contract.ENV_ALERT_STATE_TTL_DAYS,
     }
     assert set(variables) == expected
     assert variables[contract.ENV_TABLE_NAME] == {"Ref": "ReadingsTable"}
     assert variables[contract.ENV_QUARANTINE_BUCKET] == {"Ref": "QuarantineBucket"}
-    log_group = one(streaming, "AWS::Logs::LogGroup")["Properties"]
+    log_group = streaming["Resources"]["ProcessorLogGroup"]["Properties"]
     assert log_group["LogGroupName"] == f"/aws/lambda/{naming.function}"
     assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 

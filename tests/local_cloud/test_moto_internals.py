@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import inspect
 import time
 import uuid
 from collections.abc import Iterator
@@ -269,6 +270,31 @@ def test_dynamodb_table_items_by_hash_then_range_key(dynamodb, sort_key):
     assert moto_internals.stored_item(table, missing, range_value) is None
 
 
+def test_dynamodb_table_query_index_name_parameter_and_items_by_partition(dynamodb):
+    name = _table(dynamodb)
+    for device, timestamp in [("a", 1), ("a", 2), ("b", 1)]:
+        dynamodb.put_item(
+            TableName=name,
+            Item={"device_id": {"S": device}, "timestamp": {"N": str(timestamp)}},
+        )
+    table = moto_internals.dynamodb_table(_backend(), name)
+    # The eighth parameter of moto's Table.query, by position or by name.
+    query = moto_patches.original("Table.query")
+    parameters = list(inspect.signature(query).parameters)
+    assert parameters[:2] == ["self", "hash_key"] and parameters[8] == "index_name"
+    assert moto_internals.query_index_name((None,) * 6 + ("by_day",), {}) == "by_day"
+    assert moto_internals.query_index_name((None,) * 6, {"index_name": "by_day"}) == "by_day"
+    assert moto_internals.query_index_name((None,) * 6, {}) is None
+    # One partition's items, the table left whole.
+    hash_value = moto_internals.new_value("S", "a")
+    partition = moto_internals.table_partition(table, hash_value)
+    assert len(moto_internals.table_items(partition)) == 2
+    assert len(moto_internals.table_items(table)) == 3
+    missing = moto_internals.table_partition(table, moto_internals.new_value("S", "zzz"))
+    assert moto_internals.table_items(missing) == []
+    assert len(moto_internals.table_items(table)) == 3
+
+
 def test_dynamodb_table_continuous_backups_point_in_time_recovery(dynamodb):
     name = _table(dynamodb)
     table = moto_internals.dynamodb_table(_backend(), name)
@@ -429,6 +455,33 @@ def test_cloudwatch_metric_aggregated_datum_answers_statistics(aws_endpoint):
 
 
 # --- what moto_patches patches --------------------------------------------------------
+
+
+def test_events_rule_arn_event_pattern_targets_and_a_copy_with_fewer(aws_endpoint):
+    events = boto3.client("events", endpoint_url=aws_endpoint)
+    bus = _name("internals")
+    events.create_event_bus(Name=bus)
+    arn = events.put_rule(Name="r", EventBusName=bus, EventPattern='{"source": ["tests"]}')[
+        "RuleArn"
+    ]
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:q"
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:t"
+    events.put_targets(
+        Rule="r",
+        EventBusName=bus,
+        Targets=[{"Id": "q", "Arn": queue}, {"Id": "t", "Arn": topic}],
+    )
+    from moto.events.models import events_backends
+
+    rule = events_backends[ACCOUNT][REGION].describe_rule("r", bus)
+    assert moto_internals.rule_arn(rule) == arn
+    assert [t["Arn"] for t in moto_internals.rule_targets(rule)] == [queue, topic]
+    event = {"source": "tests", "detail-type": "x", "detail": {}}
+    assert moto_internals.rule_matches(rule, event)
+    assert not moto_internals.rule_matches(rule, {**event, "source": "elsewhere"})
+    fewer = moto_internals.rule_with_targets(rule, [{"Id": "q", "Arn": queue}])
+    assert [t["Id"] for t in moto_internals.rule_targets(fewer)] == ["q"]
+    assert len(moto_internals.rule_targets(rule)) == 2
 
 
 def test_every_patched_method_exists_in_moto():

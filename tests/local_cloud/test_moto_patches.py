@@ -15,6 +15,7 @@ from moto.kinesis.models import Shard
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from local_cloud import defaults, moto_patches
+from tests.support.readings_table import create_readings_table
 
 DATA = b'{"device_id": "sensor-0001", "timestamp": 1}'
 
@@ -370,3 +371,91 @@ def test_response_method_names_are_moto_s_and_made_once():
         first = moto_patches.method_names_from_class(cls)
         assert first == own(cls)
         assert moto_patches.method_names_from_class(cls) is first
+
+
+def test_events_for_targets_moto_cannot_deliver_go_to_the_listeners(aws_endpoint):
+    """GIVEN a rule with an SNS target and an SQS target
+    WHEN an event matching it is put on the bus
+    THEN PutEvents succeeds (moto alone fails the call on the SNS target), the SNS target
+    and the event are handed to the listeners, and moto still delivers to the queue."""
+    events = boto3.client("events", endpoint_url=aws_endpoint)
+    sqs = boto3.client("sqs", endpoint_url=aws_endpoint)
+    name = f"bus-{uuid.uuid4().hex[:8]}"
+    events.create_event_bus(Name=name)
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    topic_arn = f"arn:aws:sns:{defaults.REGION}:123456789012:{name}"
+    events.put_rule(Name="both", EventBusName=name, EventPattern='{"source": ["tests"]}')
+    events.put_targets(
+        Rule="both",
+        EventBusName=name,
+        Targets=[
+            {"Id": "topic", "Arn": topic_arn, "Input": '"hello"'},
+            {"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]},
+        ],
+    )
+    handed: list[tuple[str, dict, dict]] = []
+    moto_patches.on_event_target.append(lambda *args: handed.append(args))
+    try:
+        answer = events.put_events(
+            Entries=[
+                {"Source": "tests", "DetailType": "t", "Detail": '{"n": 1}', "EventBusName": name},
+                {"Source": "other", "DetailType": "t", "Detail": '{"n": 2}', "EventBusName": name},
+            ]
+        )
+    finally:
+        moto_patches.on_event_target.pop()
+
+    assert answer["FailedEntryCount"] == 0
+    ((rule_arn, target, event),) = handed
+    assert rule_arn.endswith(f"rule/{name}/both")
+    assert (target["Arn"], target["Input"]) == (topic_arn, '"hello"')
+    assert (event["source"], event["detail"]) == ("tests", {"n": 1})
+    (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(message["Body"])["detail"] == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"ScanIndexForward": False, "Limit": 2},
+        {"KeyConditionExpression": "#d = :d AND #t > :t", "Limit": 3},
+        {"FilterExpression": "#t <> :t", "ScanIndexForward": False},
+        {"ExclusiveStartKey": {"device_id": {"S": "d-2"}, "timestamp": {"N": "3"}}},
+    ],
+)
+def test_queries_on_the_table_answer_what_moto_answers(aws_endpoint, query):
+    """GIVEN a table of several devices' readings
+    WHEN a device's readings are queried (order, limit, range condition, filter, start key)
+    THEN the patched Query answers exactly what moto's own answers, and a device with no
+    readings gets none."""
+    dynamodb = boto3.client("dynamodb", endpoint_url=aws_endpoint)
+    name = f"query-{uuid.uuid4().hex[:8]}"
+    create_readings_table(dynamodb, name, pitr=False)
+    for device in range(4):
+        for second in range(6):
+            dynamodb.put_item(
+                TableName=name,
+                Item={"device_id": {"S": f"d-{device}"}, "timestamp": {"N": str(second)}},
+            )
+    request = {
+        "TableName": name,
+        "KeyConditionExpression": "#d = :d",
+        "ExpressionAttributeNames": {"#d": "device_id"},
+        "ExpressionAttributeValues": {":d": {"S": "d-2"}},
+        **query,
+    }
+    if "#t" in json.dumps(query):
+        request["ExpressionAttributeNames"]["#t"] = "timestamp"
+        request["ExpressionAttributeValues"][":t"] = {"N": "2"}
+    patched = dynamodb.query(**request)
+    with moto_patches.without("Table.query"):
+        own = dynamodb.query(**request)
+    for answer in (patched, own):
+        answer.pop("ResponseMetadata")
+    assert patched == own
+    assert patched["Items"]
+    missing = {**request, "ExpressionAttributeValues": {**request["ExpressionAttributeValues"]}}
+    missing["ExpressionAttributeValues"][":d"] = {"S": "nobody"}
+    assert dynamodb.query(**missing)["Items"] == []

@@ -1,4 +1,5 @@
-"""A bare table keyed as the stream processor's readings table, for tests and benchmarks.
+"""Bare tables keyed as the stream processor's readings and alert state tables, for tests and
+benchmarks.
 
 The deployed table comes from the streaming stack; tests of the local cloud's table
 features (exports, snapshots) want many small tables of that key shape instead.
@@ -55,3 +56,19 @@ def create_readings_table(
         )["ContinuousBackupsDescription"]
         table["PointInTimeRecoveryDescription"] = backups["PointInTimeRecoveryDescription"]
     return table
+
+
+def create_alert_state_table(dynamodb: Any, name: str) -> None:
+    """Create `name` keyed as the stack's alert state table: device id and kind (on demand)."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": contract.DEVICE_ID, "KeyType": "HASH"},
+            {"AttributeName": contract.STATE_KIND, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": contract.DEVICE_ID, "AttributeType": "S"},
+            {"AttributeName": contract.STATE_KIND, "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )

@@ -1,0 +1,315 @@
+"""The per-device alert state in DynamoDB, and the readings-table look-ups state changes need.
+
+The state table is keyed by device and kind (`contract.STATE_KIND`):
+
+- a `seen` item per device: when the platform last stored one of its readings
+  (`seen_at`). The stream processor writes it at most once per half silence window,
+  an unconditional put in the same BatchWriteItem requests as the readings (only the
+  processor writes it, one batch per device at a time); the silence check reads it.
+- an `alerts` item per device whose alerts have changed: its raised alerts, its
+  silence, and the newest reading time whose changes were notified (so a batch
+  delivered again after its changes were stored changes nothing). Every write of it
+  (processor and silence check) is a put conditional on its version, so neither
+  overwrites what the other wrote since it read.
+- a `lease` item per Kinesis shard, keyed by the shard: the execution environment that
+  processed the shard's last batch. An environment that finds itself still named knows
+  no other has processed the shard's devices since, so the states it keeps in memory
+  are still the stored ones.
+
+Both kinds carry `expires_at` (DynamoDB TTL): a device that stops for good is
+forgotten after the state's retention.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from stream_processor import contract as c
+from stream_processor.alert_rules import DeviceStatus, RaisedAlert
+from stream_processor.attribute_values import format_number
+from stream_processor.dynamodb_writer import SideItem
+from stream_processor.retry import Deadline, call_with_retries, wait_for_retry
+
+#: BatchGetItem takes at most 100 keys.
+BATCH_GET_LIMIT = 100
+
+
+def _key(device_id: str, kind: str) -> dict[str, dict[str, str]]:
+    return {c.DEVICE_ID: {"S": device_id}, c.STATE_KIND: {"S": kind}}
+
+
+def _n(value: float) -> dict[str, str]:
+    return {"N": format_number(value)}
+
+
+def status_item(status: DeviceStatus, version: int, expires_at: float) -> dict[str, Any]:
+    """The `alerts` item of `status`, stored as `version`."""
+    item: dict[str, Any] = {
+        **_key(status.device_id, c.ALERTS_KIND),
+        c.STATE_VERSION: _n(version),
+        c.EXPIRES_AT: _n(int(expires_at)),
+        c.RAISED_ALERTS: {
+            "M": {
+                code: {
+                    "M": {
+                        "since": _n(alert.since),
+                        "value": _n(alert.value),
+                        "notified_at": _n(alert.notified_at),
+                    }
+                }
+                for code, alert in status.raised.items()
+            }
+        },
+    }
+    if status.silent_since is not None:
+        item[c.SILENT_SINCE] = _n(status.silent_since)
+    if status.applied_through is not None:
+        item[c.APPLIED_THROUGH] = _n(status.applied_through)
+    return item
+
+
+def status_from_item(item: dict[str, Any]) -> DeviceStatus:
+    """A device's status from its stored `alerts` item."""
+    raised = {
+        code: RaisedAlert(
+            float(alert["M"]["since"]["N"]),
+            float(alert["M"]["value"]["N"]),
+            float(alert["M"]["notified_at"]["N"]),
+        )
+        for code, alert in item.get(c.RAISED_ALERTS, {}).get("M", {}).items()
+    }
+    silent = item.get(c.SILENT_SINCE)
+    applied = item.get(c.APPLIED_THROUGH)
+    return DeviceStatus(
+        item[c.DEVICE_ID]["S"],
+        raised,
+        None if silent is None else float(silent["N"]),
+        int(item[c.STATE_VERSION]["N"]),
+        float(item.get(c.EXPIRES_AT, {}).get("N", 0)),
+        None if applied is None else float(applied["N"]),
+    )
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """What the state table holds about one device (the silence check's view)."""
+
+    device_id: str
+    seen_at: float | None
+    status: DeviceStatus
+
+
+class AlertStateTable:
+    """Reads and writes the state table, and asks the readings table what changes need."""
+
+    def __init__(self, client: Any, table_name: str, readings_table: str) -> None:
+        self._client = client
+        self._table = table_name
+        self._readings = readings_table
+
+    # --- alerts items ----------------------------------------------------------------
+
+    def statuses(self, device_ids: Sequence[str], deadline: Deadline) -> dict[str, DeviceStatus]:
+        """The status of each device (strongly consistent: the last batch's writes are in
+        it). Devices without an `alerts` item are quiet, version 0."""
+        found = {d: DeviceStatus(d) for d in device_ids}
+        for start in range(0, len(device_ids), BATCH_GET_LIMIT):
+            keys = [_key(d, c.ALERTS_KIND) for d in device_ids[start : start + BATCH_GET_LIMIT]]
+            for item in self._batch_get(keys, deadline):
+                status = status_from_item(item)
+                found[status.device_id] = status
+        return found
+
+    def _batch_get(self, keys: list[dict[str, Any]], deadline: Deadline) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        request = {self._table: {"Keys": keys, "ConsistentRead": True}}
+        attempt = 0
+        while True:
+            response = call_with_retries(
+                partial(self._client.batch_get_item, RequestItems=request), deadline
+            )
+            items += response.get("Responses", {}).get(self._table, [])
+            unprocessed = response.get("UnprocessedKeys") or {}
+            if not unprocessed.get(self._table):
+                return items
+            if not wait_for_retry(attempt, deadline):
+                raise TimeoutError("DynamoDB left keys unread until the deadline")
+            attempt += 1
+            request = unprocessed
+
+    def status(self, device_id: str, deadline: Deadline) -> DeviceStatus:
+        """One device's status, read now (strongly consistent)."""
+        response = call_with_retries(
+            lambda: self._client.get_item(
+                TableName=self._table, Key=_key(device_id, c.ALERTS_KIND), ConsistentRead=True
+            ),
+            deadline,
+        )
+        item = response.get("Item")
+        return DeviceStatus(device_id) if item is None else status_from_item(item)
+
+    def save(self, status: DeviceStatus, expires_at: float, deadline: Deadline) -> bool:
+        """Store `status` over the version it was read as (one conditional put).
+
+        Returns False when the stored item changed since it was read (someone else
+        wrote it): the caller reads it again. Other errors raise after retries.
+        """
+        if status.version == 0:
+            condition: dict[str, Any] = {
+                "ConditionExpression": "attribute_not_exists(#device)",
+                "ExpressionAttributeNames": {"#device": c.DEVICE_ID},
+            }
+        else:
+            condition = {
+                "ConditionExpression": "#version = :version",
+                "ExpressionAttributeNames": {"#version": c.STATE_VERSION},
+                "ExpressionAttributeValues": {":version": _n(status.version)},
+            }
+        item = status_item(status, status.version + 1, expires_at)
+        try:
+            call_with_retries(
+                partial(self._client.put_item, TableName=self._table, Item=item, **condition),
+                deadline,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # --- shard leases ----------------------------------------------------------------
+
+    def lease_owner(self, shard: str, deadline: Deadline) -> tuple[str | None, int]:
+        """Who processed the shard's last batch, and the lease's version (0: no lease)."""
+        response = call_with_retries(
+            partial(
+                self._client.get_item,
+                TableName=self._table,
+                Key=_key(c.SHARD_KEY_PREFIX + shard, c.LEASE_KIND),
+                ConsistentRead=True,
+            ),
+            deadline,
+        )
+        item = response.get("Item")
+        if item is None:
+            return None, 0
+        return item[c.LEASE_OWNER]["S"], int(item[c.STATE_VERSION]["N"])
+
+    def take_lease(self, shard: str, owner: str, version: int, deadline: Deadline) -> bool:
+        """Name `owner` as the shard's processor over lease `version`; False when another
+        took it meanwhile."""
+        if version == 0:
+            condition: dict[str, Any] = {
+                "ConditionExpression": "attribute_not_exists(#device)",
+                "ExpressionAttributeNames": {"#device": c.DEVICE_ID},
+            }
+        else:
+            condition = {
+                "ConditionExpression": "#version = :version",
+                "ExpressionAttributeNames": {"#version": c.STATE_VERSION},
+                "ExpressionAttributeValues": {":version": _n(version)},
+            }
+        item = {
+            **_key(c.SHARD_KEY_PREFIX + shard, c.LEASE_KIND),
+            c.LEASE_OWNER: {"S": owner},
+            c.STATE_VERSION: _n(version + 1),
+        }
+        try:
+            call_with_retries(
+                partial(self._client.put_item, TableName=self._table, Item=item, **condition),
+                deadline,
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # --- seen items ------------------------------------------------------------------
+
+    def seen_item(self, device_id: str, seen_at: float, expires_at: float) -> SideItem:
+        """A device's `seen` item, for the readings' writer to store with the readings."""
+        item = {
+            **_key(device_id, c.SEEN_KIND),
+            c.SEEN_AT: _n(seen_at),
+            c.EXPIRES_AT: _n(int(expires_at)),
+        }
+        return SideItem(self._table, (device_id, c.SEEN_KIND), json.dumps(item).encode())
+
+    # --- the whole table (silence check) ----------------------------------------------
+
+    def devices(self, deadline: Deadline) -> Iterator[DeviceRecord]:
+        """Every device the table knows, with when it was last seen and its status."""
+        seen: dict[str, float] = {}
+        statuses: dict[str, DeviceStatus] = {}
+        start: dict[str, Any] = {}
+        while True:
+            page = call_with_retries(
+                partial(self._client.scan, TableName=self._table, **start), deadline
+            )
+            for item in page.get("Items", []):
+                device_id = item[c.DEVICE_ID]["S"]
+                kind = item[c.STATE_KIND]["S"]
+                if kind == c.SEEN_KIND:
+                    seen[device_id] = float(item[c.SEEN_AT]["N"])
+                elif kind == c.ALERTS_KIND:
+                    statuses[device_id] = status_from_item(item)
+            if "LastEvaluatedKey" not in page:
+                break
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+        for device_id in sorted(seen.keys() | statuses.keys()):
+            yield DeviceRecord(
+                device_id, seen.get(device_id), statuses.get(device_id, DeviceStatus(device_id))
+            )
+
+    # --- the readings table -----------------------------------------------------------
+
+    def newest_before(
+        self, device_id: str, batch_sequences: frozenset[str], in_batch: int, deadline: Deadline
+    ) -> float | None:
+        """The newest reading time the device had sent before this batch (None: none).
+
+        The table may already hold this batch's own readings (written alongside, or by
+        an earlier attempt of the same batch): they are told apart by their sequence
+        numbers. Reading the newest `in_batch + 1` items is enough, since at most
+        `in_batch` of them can be the batch's own.
+        """
+        response = call_with_retries(
+            lambda: self._client.query(
+                TableName=self._readings,
+                KeyConditionExpression="#device = :device",
+                ExpressionAttributeNames={
+                    "#device": c.DEVICE_ID,
+                    "#time": c.TIMESTAMP,
+                    "#sequence": c.SEQUENCE_NUMBER,
+                },
+                ExpressionAttributeValues={":device": {"S": device_id}},
+                ProjectionExpression="#time, #sequence",
+                ScanIndexForward=False,
+                Limit=in_batch + 1,
+                ConsistentRead=True,
+            ),
+            deadline,
+        )
+        for item in response.get("Items", []):
+            if item.get(c.SEQUENCE_NUMBER, {}).get("S") not in batch_sequences:
+                return float(item[c.TIMESTAMP]["N"])
+        return None
+
+    def last_stored(self, device_id: str, deadline: Deadline) -> float | None:
+        """When the device's newest reading (by reading time) was stored (None: none is)."""
+        response = call_with_retries(
+            lambda: self._client.query(
+                TableName=self._readings,
+                KeyConditionExpression="#device = :device",
+                ExpressionAttributeNames={"#device": c.DEVICE_ID, "#ingested": c.INGESTED_AT},
+                ExpressionAttributeValues={":device": {"S": device_id}},
+                ProjectionExpression="#ingested",
+                ScanIndexForward=False,
+                Limit=1,
+                ConsistentRead=True,
+            ),
+            deadline,
+        )
+        items = response.get("Items", [])
+        return float(items[0][c.INGESTED_AT]["N"]) if items else None

@@ -1,0 +1,390 @@
+"""Per batch: the alert state changes the batch's readings make, notified once each.
+
+For the devices of a batch:
+
+1. know their state: from memory when this execution environment processed the
+   shard's previous batch too (its `lease`, read as the batch starts, still names it)
+   and the device sent within the silence window (so the silence check cannot have
+   marked it), else from their `alerts` items (one BatchGetItem per 100 devices). When
+   they were seen goes in a `seen` item, at most once per half silence window per
+   device, which the readings' writer stores in the readings' own requests
+   (`seen_items`, `seen_stored`);
+2. decide the changes (`alert_rules.evaluate`). Only when a device's readings would
+   change something is the readings table asked for the newest reading the device had
+   sent before the batch, so a late reading changes nothing;
+3. put the changes on the event bus, then store each changed device's state with the
+   newest reading time whose changes are now notified (one put, conditional on the
+   version read).
+
+The event goes first and the state after it: a batch delivered again (Lambda's
+retries, bisection) finds the change stored and sends nothing twice, and a change
+whose event could not be sent is not stored, so the redelivery decides and sends it
+again rather than lose it. The records behind unsent changes are reported in
+`failed` for Lambda to deliver again. What remains: were the function stopped between
+PutEvents and the state write, the redelivery would send that change again, with the
+same event `id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from stream_processor import contract
+from stream_processor.alert_events import EventPublisher
+from stream_processor.alert_rules import (
+    Change,
+    DeviceStatus,
+    Reading,
+    alert_rules,
+    evaluate,
+)
+from stream_processor.alert_state import AlertStateTable
+from stream_processor.config import Config
+from stream_processor.dynamodb_writer import SideItem
+from stream_processor.retry import Deadline
+
+log = logging.getLogger(__name__)
+
+_SECONDS_PER_DAY = 86400
+#: Attempts at storing a device's state when someone else wrote it meanwhile.
+_SAVE_ATTEMPTS = 4
+#: Concurrent requests of the alert work (state reads, look-ups, writes).
+ALERT_CONCURRENCY = 4
+#: A remembered state is trusted only for a device processed less than the silence window
+#: minus this ago: the silence check (on another clock) cannot have marked it since.
+_SILENCE_MARGIN_S = 60.0
+
+
+@dataclass
+class TrackResult:
+    """What a batch's alert work did, and the records to deliver again."""
+
+    failed: list[str]
+    changes: int = 0
+    lookups: int = 0
+    error: str | None = None
+
+
+class AlertTracker:
+    """Turns batches of stored readings into alert events; one per execution environment."""
+
+    def __init__(self, config: Config, dynamodb: Any, events: Any) -> None:
+        assert config.alert_state_table is not None and config.alert_bus_name is not None
+        self._config = config
+        self._rules = alert_rules(config)
+        self._state = AlertStateTable(dynamodb, config.alert_state_table, config.table_name)
+        self._publisher = EventPublisher(events, config.alert_bus_name)
+        self._ttl_s = config.alert_state_ttl_days * _SECONDS_PER_DAY
+        #: A `seen` item is written once per half window: the silence check then finds a
+        #: live device's last write less than a window old, and asks the readings table
+        #: only about devices that really stopped.
+        self._seen_interval_s = config.silence_window_s / 2
+        #: When this environment last wrote each device's `seen` item. Only a saving: a
+        #: device missing here (another environment wrote it, or a cold start) is written.
+        self._seen_written: dict[str, float] = {}
+        self._seen_lock = threading.Lock()
+        #: This execution environment, as shard leases name it.
+        self._owner = uuid.uuid4().hex
+        #: The devices' states as stored, by shard, while this environment holds its lease;
+        #: the newest reading time of each device whose readings it has all seen since it
+        #: last learnt it (so a change needs no look-up); and when this environment last
+        #: processed each device (its batch's time).
+        self._known: dict[str, dict[str, DeviceStatus]] = {}
+        self._newest: dict[str, dict[str, float]] = {}
+        self._processed_at: dict[str, float] = {}
+        self._known_lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(
+            max_workers=ALERT_CONCURRENCY, thread_name_prefix="alert-tracker"
+        )
+
+    def close(self) -> None:
+        """Stop the threads (tools and tests)."""
+        self._executor.shutdown(wait=True)
+
+    def begin(self, shard: str, deadline: Deadline) -> Future[bool]:
+        """Start a batch of `shard`: whether this environment processed its previous batch
+        (so what it remembers of the shard's devices is still what is stored). Run as the
+        batch starts, beside its classification."""
+        return self._executor.submit(self._hold_lease, shard, deadline)
+
+    def _hold_lease(self, shard: str, deadline: Deadline) -> bool:
+        try:
+            owner, version = self._state.lease_owner(shard, deadline)
+            if owner == self._owner:
+                return True
+            self._state.take_lease(shard, self._owner, version, deadline)
+        except Exception:
+            log.exception("the lease of %s could not be read or taken", shard)
+        return False  # another environment had it, or no one: read the states again
+
+    def track(
+        self,
+        readings: Sequence[tuple[str, str, float, float | None, float | None]],
+        now: float,
+        deadline: Deadline,
+        shard: str = "",
+        lease: Future[bool] | None = None,
+    ) -> TrackResult:
+        """Notify the state changes of a batch's readings.
+
+        `readings` are `(device_id, sequence number, seconds, temperature, humidity)` of
+        every record the batch stored (duplicates included: their sequence numbers
+        belong to the batch); `lease` is what `begin` answered for the batch's `shard`.
+        Returns the sequence numbers to report as failed.
+        """
+        by_device: dict[str, list[Reading]] = defaultdict(list)
+        for device_id, sequence, seconds, temperature, humidity in readings:
+            by_device[device_id].append(Reading(seconds, temperature, humidity, sequence))
+        if not by_device:
+            return TrackResult([])
+        for device_readings in by_device.values():
+            device_readings.sort(
+                key=lambda r: (r.seconds, len(r.sequence_number), r.sequence_number)
+            )
+        devices = sorted(by_device)
+        try:
+            statuses, newest = self._statuses(devices, shard, lease, now, deadline)
+        except Exception as exc:
+            # Without the state nothing can be decided: the whole batch comes back.
+            error = f"reading the alert state: {type(exc).__name__}: {exc}"
+            return TrackResult(
+                [r.sequence_number for rs in by_device.values() for r in rs], 0, 0, error
+            )
+
+        decided, undecided, applied = self._decide(by_device, statuses, newest, deadline)
+        lookups = len(applied) - len(newest.keys() & applied.keys())
+        changes = [change for device_changes, _ in decided.values() for change in device_changes]
+        unsent, error = self._publisher.publish(changes, deadline) if changes else ([], "")
+        unsent_devices = {change.device_id for change in unsent}
+        failed = self._first_records(unsent_devices | undecided, by_device)
+        if undecided and not error:
+            error = f"looking up the newest readings of {len(undecided)} devices failed"
+        saves = {
+            device_id: self._executor.submit(self._save, statuses[device_id], after, deadline)
+            for device_id, (_, after) in decided.items()
+            if device_id not in unsent_devices
+            and (device_id in applied or self._needs_saving(statuses[device_id], after, now))
+        }
+        stored = {d: s for d, s in statuses.items() if d not in unsent_devices | undecided}
+        for device_id, job in saves.items():
+            try:
+                stored[device_id] = job.result()
+            except Exception as exc:
+                del stored[device_id]
+                error = error or f"storing the alert state: {type(exc).__name__}: {exc}"
+                # Sent but not stored: whenever the device's readings come next, the change
+                # is decided again and sent again (with the same event id). Delivered again
+                # now, the records at least leave the state stored.
+                failed += self._first_records({device_id}, by_device)
+        for device_id, seen_newest in newest.items():
+            applied.setdefault(device_id, max(seen_newest, by_device[device_id][-1].seconds))
+        self._remember(shard, devices, stored, applied, now)
+        return TrackResult(failed, len(changes) - len(unsent), lookups, error or None)
+
+    def _statuses(
+        self,
+        devices: list[str],
+        shard: str,
+        lease: Future[bool] | None,
+        now: float,
+        deadline: Deadline,
+    ) -> tuple[dict[str, DeviceStatus], dict[str, float]]:
+        """The devices' stored states: remembered while this environment holds the shard's
+        lease, read for the others (and for devices quiet long enough to have been
+        marked silent since); and, of the remembered devices, the newest reading time
+        where this environment knows it."""
+        held = lease.result() if lease is not None else False
+        recent = now - self._config.silence_window_s + _SILENCE_MARGIN_S
+        with self._known_lock:
+            if not held:
+                self._known[shard], self._newest[shard] = {}, {}
+            known = self._known.setdefault(shard, {})
+            found = {
+                d: known[d]
+                for d in devices
+                if d in known and self._processed_at.get(d, 0.0) >= recent
+            }
+            shard_newest = self._newest.setdefault(shard, {})
+            newest = {d: shard_newest[d] for d in found if d in shard_newest}
+        missing = [d for d in devices if d not in found]
+        if missing:
+            found.update(self._state.statuses(missing, deadline))
+        return found, newest
+
+    def _remember(
+        self,
+        shard: str,
+        devices: list[str],
+        stored: dict[str, DeviceStatus],
+        newest: dict[str, float],
+        now: float,
+    ) -> None:
+        """Keep the states as stored after the batch, with the newest reading times known;
+        forget the devices left uncertain."""
+        with self._known_lock:
+            known = self._known.setdefault(shard, {})
+            shard_newest = self._newest.setdefault(shard, {})
+            for device_id in devices:
+                self._processed_at[device_id] = now
+                if device_id in stored:
+                    known[device_id] = stored[device_id]
+                else:
+                    known.pop(device_id, None)
+                if device_id in stored and device_id in newest:
+                    shard_newest[device_id] = newest[device_id]
+                else:
+                    shard_newest.pop(device_id, None)
+
+    def _decide(
+        self,
+        by_device: dict[str, list[Reading]],
+        statuses: dict[str, DeviceStatus],
+        newest: dict[str, float],
+        deadline: Deadline,
+    ) -> tuple[dict[str, tuple[list[Change], DeviceStatus]], set[str], dict[str, float]]:
+        """Each device's changes and status after the batch; the devices that could not be
+        decided (their look-up failed); for the devices with changes, the newest reading
+        time whose changes are now decided (stored with their state). `newest` holds the
+        newest reading times this environment knows: those devices need no look-up."""
+        reminder = self._config.alert_reminder_s
+        decided: dict[str, tuple[list[Change], DeviceStatus]] = {}
+        uncertain: list[str] = []
+        for device_id, device_readings in by_device.items():
+            changes, after = evaluate(
+                statuses[device_id],
+                device_readings,
+                self._rules,
+                newest_before=None,
+                reminder_s=reminder,
+            )
+            if any(change.state != contract.DEVICE_BACK for change in changes):
+                uncertain.append(device_id)  # a late reading may not change anything
+            decided[device_id] = (changes, after)
+        jobs: dict[str, Future[float | None]] = {}
+        for device_id in uncertain:
+            if device_id in newest:
+                known = max(newest[device_id], statuses[device_id].applied_through or 0.0)
+                jobs[device_id] = Future()
+                jobs[device_id].set_result(known)
+            else:
+                jobs[device_id] = self._executor.submit(
+                    self._newest_known, device_id, by_device, statuses, deadline
+                )
+        undecided: set[str] = set()
+        applied: dict[str, float] = {}
+        for device_id, job in jobs.items():
+            try:
+                newest_known = job.result()
+            except Exception:
+                log.exception("looking up the newest reading of %s failed", device_id)
+                undecided.add(device_id)
+                del decided[device_id]
+                continue
+            decided[device_id] = evaluate(
+                statuses[device_id],
+                by_device[device_id],
+                self._rules,
+                newest_before=newest_known,
+                reminder_s=reminder,
+            )
+            newest_in_batch = by_device[device_id][-1].seconds
+            applied[device_id] = max(newest_known or newest_in_batch, newest_in_batch)
+            changes, after = decided[device_id]
+            decided[device_id] = (changes, replace(after, applied_through=applied[device_id]))
+        return decided, undecided, applied
+
+    def _newest_known(
+        self,
+        device_id: str,
+        by_device: dict[str, list[Reading]],
+        statuses: dict[str, DeviceStatus],
+        deadline: Deadline,
+    ) -> float | None:
+        """The reading time up to which the device's readings can change nothing any more:
+        the newest it had sent before this batch, or the newest whose changes were already
+        notified (this batch, delivered before), whichever is later."""
+        readings = by_device[device_id]
+        sent_before = self._state.newest_before(
+            device_id,
+            frozenset(r.sequence_number for r in readings),
+            len({r.seconds for r in readings}),
+            deadline,
+        )
+        applied = statuses[device_id].applied_through
+        known = [t for t in (sent_before, applied) if t is not None]
+        return max(known) if known else None
+
+    def _needs_saving(self, before: DeviceStatus, after: DeviceStatus, now: float) -> bool:
+        if after.raised != before.raised or after.silent_since != before.silent_since:
+            return True
+        # A long-raised alert keeps its item alive: refreshed once half its retention is gone.
+        return not before.is_quiet() and before.expires_at < now + self._ttl_s / 2
+
+    def _save(self, before: DeviceStatus, after: DeviceStatus, deadline: Deadline) -> DeviceStatus:
+        """Store `after` over `before`, and return the state as stored; when the silence
+        check wrote in between, on top of what it wrote (the raised alerts are this
+        function's, the silence is the check's unless this batch announced the device back)."""
+        status = after
+        for _ in range(_SAVE_ATTEMPTS):
+            expires_at = time.time() + self._ttl_s
+            if self._state.save(status, expires_at, deadline):
+                return replace(status, version=status.version + 1, expires_at=int(expires_at))
+            current = self._state.status(before.device_id, deadline)
+            silent = current.silent_since
+            if before.silent_since is not None and after.silent_since is None:
+                silent = None if silent == before.silent_since else silent
+            status = replace(
+                current,
+                raised=after.raised,
+                silent_since=silent,
+                applied_through=after.applied_through,
+            )
+        raise RuntimeError(f"the alert state of {before.device_id} kept changing")
+
+    def seen_items(self, devices: set[str], now: float) -> list[SideItem]:
+        """The `seen` items due for a batch's devices (at most one per half window each),
+        for the readings' writer to store in the readings' requests."""
+        expires_at = now + self._ttl_s
+        with self._seen_lock:
+            return [
+                self._state.seen_item(d, now, expires_at)
+                for d in sorted(devices)
+                if self._seen_written.get(d, 0.0) <= now - self._seen_interval_s
+            ]
+
+    def seen_stored(self, items: list[SideItem], unstored: list[SideItem], now: float) -> None:
+        """Note the `seen` items the writer stored. One it could not store is simply due
+        again with the next batch: the silence check confirms against the readings table."""
+        missed = {item.key for item in unstored}
+        with self._seen_lock:
+            for item in items:
+                if item.key in missed:
+                    continue
+                device_id = item.key[0]
+                if device_id in self._seen_written:
+                    self._seen_written[device_id] = now
+                else:
+                    # The first write of a cold start: the next comes after a share of the
+                    # interval that depends on the device, so a fleet first seen all at
+                    # once is not written all at once every half window ever after.
+                    share = zlib.crc32(device_id.encode()) % 1000 / 1000
+                    self._seen_written[device_id] = now - share * self._seen_interval_s
+
+    @staticmethod
+    def _first_records(devices: set[str], by_device: dict[str, list[Reading]]) -> list[str]:
+        """Each device's earliest record in the batch: Lambda delivers the batch again from
+        the lowest of them, and the device's changes are decided and sent again."""
+        failed = []
+        for device_id in devices:
+            records = [r.sequence_number for r in by_device[device_id]]
+            failed.append(min(records, key=lambda s: (len(s), s)))
+        return failed

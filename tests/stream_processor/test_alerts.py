@@ -1,0 +1,284 @@
+"""Alert state changes as the function and the silence check make them, against the AWS
+emulator over HTTP: an event bus whose rule delivers to an SQS queue shows what was sent."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from stream_processor import contract
+from stream_processor.aws_clients import make_client
+from stream_processor.config import Config, ConfigError, load_config
+from stream_processor.handler import StreamProcessor
+from stream_processor.retry import Deadline
+from stream_processor.silence_check import SilenceCheck
+from tests.stream_processor.conftest import REGION, create_table
+from tests.support.kinesis_events import kinesis_event, kinesis_record
+from tests.support.readings_table import create_alert_state_table
+
+
+@dataclass
+class AlertCloud:
+    """A readings table, quarantine bucket, alert state table and bus, and the bus's events."""
+
+    config: Config
+    sqs: Any
+    dynamodb: Any
+    queue_url: str
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every alert event delivered so far (the rule's SQS target), in arrival order."""
+        found: list[dict[str, Any]] = []
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    def states(self, device_id: str) -> list[str]:
+        """The states of the events received for one device."""
+        return [
+            e["detail"]["state"] for e in self.events() if e["detail"]["device_id"] == device_id
+        ]
+
+
+@pytest.fixture
+def alert_cloud(aws_endpoint: str) -> Iterator[AlertCloud]:
+    """Fresh tables, bucket and bus (unique names); a rule sends the bus's alerts to a queue."""
+    suffix = uuid.uuid4().hex[:12]
+    dynamodb, s3 = make_client("dynamodb", 4), make_client("s3", 4)
+    events, sqs = make_client("events", 2), make_client("sqs", 2)
+    state_table, bus = f"alertstate-{suffix}", f"alerts-{suffix}"
+    config = Config(
+        table_name=f"readings-{suffix}",
+        quarantine_bucket=f"quarantine-{suffix}",
+        alert_state_table=state_table,
+        alert_bus_name=bus,
+        silence_window_s=600,
+    )
+    create_table(dynamodb, config.table_name)
+    create_alert_state_table(dynamodb, state_table)
+    s3.create_bucket(
+        Bucket=config.quarantine_bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    events.create_event_bus(Name=bus)
+    queue_url = sqs.create_queue(QueueName=f"alerts-{suffix}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    events.put_rule(
+        Name="all-alerts",
+        EventBusName=bus,
+        EventPattern=json.dumps({"source": [contract.ALERT_EVENT_SOURCE]}),
+    )
+    events.put_targets(
+        Rule="all-alerts",
+        EventBusName=bus,
+        Targets=[{"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]}],
+    )
+    yield AlertCloud(config, sqs, dynamodb, queue_url)
+
+
+def _reading(device: str, timestamp: float, temperature: Any, humidity: Any = 50) -> dict:
+    return {
+        "device_id": device,
+        "timestamp": timestamp,
+        "temperature": temperature,
+        "humidity": humidity,
+    }
+
+
+def _process(config: Config, readings: list[dict[str, Any]]) -> dict[str, Any]:
+    processor = StreamProcessor(config)
+    try:
+        return processor.process(kinesis_event(readings, arrival=time.time()))
+    finally:
+        processor.close()
+
+
+def test_a_lasting_alert_reminds_at_most_once_per_interval(alert_cloud: AlertCloud) -> None:
+    """GIVEN reminders every 2 minutes of reading time
+    WHEN a device alerts for five minutes, then clears
+    THEN RAISED, a REMINDER two and four minutes on, then CLEARED: nothing in between."""
+    config = replace(alert_cloud.config, alert_reminder_s=120)
+    start = int(time.time()) - 900
+    alerting = [_reading("fridge-1", start + 60 * i, 60) for i in range(6)]
+    assert _process(config, [*alerting, _reading("fridge-1", start + 360, 20)]) == {
+        "batchItemFailures": []
+    }
+
+    events = alert_cloud.events()
+    assert [e["detail"]["state"] for e in events] == [
+        contract.RAISED,
+        contract.REMINDER,
+        contract.REMINDER,
+        contract.CLEARED,
+    ]
+    assert [e["detail"]["reading_timestamp"] for e in events] == [
+        start,
+        start + 120,
+        start + 240,
+        start + 360,
+    ]
+    assert {e["detail"]["since_timestamp"] for e in events} == {start}
+    assert events[1]["detail-type"] == contract.ALERT_DETAIL_TYPES[contract.REMINDER]
+    assert list(events[0]["detail"]) == list(contract.ALERT_DETAIL_FIELDS)
+
+
+def test_a_change_the_bus_refuses_is_reported_for_retry_and_sent_once_later(
+    alert_cloud: AlertCloud,
+) -> None:
+    """GIVEN a bus that does not exist yet
+    WHEN a batch raises an alert for one device beside a quiet one
+    THEN the alerting device's record is reported in batchItemFailures (the readings are
+    stored all the same), and once the bus exists the redelivered batch raises it once."""
+    config = alert_cloud.config
+    start = int(time.time()) - 600
+    readings = [_reading("calm-1", start, 20), _reading("hot-1", start, 70)]
+    broken = replace(config, alert_bus_name=f"missing-{uuid.uuid4().hex[:8]}")
+
+    answer = _process(broken, readings)
+    event = kinesis_event(readings)
+    hot_record = event["Records"][1]["kinesis"]["sequenceNumber"]
+    assert answer == {"batchItemFailures": [{"itemIdentifier": hot_record}]}
+    stored = alert_cloud.dynamodb.scan(TableName=config.table_name)["Items"]
+    assert {i["device_id"]["S"] for i in stored} == {"calm-1", "hot-1"}
+    assert alert_cloud.events() == []
+
+    for _ in range(2):  # delivered again, twice
+        assert _process(config, readings) == {"batchItemFailures": []}
+    assert alert_cloud.states("hot-1") == [contract.RAISED]
+
+
+def test_only_one_of_the_alert_settings_is_a_configuration_error() -> None:
+    """GIVEN an alert table without a bus THEN the settings fail, naming both variables."""
+    environ = {
+        contract.ENV_TABLE_NAME: "readings",
+        contract.ENV_QUARANTINE_BUCKET: "quarantine",
+        contract.ENV_ALERT_STATE_TABLE: "alertstate",
+    }
+    with pytest.raises(ConfigError, match=contract.ENV_ALERT_BUS_NAME):
+        load_config(environ)
+    assert not load_config({k: v for k, v in environ.items() if "ALERT" not in k}).alerts_enabled
+
+
+def test_the_silence_check_announces_only_devices_silent_for_the_whole_window(
+    alert_cloud: AlertCloud,
+) -> None:
+    """GIVEN three devices seen (by their `seen` items) 20 minutes ago: one silent since,
+    one whose readings went on (its `seen` item lags behind), one already announced
+    WHEN the check runs twice with a 10-minute window
+    THEN only the first is announced, once."""
+    config = alert_cloud.config
+    now = time.time()
+    table = config.alert_state_table
+    assert table is not None
+    for device, stored_at in (("gone", now - 1200), ("lagging", now - 60), ("known", now - 1200)):
+        alert_cloud.dynamodb.put_item(
+            TableName=config.table_name,
+            Item={
+                contract.DEVICE_ID: {"S": device},
+                contract.TIMESTAMP: {"N": str(int(stored_at))},
+                contract.INGESTED_AT: {"N": str(stored_at)},
+            },
+        )
+        alert_cloud.dynamodb.put_item(
+            TableName=table,
+            Item={
+                contract.DEVICE_ID: {"S": device},
+                contract.STATE_KIND: {"S": contract.SEEN_KIND},
+                contract.SEEN_AT: {"N": str(now - 1200)},
+            },
+        )
+    alert_cloud.dynamodb.put_item(
+        TableName=table,
+        Item={
+            contract.DEVICE_ID: {"S": "known"},
+            contract.STATE_KIND: {"S": contract.ALERTS_KIND},
+            contract.STATE_VERSION: {"N": "1"},
+            contract.RAISED_ALERTS: {"M": {}},
+            contract.SILENT_SINCE: {"N": str(now - 1200)},
+        },
+    )
+    check = SilenceCheck(config)
+    try:
+        first = check.run(now, Deadline(None))
+        second = check.run(now + 60, Deadline(None))
+    finally:
+        check.close()
+
+    events = alert_cloud.events()
+    assert [(e["detail"]["device_id"], e["detail"]["state"]) for e in events] == [
+        ("gone", contract.DEVICE_SILENT)
+    ]
+    assert events[0]["detail"]["since_timestamp"] == pytest.approx(now - 1200)
+    assert (first["newly_silent"], second["newly_silent"]) == (1, 0)
+
+
+def test_two_execution_environments_taking_turns_on_a_shard_miss_no_change(
+    alert_cloud: AlertCloud,
+) -> None:
+    """GIVEN two execution environments of the function, as Lambda runs a shard's batches
+    in whichever is free
+    WHEN the first raises an alert, the second clears it, and the first gets the next
+    alerting reading
+    THEN RAISED, CLEARED, RAISED: what the first remembered is not trusted once the other
+    processed the shard."""
+    config = alert_cloud.config
+    start = int(time.time()) - 600
+    first, second = StreamProcessor(config), StreamProcessor(config)
+    try:
+        for index, (environment, temperature) in enumerate(
+            [(first, 70), (second, 20), (first, 71)]
+        ):
+            event = {
+                "Records": [
+                    kinesis_record(
+                        _reading("oven-1", start + 60 * index, temperature),
+                        index,
+                        arrival=time.time(),
+                    )
+                ]
+            }
+            assert environment.process(event) == {"batchItemFailures": []}
+    finally:
+        first.close()
+        second.close()
+
+    assert alert_cloud.states("oven-1") == [contract.RAISED, contract.CLEARED, contract.RAISED]
+
+
+def test_when_devices_were_seen_is_stored_in_the_readings_own_requests(
+    alert_cloud: AlertCloud, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GIVEN ten devices the function has not seen yet
+    WHEN a batch of one reading each is processed
+    THEN each device's `seen` item is stored, in the one BatchWriteItem request that
+    stores the ten readings."""
+    config = alert_cloud.config
+    now = int(time.time())
+    assert _process(config, [_reading(f"new-{i}", now - 30, 21) for i in range(10)]) == {
+        "batchItemFailures": []
+    }
+
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert (line["stored"], line["write_requests"]) == (10, 1)
+    table = config.alert_state_table
+    assert table is not None
+    seen = alert_cloud.dynamodb.scan(
+        TableName=table,
+        FilterExpression="#kind = :seen",
+        ExpressionAttributeNames={"#kind": contract.STATE_KIND},
+        ExpressionAttributeValues={":seen": {"S": contract.SEEN_KIND}},
+    )["Items"]
+    assert sorted(i[contract.DEVICE_ID]["S"] for i in seen) == [f"new-{i}" for i in range(10)]
+    assert all(float(i[contract.SEEN_AT]["N"]) >= now for i in seen)

@@ -158,26 +158,8 @@ class AlertStateTable:
         Returns False when the stored item changed since it was read (someone else
         wrote it): the caller reads it again. Other errors raise after retries.
         """
-        if status.version == 0:
-            condition: dict[str, Any] = {
-                "ConditionExpression": "attribute_not_exists(#device)",
-                "ExpressionAttributeNames": {"#device": c.DEVICE_ID},
-            }
-        else:
-            condition = {
-                "ConditionExpression": "#version = :version",
-                "ExpressionAttributeNames": {"#version": c.STATE_VERSION},
-                "ExpressionAttributeValues": {":version": _n(status.version)},
-            }
         item = status_item(status, status.version + 1, expires_at)
-        try:
-            call_with_retries(
-                partial(self._client.put_item, TableName=self._table, Item=item, **condition),
-                deadline,
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self._put_over(item, status.version, deadline)
 
     # --- shard leases ----------------------------------------------------------------
 
@@ -200,6 +182,16 @@ class AlertStateTable:
     def take_lease(self, shard: str, owner: str, version: int, deadline: Deadline) -> bool:
         """Name `owner` as the shard's processor over lease `version`; False when another
         took it meanwhile."""
+        item = {
+            **_key(c.SHARD_KEY_PREFIX + shard, c.LEASE_KIND),
+            c.LEASE_OWNER: {"S": owner},
+            c.STATE_VERSION: _n(version + 1),
+        }
+        return self._put_over(item, version, deadline)
+
+    def _put_over(self, item: dict[str, Any], version: int, deadline: Deadline) -> bool:
+        """Put `item` if the stored one is still `version` (0: if there is none); False when
+        someone else wrote it meanwhile. Other errors raise after retries."""
         if version == 0:
             condition: dict[str, Any] = {
                 "ConditionExpression": "attribute_not_exists(#device)",
@@ -211,11 +203,6 @@ class AlertStateTable:
                 "ExpressionAttributeNames": {"#version": c.STATE_VERSION},
                 "ExpressionAttributeValues": {":version": _n(version)},
             }
-        item = {
-            **_key(c.SHARD_KEY_PREFIX + shard, c.LEASE_KIND),
-            c.LEASE_OWNER: {"S": owner},
-            c.STATE_VERSION: _n(version + 1),
-        }
         try:
             call_with_retries(
                 partial(self._client.put_item, TableName=self._table, Item=item, **condition),

@@ -37,7 +37,8 @@ class BucketSpec:
 
     `kms_key_arn` None means SSE-S3 (only for the access-log bucket: S3 server
     access logging cannot deliver to a KMS-encrypted bucket). `expire_days` None
-    keeps current objects until deleted.
+    keeps current objects until deleted; `expire_prefixes` expires the objects under each
+    of its key prefixes after its number of days.
     """
 
     title: str
@@ -47,6 +48,7 @@ class BucketSpec:
     log_bucket: AWSHelperFn | None = None
     log_prefix: str = ""
     expire_days: AWSHelperFn | int | None = None
+    expire_prefixes: dict[str, int] = field(default_factory=dict)
     receives_access_logs: bool = False
     extra_statements: list[Statement] = field(default_factory=list)
     checkov_skips: list[dict[str, str]] = field(default_factory=list)
@@ -81,7 +83,9 @@ def _encryption(kms_key_arn: AWSHelperFn | None) -> BucketEncryption:
     )
 
 
-def _lifecycle(expire_days: AWSHelperFn | int | None) -> LifecycleConfiguration:
+def _lifecycle(
+    expire_days: AWSHelperFn | int | None, expire_prefixes: dict[str, int]
+) -> LifecycleConfiguration:
     rules = [
         LifecycleRule(
             Id="AbortIncompleteUploads",
@@ -97,6 +101,12 @@ def _lifecycle(expire_days: AWSHelperFn | int | None) -> LifecycleConfiguration:
     if expire_days is not None:
         rules.append(
             LifecycleRule(Id="ExpireObjects", Status="Enabled", ExpirationInDays=expire_days)
+        )
+    for number, (prefix, days) in enumerate(sorted(expire_prefixes.items()), start=1):
+        rules.append(
+            LifecycleRule(
+                Id=f"ExpirePrefix{number}", Status="Enabled", Prefix=prefix, ExpirationInDays=days
+            )
         )
     return LifecycleConfiguration(Rules=rules)
 
@@ -122,7 +132,7 @@ def hardened_bucket(template: Template, spec: BucketSpec) -> Bucket:
             Rules=[OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]
         ),
         VersioningConfiguration=VersioningConfiguration(Status="Enabled"),
-        LifecycleConfiguration=_lifecycle(spec.expire_days),
+        LifecycleConfiguration=_lifecycle(spec.expire_days, spec.expire_prefixes),
         LoggingConfiguration=logging,
     )
     if spec.checkov_skips:

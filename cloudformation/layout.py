@@ -26,3 +26,6 @@ STATE_PREFIX = f"{PIPELINE_PREFIX}state/"
 MANIFEST_PREFIX = f"{PIPELINE_PREFIX}manifests/"
 #: Below PIPELINE_PREFIX: the stdout and stderr of every step of a deployment's Dagster runs.
 COMPUTE_LOGS_PREFIX = f"{PIPELINE_PREFIX}compute-logs/"
+#: Days a step's output is kept under COMPUTE_LOGS_PREFIX. An older run keeps its events in
+#: Dagster's database; only its output is gone.
+COMPUTE_LOGS_EXPIRE_DAYS = 90

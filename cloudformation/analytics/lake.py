@@ -7,7 +7,13 @@ from troposphere import AWSHelperFn, Parameter, Ref, Sub, Template
 from troposphere.s3 import Bucket
 
 from cloudformation.buckets import BucketSpec, hardened_bucket
-from cloudformation.layout import EXPORTS_PREFIX, LAKE_PREFIX, PIPELINE_PREFIX
+from cloudformation.layout import (
+    COMPUTE_LOGS_EXPIRE_DAYS,
+    COMPUTE_LOGS_PREFIX,
+    EXPORTS_PREFIX,
+    LAKE_PREFIX,
+    PIPELINE_PREFIX,
+)
 from cloudformation.naming import Naming
 
 __all__ = ["EXPORTS_PREFIX", "LAKE_PREFIX", "PIPELINE_PREFIX", "add_lake_bucket"]
@@ -26,5 +32,7 @@ def add_lake_bucket(
             kms_key_arn=key_arn,
             log_bucket=Ref(access_log_bucket),
             log_prefix="lake/",  # where its access logs go in the log bucket
+            # The Dagster runs' step output (written by the orchestration stack's tasks).
+            expire_prefixes={COMPUTE_LOGS_PREFIX: COMPUTE_LOGS_EXPIRE_DAYS},
         ),
     )

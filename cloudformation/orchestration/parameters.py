@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from troposphere import Equals, Not, Parameter, Ref, Template
 
+from cloudformation.layout import COMPUTE_LOGS_EXPIRE_DAYS
 from cloudformation.naming import NO_WAREHOUSE
 from cloudformation.parameters import number, text
 from cloudformation.streaming.parameters import LOG_RETENTION_DAYS
@@ -100,7 +101,8 @@ def declare_parameters(t: Template) -> OrchestrationParameters:
             Parameter(
                 "LogRetentionDays",
                 Type="Number",
-                Default=90,
+                # As long as the runs' step output in the lake bucket, by default.
+                Default=COMPUTE_LOGS_EXPIRE_DAYS,
                 AllowedValues=list(LOG_RETENTION_DAYS),
                 Description="Days the Dagster tasks' and the image builds' logs are kept.",
             )

@@ -214,3 +214,20 @@ def test_the_image_is_built_from_the_uploaded_source_into_an_immutable_repositor
     (source,) = build["ReadTheSourceArchives"]["Resource"]
     assert source["Fn::Sub"].endswith("-${AWS::AccountId}/image/*")
     assert build["PushTheImage"]["Resource"] == [{"Fn::GetAtt": ["ImageRepository", "Arn"]}]
+
+
+def test_the_runs_step_output_expires_from_the_lake_bucket_and_nothing_else_does(
+    analytics, orchestration
+):
+    """GIVEN the lake bucket the runs write their step output to THEN a lifecycle rule expires
+    exactly the compute-log prefix Dagster is configured with, after as many days as the
+    tasks' logs are kept by default; the lake, the exports and the pipeline's records stay."""
+    from platform_tools.dagster_instance import aws_instance
+
+    prefix = aws_instance()["compute_logs"]["config"]["prefix"] + "/"
+    lake = resources_of_type(analytics, "AWS::S3::Bucket")["LakeBucket"]
+    rules = lake["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = [r for r in rules if "ExpirationInDays" in r]
+    assert [(r.get("Prefix"), r["Status"]) for r in expiring] == [(prefix, "Enabled")]
+    default_retention = orchestration["Parameters"]["LogRetentionDays"]["Default"]
+    assert expiring[0]["ExpirationInDays"] == default_retention

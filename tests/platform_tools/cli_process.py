@@ -34,6 +34,24 @@ def run_cli(
     )
 
 
+def start_up(state_dir: Path) -> tuple[CliProcess, int, int]:
+    """`pipeline-platform up` on free ports, as another terminal runs it, keeping its state in
+    `state_dir`; returns the process, its AWS port and its MQTT port."""
+    from local_cloud.ports import free_port
+
+    aws_port, mqtt_port = free_port(), free_port()
+    up = CliProcess.start(
+        "up",
+        "--aws-port",
+        str(aws_port),
+        "--mqtt-port",
+        str(mqtt_port),
+        "--state-dir",
+        str(state_dir),
+    )
+    return up, aws_port, mqtt_port
+
+
 @dataclass
 class CliProcess:
     """A long-running command in a process group of its own, and the lines it printed."""

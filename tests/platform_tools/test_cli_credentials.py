@@ -16,10 +16,9 @@ import pytest
 
 from cloudformation.naming import Naming
 from local_cloud import defaults
-from local_cloud.ports import free_port
 from platform_tools.cli import _use_local_credentials_on_loopback, build_parser
 from platform_tools.demo import SEED_PAYLOADS
-from tests.platform_tools.cli_process import CliProcess, clean_environ, run_cli
+from tests.platform_tools.cli_process import clean_environ, run_cli, start_up
 
 LOCAL = "http://127.0.0.1:4566"
 REAL = "https://dynamodb.ap-southeast-2.amazonaws.com"
@@ -87,16 +86,7 @@ def test_local_credentials_only_on_loopback_and_only_when_the_shell_has_none(
 @pytest.fixture(scope="module")
 def local_cloud_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`pipeline-platform up` on free ports, as another terminal runs it; yields its endpoint."""
-    aws_port, mqtt_port = free_port(), free_port()
-    up = CliProcess.start(
-        "up",
-        "--aws-port",
-        str(aws_port),
-        "--mqtt-port",
-        str(mqtt_port),
-        "--state-dir",
-        str(tmp_path_factory.mktemp("up")),
-    )
+    up, aws_port, _ = start_up(tmp_path_factory.mktemp("up"))
     try:
         up.wait_for_line("ready:", 120)
         yield defaults.endpoint_url(aws_port)

@@ -30,14 +30,13 @@ import pytest
 
 from cloudformation.naming import Naming
 from local_cloud import defaults
-from local_cloud.ports import free_port
 from pipeline_platform.defs import keys
 from pipeline_platform.defs.jobs import LAKE_TABLES
 from pipeline_platform.defs.lake.state import LakeState, StateStore
 from pipeline_platform.defs.partitions import floor_hour, hour_key
 from platform_tools import device_simulator
 from stream_processor import contract
-from tests.platform_tools.cli_process import CLI, CliProcess, clean_environ, run_cli
+from tests.platform_tools.cli_process import CLI, clean_environ, run_cli, start_up
 
 pytestmark = pytest.mark.integration
 
@@ -115,16 +114,7 @@ class Platform:
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """GIVEN `pipeline-platform up` in one terminal, and a second shell (no AWS variables
     but the endpoint, as this cloud listens on a free port) in a folder of its own."""
-    aws_port, mqtt_port = free_port(), free_port()
-    up = CliProcess.start(
-        "up",
-        "--aws-port",
-        str(aws_port),
-        "--mqtt-port",
-        str(mqtt_port),
-        "--state-dir",
-        str(tmp_path_factory.mktemp("up")),
-    )
+    up, aws_port, mqtt_port = start_up(tmp_path_factory.mktemp("up"))
     shell = tmp_path_factory.mktemp("shell")
     env = clean_environ(
         AWS_ENDPOINT_URL=defaults.endpoint_url(aws_port),

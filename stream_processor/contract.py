@@ -178,6 +178,14 @@ APPLIED_THROUGH = "applied_through"
 LEASE_KIND = "lease"
 LEASE_OWNER = "owner"
 SHARD_KEY_PREFIX = "#shard:"
+#: `alerts` items: the events the item's write announces, as JSON text (a list of
+#: EventBridge PutEvents entries without their bus). Written in the same conditional put
+#: as the state it describes, absent from a write that changed nothing; the table's
+#: stream carries it to the alert notifier, which puts the entries on the bus.
+ALERT_OUTBOX = "outbox"
+#: The alert notifier's event filter on the state table's stream (Lambda's FilterCriteria
+#: syntax): only writes carrying events reach it; `seen`, `lease` and TTL deletions do not.
+ALERT_OUTBOX_FILTER = {"dynamodb": {"NewImage": {ALERT_OUTBOX: {"S": [{"exists": True}]}}}}
 
 # --- Quarantine record layout (one JSON line per record in S3) ------------
 

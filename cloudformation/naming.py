@@ -128,6 +128,10 @@ class Naming:
     #: The function announcing silent devices, and the schedule running it.
     silence_check_function = _ResourceName("lambda", "silencecheck")
     silence_schedule = _ResourceName("eventrule", "silencecheck")
+    #: The function putting the alert state's outbox events on the bus, and the queue of
+    #: the state table's stream batches it gave up on.
+    alert_notifier_function = _ResourceName("lambda", "alertnotifier")
+    alert_notifier_failure_queue = _ResourceName("sqs", "alertnotifyfail")
     #: The SNS topic the streaming stack's alarms (and the orchestrator's) notify.
     alarm_topic = _ResourceName("sns", "alarms")
     #: The ECS cluster Dagster's services and runs are tasks of.
@@ -161,6 +165,11 @@ class Naming:
     def silence_check_log_group(self) -> str:
         """The silence check's log group, the one Lambda writes to for that name."""
         return f"/aws/lambda/{self.silence_check_function}"
+
+    @property
+    def alert_notifier_log_group(self) -> str:
+        """The alert notifier's log group, the one Lambda writes to for that name."""
+        return f"/aws/lambda/{self.alert_notifier_function}"
 
     def alerts_tail_queue(self, session: str) -> str:
         """The queue `alerts tail` subscribes to the alert topic for one session (a short

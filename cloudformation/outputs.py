@@ -35,6 +35,7 @@ class StreamingOutput(StrEnum):
     ALERT_BUS_ARN = "AlertBusArn"
     ALERT_STATE_TABLE_NAME = "AlertStateTableName"
     ALERT_DEAD_LETTER_QUEUE_URL = "AlertDeadLetterQueueUrl"
+    ALERT_NOTIFIER_FAILURE_QUEUE_URL = "AlertNotifierFailureQueueUrl"
     SILENCE_CHECK_FUNCTION_NAME = "SilenceCheckFunctionName"
 
 

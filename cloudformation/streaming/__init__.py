@@ -5,7 +5,7 @@ and alarms.
 `parameters` (every parameter and condition), `encryption` (the data key),
 `buckets` (access logs, quarantine), `ingestion` (stream, topic rule, device
 policy), `table`, `processor` (the function, its mapping and on-failure queue),
-`alerts` (alert state, bus, rule, topic, silence check) and `alarms`.
+`alerts` (alert state, bus, rule, topic, silence check, notifier) and `alarms`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from cloudformation.streaming.alarms import add_alarms
 from cloudformation.streaming.alerts import (
     AlertPath,
     add_alert_delivery,
+    add_alert_notifier,
     add_alert_state,
     add_silence_check,
     alert_alarms,
@@ -66,20 +67,25 @@ def build_streaming(naming: Naming) -> Template:
         key_arn=data_key,
     )
     topic, rule, dead_letters = add_alert_delivery(t, naming, alert_state, data_key)
+    # The alert functions get the stream processor's settings: one configuration, read by
+    # one loader.
+    settings = {
+        **environment(params.settings, table, buckets.quarantine),
+        **alert_environment(params.alerts, alert_state),
+    }
     silence_check = add_silence_check(
         t,
         naming,
         params,
         state=alert_state,
         readings=table,
-        # The same settings as the stream processor: one configuration, read by one loader.
-        environment={
-            **environment(params.settings, table, buckets.quarantine),
-            **alert_environment(params.alerts, alert_state),
-        },
+        environment=settings,
         key_arn=data_key,
     )
-    alerts = AlertPath(alert_state, topic, rule, dead_letters, silence_check)
+    notifier = add_alert_notifier(
+        t, naming, params, state=alert_state, environment=settings, key_arn=data_key
+    )
+    alerts = AlertPath(alert_state, topic, rule, dead_letters, silence_check, notifier)
     add_topic_rule(
         t, naming, params.ingestion, stream=stream, quarantine=buckets.quarantine, key_arn=data_key
     )
@@ -163,6 +169,10 @@ def build_streaming(naming: Naming) -> Template:
             StreamingOutput.ALERT_DEAD_LETTER_QUEUE_URL: (
                 Ref(dead_letters),
                 "Queue of alert events the rule could not deliver.",
+            ),
+            StreamingOutput.ALERT_NOTIFIER_FAILURE_QUEUE_URL: (
+                Ref(notifier.on_failure_queue),
+                "Queue of alert state stream batches the notifier gave up on.",
             ),
             StreamingOutput.SILENCE_CHECK_FUNCTION_NAME: (
                 Ref(silence_check),

@@ -1,15 +1,20 @@
 """The alert path: per-device state, the event bus, the rule to the alert topic (with a
-dead-letter queue), and the scheduled silence check.
+dead-letter queue), the scheduled silence check, and the alert notifier.
 
-The stream processor puts each alert state change on the bus; the rule sends it to
-the topic as a JSON message whose first field is a sentence for a person and whose
-second is the event's detail; users add their own rules to the bus. A schedule runs
-the silence check every minute. Events the rule cannot deliver, after EventBridge's
-retries, go to the dead-letter queue, which has an alarm.
+The stream processor and the silence check write each alert state change to the
+device's state item together with its events (an outbox), in one write, so a change
+is never stored without its events nor sent without being stored. The state table's
+stream feeds those writes to the alert notifier, which puts the events on the bus;
+the rule sends them to the topic as a JSON message whose first field is a sentence
+for a person and whose second is the event's detail; users add their own rules to
+the bus. A schedule runs the silence check every minute. Events the rule cannot
+deliver, after EventBridge's retries, go to the dead-letter queue, and stream batches
+the notifier gives up on go to its on-failure queue; both have alarms.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from awacs import dynamodb as ddb
@@ -19,13 +24,24 @@ from awacs import sns as snsa
 from awacs import sqs as sqsa
 from awacs.aws import ArnEquals, Condition, Principal, Statement
 from troposphere import AWSHelperFn, GetAtt, Ref, Template
-from troposphere.awslambda import Code, Environment, Function, Permission
+from troposphere.awslambda import (
+    Code,
+    DestinationConfig,
+    Environment,
+    EventSourceMapping,
+    Filter,
+    FilterCriteria,
+    Function,
+    OnFailure,
+    Permission,
+)
 from troposphere.cloudwatch import MetricDimension
 from troposphere.dynamodb import (
     AttributeDefinition,
     KeySchema,
     PointInTimeRecoverySpecification,
     SSESpecification,
+    StreamSpecification,
     Table,
     TimeToLiveSpecification,
 )
@@ -45,7 +61,7 @@ from cloudformation.iam import allow, document, service_role
 from cloudformation.kms import USE_ACTIONS
 from cloudformation.naming import Naming
 from cloudformation.parameters import skip
-from cloudformation.streaming.alarms import AlarmSpec
+from cloudformation.streaming.alarms import ITERATOR_AGE_METRIC, LAMBDA_NAMESPACE, AlarmSpec
 from cloudformation.streaming.parameters import AlertParameters, StreamingParameters
 from stream_processor import contract
 
@@ -64,6 +80,31 @@ SCHEDULE_MAX_EVENT_AGE_SECONDS = 60
 DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
 DEAD_LETTER_KEY_REUSE_SECONDS = 300
 
+#: The alert notifier's handler: it puts the events of the alert state's outbox on the bus.
+ALERT_NOTIFIER_HANDLER = "stream_processor.alert_notifier.handler"
+#: A batch is at most a few PutEvents calls; a minute leaves room for EventBridge's
+#: throttling and the client's retries before Lambda retries the whole batch.
+ALERT_NOTIFIER_TIMEOUT_SECONDS = 60
+#: The notifier only relays JSON it is given: the silence check's size is plenty.
+ALERT_NOTIFIER_MEMORY_MB = 256
+#: Up to 100 state writes per invocation, gathered for at most a second: notifications go
+#: out within about a second of the write, and a burst of alerts costs few invocations.
+ALERT_NOTIFIER_BATCH_SIZE = 100
+ALERT_NOTIFIER_BATCHING_WINDOW_SECONDS = 1
+#: A failing batch holds back the later writes of its shard (each device's events stay in
+#: order), so retries are bounded: ten ride out a throttled or briefly unavailable bus,
+#: and then the batch's position goes to the on-failure queue and its alarm, rather than
+#: the shard's alerts waiting for as long as the stream keeps records (24 hours).
+ALERT_NOTIFIER_RETRY_ATTEMPTS = 10
+#: Normally a write reaches the notifier within a couple of seconds (the batching window
+#: and polling); a minute behind means alerts are late by as long as the silence check's
+#: own period, so the notifier is failing, retrying or throttled.
+ALERT_NOTIFIER_ITERATOR_AGE_MS = 60_000
+#: The on-failure queue keeps the batches' positions as long as SQS allows, like the
+#: dead-letter queue, so there is time to look into them.
+ALERT_NOTIFIER_FAILURE_RETENTION_SECONDS = 14 * 24 * 3600
+ALERT_NOTIFIER_FAILURE_KEY_REUSE_SECONDS = 300
+
 #: The topic's message: the sentence first, for an e-mail reader, then the detail as JSON.
 NOTIFICATION_PATHS = {
     contract.NOTIFICATION_MESSAGE: "$.detail.message",
@@ -79,10 +120,19 @@ NOTIFICATION_TEMPLATE = (
 
 @dataclass(frozen=True)
 class AlertState:
-    """What the stream processor writes alert changes with: the state table and the bus."""
+    """Where alert changes go: the state table (with their events in its outbox) and the
+    bus the notifier puts those events on."""
 
     table: Table
     bus: EventBus
+
+
+@dataclass(frozen=True)
+class AlertNotifier:
+    """The function relaying the outbox to the bus, and the queue of batches it gave up on."""
+
+    function: Function
+    on_failure_queue: Queue
 
 
 @dataclass(frozen=True)
@@ -94,10 +144,12 @@ class AlertPath:
     rule: Rule
     dead_letters: Queue
     silence_check: Function
+    notifier: AlertNotifier
 
 
 def add_alert_state(t: Template, naming: Naming, key_arn: AWSHelperFn) -> AlertState:
-    """Add the per-device state table (TTL, PITR, the data key) and the alert bus."""
+    """Add the per-device state table (TTL, PITR, the data key, a stream of its writes for
+    the notifier) and the alert bus."""
     table = t.add_resource(
         Table(
             "AlertStateTable",
@@ -120,6 +172,9 @@ def add_alert_state(t: Template, naming: Naming, key_arn: AWSHelperFn) -> AlertS
             TimeToLiveSpecification=TimeToLiveSpecification(
                 AttributeName=contract.EXPIRES_AT, Enabled=True
             ),
+            # The notifier reads the outbox from the item as written; the old image would
+            # only double each record's size.
+            StreamSpecification=StreamSpecification(StreamViewType="NEW_IMAGE"),
         )
     )
     # The bus is named by GetAtt Name rather than Ref: both give the name on AWS, and the
@@ -148,7 +203,8 @@ def alert_environment(params: AlertParameters, state: AlertState) -> dict[str, A
 
 
 def processor_alert_statements(state: AlertState, readings: Table) -> list[Statement]:
-    """What the stream processor needs for alerts: its state, the newest readings, the bus."""
+    """What the stream processor needs for alerts: its state and the newest readings (the
+    events go out through the state's outbox, so it never puts them on the bus itself)."""
     return [
         allow(
             [ddb.BatchGetItem, ddb.GetItem, ddb.BatchWriteItem, ddb.PutItem],
@@ -156,7 +212,6 @@ def processor_alert_statements(state: AlertState, readings: Table) -> list[State
             sid="KeepAlertState",
         ),
         allow([ddb.Query], [GetAtt(readings, "Arn")], sid="FindTheNewestReadings"),
-        allow([eventsa.PutEvents], [GetAtt(state.bus, "Arn")], sid="SendAlertEvents"),
     ]
 
 
@@ -272,7 +327,8 @@ def add_silence_check(
             role_name=naming.name("role", "silencecheck"),
             service="lambda.amazonaws.com",
             policy_name="silence-check",
-            description="Runs the silence check: reads and marks the alert state, sends events.",
+            description="Runs the silence check: reads and marks the alert state (with the "
+            "events in its outbox).",
             statements=[
                 allow(
                     [ddb.Scan, ddb.GetItem, ddb.PutItem],
@@ -280,7 +336,6 @@ def add_silence_check(
                     sid="ReadAndMarkAlertState",
                 ),
                 allow([ddb.Query], [GetAtt(readings, "Arn")], sid="FindTheNewestReadings"),
-                allow([eventsa.PutEvents], [GetAtt(state.bus, "Arn")], sid="SendSilenceEvents"),
                 allow(USE_ACTIONS, [key_arn], sid="UseTheDataKey"),
                 allow(
                     [logsa.CreateLogStream, logsa.PutLogEvents],
@@ -318,8 +373,8 @@ def add_silence_check(
                         ),
                         skip(
                             "CKV_AWS_117",
-                            "Talks only to AWS APIs (DynamoDB, EventBridge) over TLS with IAM "
-                            "auth; no private network resources, so no VPC attachment.",
+                            "Talks only to AWS APIs (DynamoDB) over TLS with IAM auth; no "
+                            "private network resources, so no VPC attachment.",
                         ),
                         skip(
                             "CKV_AWS_115",
@@ -363,8 +418,140 @@ def add_silence_check(
     return function
 
 
+def add_alert_notifier(
+    t: Template,
+    naming: Naming,
+    params: StreamingParameters,
+    *,
+    state: AlertState,
+    environment: dict[str, AWSHelperFn],
+    key_arn: AWSHelperFn,
+) -> AlertNotifier:
+    """Add the alert notifier: the function putting the events of the alert state's outbox on
+    the bus, the mapping feeding it the state table's stream, and the encrypted queue of the
+    batches it gave up on."""
+    on_failure = t.add_resource(
+        Queue(
+            "AlertNotifierFailureQueue",
+            QueueName=naming.alert_notifier_failure_queue,
+            KmsMasterKeyId=key_arn,
+            KmsDataKeyReusePeriodSeconds=ALERT_NOTIFIER_FAILURE_KEY_REUSE_SECONDS,
+            MessageRetentionPeriod=ALERT_NOTIFIER_FAILURE_RETENTION_SECONDS,
+        )
+    )
+    log_group = t.add_resource(
+        LogGroup(
+            "AlertNotifierLogGroup",
+            LogGroupName=naming.alert_notifier_log_group,
+            RetentionInDays=Ref(params.function.log_retention_days),
+            KmsKeyId=key_arn,
+        )
+    )
+    role = t.add_resource(
+        service_role(
+            "AlertNotifierRole",
+            role_name=naming.name("role", "alertnotifier"),
+            service="lambda.amazonaws.com",
+            policy_name="alert-notifier",
+            description="Runs the alert notifier: reads the alert state's stream, puts its "
+            "events on the alert bus.",
+            statements=[
+                allow(
+                    [
+                        ddb.DescribeStream,
+                        ddb.GetRecords,
+                        ddb.GetShardIterator,
+                        ddb.ListStreams,
+                    ],
+                    [GetAtt(state.table, "StreamArn")],
+                    sid="ReadTheAlertStateStream",
+                ),
+                allow([eventsa.PutEvents], [GetAtt(state.bus, "Arn")], sid="SendAlertEvents"),
+                allow([sqsa.SendMessage], [GetAtt(on_failure, "Arn")], sid="ReportFailedBatches"),
+                allow(USE_ACTIONS, [key_arn], sid="UseTheDataKey"),
+                allow(
+                    [logsa.CreateLogStream, logsa.PutLogEvents],
+                    [GetAtt(log_group, "Arn")],
+                    sid="WriteOwnLogs",
+                ),
+            ],
+        )
+    )
+    function = t.add_resource(
+        Function(
+            "AlertNotifierFunction",
+            DependsOn=[log_group],  # the function must not create its own log group
+            FunctionName=naming.alert_notifier_function,
+            Description="Puts the alert events written to the alert state on the alert bus.",
+            Handler=ALERT_NOTIFIER_HANDLER,
+            Runtime="python3.12",
+            Role=GetAtt(role, "Arn"),
+            Code=Code(
+                S3Bucket=Ref(params.function.code_bucket), S3Key=Ref(params.function.code_key)
+            ),
+            MemorySize=ALERT_NOTIFIER_MEMORY_MB,
+            Timeout=ALERT_NOTIFIER_TIMEOUT_SECONDS,
+            Environment=Environment(Variables=environment),
+            KmsKeyArn=key_arn,
+            Metadata={
+                "checkov": {
+                    "skip": [
+                        skip(
+                            "CKV_AWS_116",
+                            "Invoked only by the state table's event source mapping, never "
+                            "asynchronously; batches it gives up on go to the mapping's "
+                            "on-failure SQS destination, so a function DLQ would never "
+                            "receive anything.",
+                        ),
+                        skip(
+                            "CKV_AWS_117",
+                            "Talks only to AWS APIs (DynamoDB Streams, EventBridge, SQS) over "
+                            "TLS with IAM auth; no private network resources, so no VPC "
+                            "attachment.",
+                        ),
+                        skip(
+                            "CKV_AWS_115",
+                            "One batch per stream shard in flight already bounds concurrency, "
+                            "and reserving concurrency would fail in accounts at the minimum "
+                            "unreserved concurrency.",
+                        ),
+                    ]
+                }
+            },
+        )
+    )
+    t.add_resource(
+        EventSourceMapping(
+            "AlertNotifierEventSourceMapping",
+            EventSourceArn=GetAtt(state.table, "StreamArn"),
+            FunctionName=Ref(function),
+            Enabled=True,
+            # From the oldest record: writes made before the mapping was ready still notify.
+            StartingPosition="TRIM_HORIZON",
+            BatchSize=ALERT_NOTIFIER_BATCH_SIZE,
+            MaximumBatchingWindowInSeconds=ALERT_NOTIFIER_BATCHING_WINDOW_SECONDS,
+            # Only writes carrying events invoke the function; the others (marks of when a
+            # device was last seen, the shard lease, TTL deletions) never cost an invocation.
+            FilterCriteria=FilterCriteria(
+                Filters=[Filter(Pattern=json.dumps(contract.ALERT_OUTBOX_FILTER))]
+            ),
+            # The function names the records it could not send; Lambda retries from the
+            # first of them, and halves a batch that fails as a whole to isolate a bad record.
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+            BisectBatchOnFunctionError=True,
+            MaximumRetryAttempts=ALERT_NOTIFIER_RETRY_ATTEMPTS,
+            DestinationConfig=DestinationConfig(
+                OnFailure=OnFailure(Destination=GetAtt(on_failure, "Arn"))
+            ),
+        )
+    )
+    return AlertNotifier(function=function, on_failure_queue=on_failure)
+
+
 def alert_alarms(path: AlertPath) -> list[AlarmSpec]:
-    """The alarms of the alert path: undelivered events, and a failing silence check."""
+    """The alarms of the alert path: undelivered events, a failing silence check, and a
+    failing, late or giving-up notifier."""
+    notifier = [MetricDimension(Name="FunctionName", Value=Ref(path.notifier.function))]
     return [
         AlarmSpec(
             "AlertDeadLetters",
@@ -383,5 +570,36 @@ def alert_alarms(path: AlertPath) -> list[AlarmSpec]:
             0,
             [MetricDimension(Name="FunctionName", Value=Ref(path.silence_check))],
             "The silence check failed: silent devices may go unannounced.",
+        ),
+        AlarmSpec(
+            "AlertNotifierErrors",
+            LAMBDA_NAMESPACE,
+            "Errors",
+            "Sum",
+            0,
+            notifier,
+            "The alert notifier failed: alert events are late while their batches are retried.",
+        ),
+        AlarmSpec(
+            "AlertNotifierIteratorAge",
+            LAMBDA_NAMESPACE,
+            ITERATOR_AGE_METRIC,
+            "Maximum",
+            ALERT_NOTIFIER_ITERATOR_AGE_MS,
+            notifier,
+            "The alert notifier is falling behind the alert state: notifications are late.",
+        ),
+        AlarmSpec(
+            "AlertNotifierFailures",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "Maximum",
+            0,
+            [
+                MetricDimension(
+                    Name="QueueName", Value=GetAtt(path.notifier.on_failure_queue, "QueueName")
+                )
+            ],
+            "Alert events were given up on; the batches' positions are in the queue.",
         ),
     ]

@@ -21,6 +21,9 @@ def add_data_key(t: Template, naming: Naming) -> Key:
             logs_statement(
                 "CloudWatchLogsEncryptsTheSilenceCheckLogGroup", naming.silence_check_log_group
             ),
+            logs_statement(
+                "CloudWatchLogsEncryptsTheAlertNotifierLogGroup", naming.alert_notifier_log_group
+            ),
             # Alarms publish to the encrypted topic as the CloudWatch service.
             service_statement(
                 "CloudWatchAlarmsPublishToTheEncryptedTopic",

@@ -71,7 +71,7 @@ def add_stream_processor(
     key_arn: AWSHelperFn,
 ) -> StreamProcessor:
     """Add the function reading `stream` into `table`, quarantining into `quarantine` and
-    sending alert state changes to `alerts`."""
+    keeping the alert state (and the events of its changes) in `alerts`."""
     on_failure = t.add_resource(
         Queue(
             "OnFailureQueue",
@@ -95,8 +95,8 @@ def add_stream_processor(
             role_name=naming.name("role", "streamprocessor"),
             service="lambda.amazonaws.com",
             policy_name="stream-processor",
-            description="Runs the stream processor: reads the stream, writes the table, "
-            "sends alert state changes.",
+            description="Runs the stream processor: reads the stream, writes the table and "
+            "the alert state.",
             statements=[
                 allow(
                     [

@@ -1,4 +1,5 @@
-"""Targeted checks of the streaming stack's alert path: state, bus, rule, topic, silence check."""
+"""Targeted checks of the streaming stack's alert path: state, bus, rule, topic, silence check,
+notifier."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 
 from cloudformation.naming import Naming
 from cloudformation.outputs import StreamingOutput
+from cloudformation.streaming.alerts import ALERT_NOTIFIER_HANDLER
 from stream_processor import contract
+from tests.cloudformation.conftest import resources_of_type
 
 
 def _grants(template: dict, role: str) -> dict[str, tuple[list[str], list]]:
@@ -18,10 +21,11 @@ def _grants(template: dict, role: str) -> dict[str, tuple[list[str], list]]:
     }
 
 
-def test_alert_state_table_is_keyed_by_device_and_kind_with_ttl_pitr_and_the_data_key(
+def test_alert_state_table_is_keyed_by_device_and_kind_with_ttl_pitr_the_data_key_and_a_stream(
     streaming: dict, naming: Naming
 ) -> None:
-    """GIVEN the alert state table THEN (device_id, kind), on demand, TTL, PITR and the CMK."""
+    """GIVEN the alert state table THEN (device_id, kind), on demand, TTL, PITR, the CMK, and
+    a stream of each write's new item (the outbox the notifier reads)."""
     table = streaming["Resources"]["AlertStateTable"]["Properties"]
     assert table["TableName"] == naming.alert_state_table
     assert table["KeySchema"] == [
@@ -35,6 +39,7 @@ def test_alert_state_table_is_keyed_by_device_and_kind_with_ttl_pitr_and_the_dat
     }
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"]["KMSMasterKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
 
 
 def test_rule_sends_the_bus_alert_events_to_the_encrypted_topic_as_a_sentence_and_json(
@@ -134,25 +139,127 @@ def test_alert_grants_are_the_listed_actions_on_this_stacks_resources(streaming:
         state,
     )
     assert processor["FindTheNewestReadings"] == (["dynamodb:Query"], readings)
-    assert processor["SendAlertEvents"] == (["events:PutEvents"], bus)
+    assert "SendAlertEvents" not in processor
     check = _grants(streaming, "SilenceCheckRole")
     assert check["ReadAndMarkAlertState"] == (
         sorted(["dynamodb:Scan", "dynamodb:GetItem", "dynamodb:PutItem"]),
         state,
     )
     assert check["FindTheNewestReadings"] == (["dynamodb:Query"], readings)
-    assert check["SendSilenceEvents"] == (["events:PutEvents"], bus)
     assert set(check) == {
         "ReadAndMarkAlertState",
         "FindTheNewestReadings",
-        "SendSilenceEvents",
         "UseTheDataKey",
         "WriteOwnLogs",
     }
+    notifier = _grants(streaming, "AlertNotifierRole")
+    assert notifier == {
+        "ReadTheAlertStateStream": (
+            sorted(
+                [
+                    "dynamodb:DescribeStream",
+                    "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator",
+                    "dynamodb:ListStreams",
+                ]
+            ),
+            [{"Fn::GetAtt": ["AlertStateTable", "StreamArn"]}],
+        ),
+        "SendAlertEvents": (["events:PutEvents"], bus),
+        "ReportFailedBatches": (
+            ["sqs:SendMessage"],
+            [{"Fn::GetAtt": ["AlertNotifierFailureQueue", "Arn"]}],
+        ),
+        "UseTheDataKey": (
+            ["kms:Decrypt", "kms:GenerateDataKey"],
+            [{"Fn::GetAtt": ["DataKey", "Arn"]}],
+        ),
+        "WriteOwnLogs": (
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [{"Fn::GetAtt": ["AlertNotifierLogGroup", "Arn"]}],
+        ),
+    }
 
 
-def test_undelivered_alerts_and_a_failing_silence_check_raise_alarms(streaming: dict) -> None:
-    """GIVEN the alarms THEN the dead-letter queue's depth and the check's errors notify."""
+def test_only_the_notifier_puts_events_on_the_bus(templates: dict[str, dict]) -> None:
+    """GIVEN every role of every stack THEN the alert notifier's is the only one that may put
+    events: the others write alert events to the state's outbox instead."""
+    putting = {
+        (stack, logical_id)
+        for stack, template in templates.items()
+        for logical_id, role in resources_of_type(template, "AWS::IAM::Role").items()
+        for policy in role["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "events:PutEvents" in statement["Action"]
+    }
+    assert putting == {("streaming", "AlertNotifierRole")}
+
+
+def test_the_notifier_reads_the_outbox_writes_of_the_state_stream_and_reports_failures(
+    streaming: dict, naming: Naming
+) -> None:
+    """GIVEN the notifier's event source mapping THEN it reads the alert state table's stream
+    from its oldest record, filtered to writes carrying an outbox, in batches of up to 100
+    within a second, with partial batch responses, bisection, bounded retries and an
+    encrypted on-failure queue of its own."""
+    resources = streaming["Resources"]
+    mapping = resources["AlertNotifierEventSourceMapping"]["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["AlertStateTable", "StreamArn"]}
+    assert mapping["FunctionName"] == {"Ref": "AlertNotifierFunction"}
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    (only,) = mapping["FilterCriteria"]["Filters"]
+    assert only["Pattern"] == json.dumps(contract.ALERT_OUTBOX_FILTER)
+    assert json.loads(only["Pattern"]) == {
+        "dynamodb": {"NewImage": {contract.ALERT_OUTBOX: {"S": [{"exists": True}]}}}
+    }
+    assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (100, 1)
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert 0 <= mapping["MaximumRetryAttempts"] <= 10  # never -1 (until the record expires)
+    assert mapping["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["AlertNotifierFailureQueue", "Arn"]}}
+    }
+    queue = resources["AlertNotifierFailureQueue"]["Properties"]
+    assert queue["QueueName"] == naming.alert_notifier_failure_queue
+    assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert streaming["Outputs"][StreamingOutput.ALERT_NOTIFIER_FAILURE_QUEUE_URL]["Value"] == {
+        "Ref": "AlertNotifierFailureQueue"
+    }
+
+
+def test_the_notifier_runs_the_notifier_handler_with_the_processors_settings_and_own_logs(
+    streaming: dict, naming: Naming
+) -> None:
+    """GIVEN the notifier function THEN its handler, the function code and settings of the
+    stream processor, the data key, and an encrypted log group the key lets CloudWatch Logs
+    use."""
+    resources = streaming["Resources"]
+    notifier = resources["AlertNotifierFunction"]["Properties"]
+    processor = resources["ProcessorFunction"]["Properties"]
+    assert notifier["FunctionName"] == naming.alert_notifier_function
+    assert (
+        notifier["Handler"] == ALERT_NOTIFIER_HANDLER == "stream_processor.alert_notifier.handler"
+    )
+    assert notifier["Code"] == processor["Code"]
+    assert notifier["Environment"] == processor["Environment"]
+    assert notifier["KmsKeyArn"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert resources["AlertNotifierFunction"]["DependsOn"] == ["AlertNotifierLogGroup"]
+    log_group = resources["AlertNotifierLogGroup"]["Properties"]
+    assert log_group["LogGroupName"] == naming.alert_notifier_log_group
+    assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    key_policy = resources["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (logs,) = [
+        s for s in key_policy if s["Sid"] == "CloudWatchLogsEncryptsTheAlertNotifierLogGroup"
+    ]
+    assert naming.alert_notifier_log_group in json.dumps(logs["Condition"])
+
+
+def test_undelivered_alerts_a_failing_silence_check_and_a_failing_notifier_raise_alarms(
+    streaming: dict,
+) -> None:
+    """GIVEN the alarms THEN the dead-letter queue's depth, the check's errors, and the
+    notifier's errors, iterator age and on-failure queue depth notify."""
     alarms = {
         k: r["Properties"]
         for k, r in streaming["Resources"].items()
@@ -168,5 +275,24 @@ def test_undelivered_alerts_and_a_failing_silence_check_raise_alarms(streaming: 
     assert errors["Dimensions"] == [
         {"Name": "FunctionName", "Value": {"Ref": "SilenceCheckFunction"}}
     ]
-    for alarm in (dead_letters, errors):
+    notifier = [{"Name": "FunctionName", "Value": {"Ref": "AlertNotifierFunction"}}]
+    notifier_errors = alarms["AlertNotifierErrorsAlarm"]
+    assert (notifier_errors["Namespace"], notifier_errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert (notifier_errors["Threshold"], notifier_errors["Dimensions"]) == (0, notifier)
+    late = alarms["AlertNotifierIteratorAgeAlarm"]
+    assert (late["Namespace"], late["MetricName"]) == ("AWS/Lambda", "IteratorAge")
+    assert (late["Statistic"], late["Threshold"], late["Dimensions"]) == (
+        "Maximum",
+        60_000,
+        notifier,
+    )
+    given_up = alarms["AlertNotifierFailuresAlarm"]
+    assert (given_up["MetricName"], given_up["Threshold"]) == (
+        "ApproximateNumberOfMessagesVisible",
+        0,
+    )
+    assert given_up["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["AlertNotifierFailureQueue", "QueueName"]}}
+    ]
+    for alarm in (dead_letters, errors, notifier_errors, late, given_up):
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]

@@ -110,6 +110,30 @@ def test_function_runs_the_packaged_handler_with_the_stack_settings(streaming_ou
     )
 
 
+def test_the_alert_notifier_reads_the_outbox_writes_of_the_alert_state_stream(streaming_outputs):
+    """GIVEN the deployed stack THEN the alert state table streams new images, and the
+    notifier's mapping reads that stream, filtered to outbox writes, with partial batch
+    responses, bisection and its own on-failure queue."""
+    naming = Naming("cfnstream")
+    table = boto3.client("dynamodb").describe_table(
+        TableName=streaming_outputs["AlertStateTableName"]
+    )["Table"]
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
+    (mapping,) = boto3.client("lambda").list_event_source_mappings(
+        FunctionName=naming.alert_notifier_function
+    )["EventSourceMappings"]
+    assert mapping["EventSourceArn"] == table["LatestStreamArn"]
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    (only,) = mapping["FilterCriteria"]["Filters"]
+    assert json.loads(only["Pattern"]) == contract.ALERT_OUTBOX_FILTER
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    queue = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=streaming_outputs["AlertNotifierFailureQueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == queue
+
+
 def test_redeploying_unchanged_templates_changes_nothing(streaming_outputs):
     """GIVEN a deployed stack WHEN deployed again unchanged THEN 'no changes', same outputs."""
     log: list[str] = []

@@ -48,7 +48,7 @@ def test_alerts_index_is_sparse_on_alert_date_and_projects_measurements(streamin
 
 def test_event_source_mapping_reports_item_failures_bisects_and_bounds_retries(streaming):
     """GIVEN the mapping THEN partial batch responses, bisect, bounded retries, SQS on failure."""
-    esm = one(streaming, "AWS::Lambda::EventSourceMapping")["Properties"]
+    esm = streaming["Resources"]["ProcessorEventSourceMapping"]["Properties"]
     params = streaming["Parameters"]
     assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert esm["BisectBatchOnFunctionError"] is True

@@ -1,8 +1,9 @@
 """The one module of the local cloud that knows moto's internals.
 
 moto's public surface is its server (the AWS APIs over HTTP) and `mock_aws`; the
-local cloud also reads and calls moto's models directly: a shard's records for the
-event source mapping runner, a table's items and its point-in-time recovery for
+local cloud also reads and calls moto's models directly: a shard's records (of a
+Kinesis stream or of a table's stream) and EventBridge's pattern matcher for the event
+source mapping runner, a table's items and its point-in-time recovery for
 DynamoDB's exports, a crawler's crawl state for the crawler runner, every backend for
 snapshots. Those internals change between releases without notice (moto 5.2.6 made a
 Kinesis record's `created_at` a datetime, its `data` the payload bytes, and
@@ -370,6 +371,71 @@ def table_exports(backend: Any) -> dict[str, Any]:
 def backend_location(backend: Any) -> tuple[str, str, str]:
     """A backend's account id, region and partition (`aws`)."""
     return backend.account_id, backend.region_name, backend.partition
+
+
+# --- DynamoDB streams -------------------------------------------------------------------
+
+
+def table_stream_shard(region: str, account_id: str, table_name: str) -> Any | None:
+    """The shard of a table's stream in this process's moto, or None when this process's
+    moto has no such table or the table has no stream (moto gives a stream one shard)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    if account_id not in dynamodb_backends or region not in dynamodb_backends[account_id]:
+        return None
+    table = dynamodb_backends[account_id][region].tables.get(table_name)
+    return None if table is None else table.stream_shard
+
+
+def stream_shard_id(shard: Any) -> str:
+    """A table stream shard's id (moto's is the same for every table)."""
+    return str(shard.id)
+
+
+def stream_shard_first_sequence(shard: Any) -> int:
+    """The sequence number of a table stream shard's first record."""
+    return int(shard.starting_sequence_number)
+
+
+def stream_shard_records(shard: Any) -> list[Any]:
+    """A table stream shard's records, in order: record `i` has the sequence number
+    `stream_shard_first_sequence(shard) + i`; the list grows while it is read."""
+    records: list[Any] = shard.items
+    return records
+
+
+def stream_record_body(record: Any) -> dict[str, Any]:
+    """A table stream record as moto keeps it: `eventID`, `eventName` and `dynamodb`
+    (`Keys`, the images the view type holds, `SequenceNumber`, `SizeBytes`,
+    `StreamViewType`, `ApproximateCreationDateTime` as a naive UTC datetime; a binary
+    value is bytes). moto's own object: read it, never change it."""
+    body: dict[str, Any] = record.record
+    return body
+
+
+def stream_record_arrival(record: Any) -> float:
+    """When a table stream record was written, in epoch seconds."""
+    created: dt.datetime = record.record["dynamodb"]["ApproximateCreationDateTime"]
+    return created.replace(tzinfo=dt.UTC).timestamp()
+
+
+# --- EventBridge patterns -------------------------------------------------------------
+
+
+def event_pattern_matcher(pattern: str) -> Any:
+    """moto's EventBridge pattern matcher for a pattern's JSON text: a function taking an
+    event (a dict) and answering whether the pattern matches it. ValueError for a pattern
+    EventBridge rejects."""
+    from moto.events.exceptions import InvalidEventPatternException
+    from moto.events.models import EventPattern
+
+    try:
+        matcher = EventPattern.load(pattern)
+    except InvalidEventPatternException as exc:
+        raise ValueError(f"invalid event pattern {pattern!r}: {exc.message}") from None
+    except AttributeError:  # JSON, but not an object
+        raise ValueError(f"invalid event pattern {pattern!r}: not a JSON object") from None
+    return matcher.matches_event
 
 
 # --- S3 -------------------------------------------------------------------------------

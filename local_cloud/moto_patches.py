@@ -54,6 +54,10 @@ beyond the method it replaces goes through `moto_internals`):
 - `LambdaBackend.send_kinesis_message`: moto would run the mapped function (in
   Docker) synchronously inside every `PutRecord`; the event source mapping
   runner invokes functions instead, as Lambda's pollers do.
+- `LambdaBackend.send_dynamodb_items`: likewise inside every write to a table whose
+  stream has a mapping (and a write with a binary attribute fails with HTTP 500 as it
+  builds the event); when that call returns something, moto also empties the stream's
+  shard. The runner reads the table's stream instead, and the shard keeps its records.
 - `DynamoHandler.parse_parameters`: moto walks every value of a request through
   botocore's shapes before the handler reads it (about 5 ms for a `BatchWriteItem`
   of 25 readings, a fifth of the emulator's time under a fleet). For a
@@ -528,6 +532,10 @@ def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
     """Nothing: the event source mapping runner invokes mapped functions."""
 
 
+def send_dynamodb_items(self: Any, *args: Any, **kwargs: Any) -> None:
+    """Nothing (so moto keeps the stream's records): the runner invokes mapped functions."""
+
+
 # A blob attribute ("B" or "BS") is the one value botocore's shapes turn into something
 # other than its JSON (bytes); a map key spelt so only sends the request the long way.
 _BINARY_ATTRIBUTE = re.compile(rb'"BS?"\s*:')
@@ -618,6 +626,7 @@ def _patches() -> tuple[Patch, ...]:
         Patch(moto.glue_backend, "start_crawler", start_crawler),
         Patch(moto.crawler, "as_dict", crawler_as_dict),
         Patch(moto.lambda_backend, "send_kinesis_message", send_kinesis_message),
+        Patch(moto.lambda_backend, "send_dynamodb_items", send_dynamodb_items),
         Patch(moto.dynamodb_handler, "parse_parameters", parse_dynamodb_parameters),
         Patch(moto.item, "__init__", dynamodb_item_init),
         Patch(moto.dynamo_type, "__init__", dynamo_type_init),

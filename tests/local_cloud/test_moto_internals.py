@@ -176,6 +176,77 @@ def test_kinesis_models_shard_and_record_classes(kinesis, stream):
     assert all(type(r) is record_class for r in moto_internals.shard_records(shard).values())
 
 
+# --- DynamoDB streams ----------------------------------------------------------------
+
+
+def _streamed_table(dynamodb: Any, view_type: str = "NEW_AND_OLD_IMAGES") -> tuple[str, str]:
+    """A table with a stream (partition key `id`, a number): its name and stream ARN."""
+    name = _name("internals")
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": view_type},
+    )
+    return name, dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+
+
+def test_dynamodb_table_stream_shard_id_starting_sequence_number_and_items(aws_endpoint, dynamodb):
+    name, arn = _streamed_table(dynamodb)
+    for i in range(3):
+        dynamodb.put_item(TableName=name, Item={"id": {"N": str(i)}})
+    shard = moto_internals.table_stream_shard(REGION, ACCOUNT, name)
+    described = boto3.client("dynamodbstreams", endpoint_url=aws_endpoint).describe_stream(
+        StreamArn=arn
+    )["StreamDescription"]
+    (shard_json,) = described["Shards"]
+    assert moto_internals.stream_shard_id(shard) == shard_json["ShardId"]
+    first = moto_internals.stream_shard_first_sequence(shard)
+    assert first == int(shard_json["SequenceNumberRange"]["StartingSequenceNumber"])
+    records = moto_internals.stream_shard_records(shard)
+    assert isinstance(records, list) and len(records) == 3
+    numbers = [moto_internals.stream_record_body(r)["dynamodb"]["SequenceNumber"] for r in records]
+    assert numbers == [str(first + i) for i in range(3)]  # numbered by position
+    # None for a table elsewhere, and for a table without a stream.
+    assert moto_internals.table_stream_shard(REGION, ACCOUNT, "no-such-table") is None
+    assert moto_internals.table_stream_shard(REGION, ACCOUNT, _table(dynamodb)) is None
+
+
+def test_dynamodb_stream_record_body_and_approximate_creation_date_time(aws_endpoint, dynamodb):
+    name, arn = _streamed_table(dynamodb)
+    before = time.time()
+    dynamodb.put_item(TableName=name, Item={"id": {"N": "1"}, "raw": {"B": b"\x00\xff"}})
+    dynamodb.put_item(TableName=name, Item={"id": {"N": "1"}, "note": {"S": "again"}})
+    dynamodb.delete_item(TableName=name, Key={"id": {"N": "1"}})
+    after = time.time()
+    shard = moto_internals.table_stream_shard(REGION, ACCOUNT, name)
+    records = moto_internals.stream_shard_records(shard)
+    bodies = [moto_internals.stream_record_body(r) for r in records]
+    assert [b["eventName"] for b in bodies] == ["INSERT", "MODIFY", "REMOVE"]
+    assert all(isinstance(b["eventID"], str) and b["eventID"] for b in bodies)
+    insert, modify, remove = (b["dynamodb"] for b in bodies)
+    assert insert["Keys"] == {"id": {"N": "1"}}
+    assert insert["NewImage"]["raw"] == {"B": b"\x00\xff"}  # binary content as bytes
+    assert modify["OldImage"]["raw"] == {"B": b"\x00\xff"}
+    assert modify["NewImage"] == {"id": {"N": "1"}, "note": {"S": "again"}}
+    assert set(remove) >= {"Keys", "OldImage", "SequenceNumber", "SizeBytes", "StreamViewType"}
+    assert "NewImage" not in remove and isinstance(remove["SizeBytes"], int)
+    assert remove["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    arrivals = [moto_internals.stream_record_arrival(r) for r in records]
+    assert before - 1 <= arrivals[0] <= arrivals[-1] <= after + 1
+    # The same moment as DynamoDB Streams reports it over the API (to the millisecond).
+    streams = boto3.client("dynamodbstreams", endpoint_url=aws_endpoint)
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn,
+        ShardId=moto_internals.stream_shard_id(shard),
+        ShardIteratorType="TRIM_HORIZON",
+    )["ShardIterator"]
+    answered = streams.get_records(ShardIterator=iterator)["Records"]
+    created = [r["dynamodb"]["ApproximateCreationDateTime"].timestamp() for r in answered]
+    assert created == pytest.approx(arrivals, abs=1e-3)
+
+
 # --- DynamoDB values and items -------------------------------------------------------
 
 
@@ -482,6 +553,19 @@ def test_events_rule_arn_event_pattern_targets_and_a_copy_with_fewer(aws_endpoin
     fewer = moto_internals.rule_with_targets(rule, [{"Id": "q", "Arn": queue}])
     assert [t["Id"] for t in moto_internals.rule_targets(fewer)] == ["q"]
     assert len(moto_internals.rule_targets(rule)) == 2
+
+
+def test_events_event_pattern_load_and_matches_event():
+    matches = moto_internals.event_pattern_matcher(
+        '{"dynamodb": {"NewImage": {"outbox": {"S": [{"exists": true}]}}}, "eventName": ["INSERT"]}'
+    )
+    record = {"eventName": "INSERT", "dynamodb": {"NewImage": {"outbox": {"S": "[]"}}}}
+    assert matches(record)
+    assert not matches({**record, "eventName": "REMOVE"})
+    assert not matches({"eventName": "INSERT", "dynamodb": {"NewImage": {"id": {"N": "1"}}}})
+    for invalid in ('{"dynamodb": "INSERT"}', "not json", "[1]", '{"eventName": []}'):
+        with pytest.raises(ValueError, match="invalid event pattern"):
+            moto_internals.event_pattern_matcher(invalid)
 
 
 def test_every_patched_method_exists_in_moto():

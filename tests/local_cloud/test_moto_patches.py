@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import uuid
+import zipfile
 
 import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto.kinesis.models import Shard
@@ -459,3 +463,71 @@ def test_queries_on_the_table_answer_what_moto_answers(aws_endpoint, query):
     missing = {**request, "ExpressionAttributeValues": {**request["ExpressionAttributeValues"]}}
     missing["ExpressionAttributeValues"][":d"] = {"S": "nobody"}
     assert dynamodb.query(**missing)["Items"] == []
+
+
+def test_writes_to_a_mapped_table_keep_their_stream_records(aws_endpoint):
+    """GIVEN a table whose stream is mapped to a function (which moto would run in Docker,
+    on every write, emptying the stream when the run answers)
+    WHEN items are written to it over the API, one with a binary attribute (on which moto's
+    own delivery fails the write with HTTP 500)
+    THEN every write succeeds, no function runs, and the stream keeps every record for the
+    event source mapping runner."""
+    from moto.awslambda.models import LambdaBackend
+
+    assert LambdaBackend.send_dynamodb_items is moto_patches.send_dynamodb_items
+    dynamodb = boto3.client("dynamodb", endpoint_url=aws_endpoint)
+    lam = boto3.client("lambda", endpoint_url=aws_endpoint)
+    name = f"mapped-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+    )
+    stream_arn = dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+    role = boto3.client("iam", endpoint_url=aws_endpoint).create_role(
+        RoleName=name, AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler="nowhere.handler",
+        Code={"ZipFile": _empty_zip()},
+    )
+    mapping = lam.create_event_source_mapping(
+        FunctionName=name, EventSourceArn=stream_arn, StartingPosition="TRIM_HORIZON"
+    )["UUID"]
+    try:
+        dynamodb.put_item(TableName=name, Item={"id": {"N": "1"}, "raw": {"B": b"\x00"}})
+        dynamodb.put_item(TableName=name, Item={"id": {"N": "2"}})
+        dynamodb.delete_item(TableName=name, Key={"id": {"N": "1"}})
+        streams = boto3.client("dynamodbstreams", endpoint_url=aws_endpoint)
+        (shard,) = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        assert [r["eventName"] for r in records] == ["INSERT", "INSERT", "REMOVE"]
+        # moto's own delivery, for comparison: the write with a binary attribute fails.
+        once = boto3.client(
+            "dynamodb", endpoint_url=aws_endpoint, config=Config(retries={"total_max_attempts": 1})
+        )
+        with (
+            moto_patches.without("LambdaBackend.send_dynamodb_items"),
+            pytest.raises(ClientError) as raised,
+        ):
+            once.put_item(TableName=name, Item={"id": {"N": "3"}, "raw": {"B": b"\x00"}})
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    finally:
+        lam.delete_event_source_mapping(UUID=mapping)
+        lam.delete_function(FunctionName=name)
+        dynamodb.delete_table(TableName=name)
+
+
+def _empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("placeholder.py", "")
+    return buffer.getvalue()

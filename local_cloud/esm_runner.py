@@ -1,15 +1,19 @@
-"""The Kinesis -> Lambda event source mapping runner of the local cloud.
+"""The stream -> Lambda event source mapping runner of the local cloud: Kinesis streams
+and DynamoDB tables' streams.
 
 moto stores event source mappings but does not act on them (it tries to run the
-function in Docker on every `PutRecord`, which we switch off). This runner does
-what Lambda's pollers do: for every Kinesis mapping in the emulator it polls each
-shard and invokes the function (in an execution environment of its own, a worker
-process, with `function_processes`; else its handler in this process), one batch per
-shard in flight, records of a shard in order, honouring the mapping's settings:
-`BatchSize`, `MaximumBatchingWindowInSeconds`, the 6 MB payload limit,
-`StartingPosition`, `FunctionResponseTypes: [ReportBatchItemFailures]`,
-`MaximumRetryAttempts`, `MaximumRecordAgeInSeconds`,
-`BisectBatchOnFunctionError`, `DestinationConfig.OnFailure` and `Enabled`.
+function in Docker on every `PutRecord` and every write to a mapped table, which we
+switch off). This runner does what Lambda's pollers do: for every Kinesis or DynamoDB
+stream mapping in the emulator it polls each shard and invokes the function (in an
+execution environment of its own, a worker process, with `function_processes`; else its
+handler in this process), one batch per shard in flight, records of a shard in order,
+with the event Lambda sends for that source (`kinesis_event`, `dynamodb_event`),
+honouring the mapping's settings: `BatchSize`, `MaximumBatchingWindowInSeconds`, the
+6 MB payload limit, `StartingPosition`, `FilterCriteria` (records no filter matches are
+dropped before batching and count as processed, see `event_filter`),
+`FunctionResponseTypes: [ReportBatchItemFailures]`, `MaximumRetryAttempts`,
+`MaximumRecordAgeInSeconds`, `BisectBatchOnFunctionError`, `DestinationConfig.OnFailure`
+(with `KinesisBatchInfo` or `DDBStreamBatchInfo`) and `Enabled`.
 
 Limitations when functions run in this process: they share `os.environ` (each
 function's variables are applied at its cold start, so two functions setting the
@@ -19,11 +23,14 @@ environment and a timeout stops the invocation (and its sandbox) as Lambda does.
 Either way a function updated after its cold start keeps its first configuration
 until the runner restarts. A
 `ParallelizationFactor` above 1 is not honoured: a shard always has one batch in
-flight, as with the default of 1 (the runner logs a warning for such a mapping).
+flight, as with the default of 1 (the runner logs a warning for such a mapping). A
+mapping whose filter pattern Lambda would have rejected is logged and not acted on.
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 import datetime as dt
 import json
 import logging
@@ -31,26 +38,33 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from local_cloud import defaults, moto_internals
+from local_cloud import defaults, dynamodb_stream_reader, moto_internals
+from local_cloud.dynamodb_stream_reader import (
+    BackendStreamReader,
+    HttpStreamReader,
+    TableStreamRecord,
+    moto_stream_shard,
+)
 from local_cloud.emf_metrics import EmfPublisher
 from local_cloud.esm_checkpoints import CheckpointStore
+from local_cloud.event_filter import EventFilter, event_filter, filter_patterns
 from local_cloud.kinesis_reader import (
     BackendShardReader,
     HttpShardReader,
-    ShardReader,
-    ShardRecord,
+    KinesisRecord,
     moto_stream,
 )
 from local_cloud.lambda_metrics import IteratorAges
 from local_cloud.lambda_runtime import FunctionConfig, LocalFunction
 from local_cloud.lambda_sandbox import SandboxFunction
+from local_cloud.shard_reader import ShardReader, ShardRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +75,7 @@ _MAX_BACKOFF_S = 1.0
 
 @dataclass(frozen=True)
 class MappingSettings:
-    """A Kinesis event source mapping's settings, with Lambda's defaults filled in."""
+    """A stream event source mapping's settings, with Lambda's defaults filled in."""
 
     uuid: str
     function_arn: str
@@ -77,6 +91,18 @@ class MappingSettings:
     max_record_age_s: int = -1
     on_failure_arn: str | None = None
     parallelization_factor: int = 1
+    #: The `Pattern` of each of `FilterCriteria`'s filters.
+    filter_patterns: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str | None:
+        """The kind of stream: "kinesis", or "dynamodb" for a table's; None for a source
+        the runner leaves alone (a queue)."""
+        if self.stream_arn.split(":")[2:3] == ["kinesis"]:
+            return "kinesis"
+        if dynamodb_stream_reader.is_stream_arn(self.stream_arn):
+            return "dynamodb"
+        return None
 
     @classmethod
     def from_api(cls, m: dict[str, Any]) -> MappingSettings:
@@ -105,6 +131,7 @@ class MappingSettings:
             )
             or None,
             parallelization_factor=int(m.get("ParallelizationFactor") or 1),
+            filter_patterns=filter_patterns(m.get("FilterCriteria")),
         )
 
 
@@ -117,6 +144,8 @@ class EsmCounters:
     function_errors: int = 0
     records_discarded: int = 0
     records_sent_to_on_failure: int = 0
+    #: Records read and dropped because no filter of the mapping matched them.
+    records_filtered_out: int = 0
 
 
 class _Counters:
@@ -140,13 +169,24 @@ class _InvalidBatchResponse(Exception):
 
 @dataclass
 class _Batch:
-    records: list[ShardRecord]
+    records: list[Any]  # ShardRecords, of one shard, in order
+    #: The sequence number of the last record read for this batch, delivered or filtered
+    #: out: where the shard's position moves when the batch is done.
+    through: int
     retries: int = 0  # failed attempts so far (bisecting does not add to it)
     invokes: int = 0
     last_error: str | None = None
 
+    def part(self, start: int, end: int | None = None) -> _Batch:
+        """Some of the batch's records, with its attempts so far; the last part keeps
+        `through`, an earlier one ends at its own last record."""
+        records = self.records[start:end]
+        last = end is None or end >= len(self.records)
+        through = self.through if last else int(records[-1].sequence_number)
+        return _Batch(records, through, self.retries, self.invokes, self.last_error)
 
-def lowest_failure_index(response: Any, records: list[ShardRecord]) -> int | None:
+
+def lowest_failure_index(response: Any, records: Sequence[ShardRecord]) -> int | None:
     """Index of the lowest reported failure, or None when the batch succeeded.
 
     Raises `_InvalidBatchResponse` for identifiers Lambda cannot use: empty, null,
@@ -171,7 +211,7 @@ def lowest_failure_index(response: Any, records: list[ShardRecord]) -> int | Non
 
 
 def kinesis_event(
-    records: list[ShardRecord], shard_id: str, stream_arn: str, region: str, role: str
+    records: Sequence[KinesisRecord], shard_id: str, stream_arn: str, region: str, role: str
 ) -> dict[str, Any]:
     """The event Lambda passes to a function for a batch of Kinesis records."""
     return {
@@ -197,15 +237,85 @@ def kinesis_event(
     }
 
 
+def kinesis_filterable(event_record: dict[str, Any]) -> dict[str, Any]:
+    """What a filter pattern is matched against for a Kinesis record (its place in the
+    event): the record's `kinesis` part, `data` the payload's JSON (absent when it is not)."""
+    fields = dict(event_record["kinesis"])
+    try:
+        fields["data"] = json.loads(base64.b64decode(fields["data"]))
+    except ValueError:  # not JSON (or not UTF-8): nothing on `data` matches it
+        del fields["data"]
+    return fields
+
+
+def dynamodb_event(
+    records: Sequence[TableStreamRecord], stream_arn: str, region: str
+) -> dict[str, Any]:
+    """The event Lambda passes to a function for a batch of a table's stream records."""
+    events = []
+    for r in records:
+        change = copy.deepcopy(r.change)  # every delivery gets its own (handlers may mutate)
+        dynamodb: dict[str, Any] = {
+            # Whole seconds, as DynamoDB Streams reports it by default.
+            "ApproximateCreationDateTime": int(r.arrival),
+            "Keys": change["Keys"],
+        }
+        for image in ("NewImage", "OldImage"):
+            if image in change:
+                dynamodb[image] = change[image]
+        for name in ("SequenceNumber", "SizeBytes", "StreamViewType"):
+            dynamodb[name] = change[name]
+        events.append(
+            {
+                "eventID": r.event_id,
+                "eventName": r.event_name,
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": region,
+                "dynamodb": dynamodb,
+                "eventSourceARN": stream_arn,
+            }
+        )
+    return {"Records": events}
+
+
+@dataclass(frozen=True)
+class _Source:
+    """What differs between the streams a mapping can read."""
+
+    #: The event for a batch: (records, shard id, stream ARN, region, function role).
+    event: Callable[[list[Any], str, str, str, str], dict[str, Any]]
+    #: What a filter pattern is matched against, given the record's place in the event.
+    filterable: Callable[[dict[str, Any]], dict[str, Any]]
+    #: The key of the batch's description in an on-failure invocation record.
+    batch_info: str
+
+
+_SOURCES = {
+    "kinesis": _Source(kinesis_event, kinesis_filterable, "KinesisBatchInfo"),
+    "dynamodb": _Source(
+        lambda records, _shard, arn, region, _role: dynamodb_event(records, arn, region),
+        lambda event_record: event_record,
+        "DDBStreamBatchInfo",
+    ),
+}
+
+
 def _iso(epoch: float) -> str:
     stamp = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
 def on_failure_record(
-    batch: _Batch, condition: str, function_arn: str, shard_id: str, stream_arn: str
+    batch: _Batch,
+    condition: str,
+    function_arn: str,
+    shard_id: str,
+    stream_arn: str,
+    batch_info: str = "KinesisBatchInfo",
 ) -> dict[str, Any]:
-    """The invocation record Lambda sends to a mapping's on-failure destination."""
+    """The invocation record Lambda sends to a mapping's on-failure destination;
+    `batch_info` names the batch's description (`DDBStreamBatchInfo` for a table's stream)."""
     response: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
     if batch.last_error is not None:
         response["functionError"] = "Unhandled"
@@ -219,7 +329,7 @@ def on_failure_record(
         "responseContext": response,
         "version": "1.0",
         "timestamp": _iso(time.time()),
-        "KinesisBatchInfo": {
+        batch_info: {
             "shardId": shard_id,
             "startSequenceNumber": batch.records[0].sequence_number,
             "endSequenceNumber": batch.records[-1].sequence_number,
@@ -240,7 +350,7 @@ class _ShardPoller(threading.Thread):
         settings: MappingSettings,
         function: LocalFunction | SandboxFunction,
         shard_id: str,
-        reader: ShardReader,
+        reader: ShardReader[Any],
     ) -> None:
         super().__init__(name=f"esm-{settings.uuid[:8]}-{shard_id}", daemon=True)
         self.settings = settings  # replaced by the runner when the mapping changes
@@ -248,16 +358,31 @@ class _ShardPoller(threading.Thread):
         self._function = function
         self._shard_id = shard_id
         self._reader = reader
+        self._source = _SOURCES[settings.source or "kinesis"]
         self._pending: deque[_Batch] = deque()
         self._halt = threading.Event()
         self._position = self._initial_position()
 
     def _initial_position(self) -> int:
-        stored = self._runner.checkpoints.get(self.settings.uuid, self._shard_id)
-        if stored is not None:
-            return stored
         s = self.settings
-        if s.starting_position == "LATEST":
+        stored = self._runner.checkpoints.get(s.uuid, self._shard_id)
+        if stored is not None:
+            latest = self._reader.latest_sequence()
+            if stored <= latest:
+                return stored
+            # The shard no longer holds the records the checkpoint counted (a table's
+            # stream numbers a new shard from the same first number): read it all, rather
+            # than skip what was written since.
+            log.warning(
+                "mapping %s: checkpoint %d is past the last record (%d) of %s; reading it "
+                "from its start",
+                s.uuid,
+                stored,
+                latest,
+                self._shard_id,
+            )
+            position = 0
+        elif s.starting_position == "LATEST":
             position = self._reader.latest_sequence()
         elif s.starting_position == "AT_TIMESTAMP" and s.starting_timestamp is not None:
             position = self._reader.sequence_at(s.starting_timestamp)
@@ -284,50 +409,80 @@ class _ShardPoller(threading.Thread):
                     self._halt.wait(poll)
                     continue
                 if not self._pending:
-                    records = self._collect()
-                    if not records:
+                    batch = self._collect()
+                    if batch is None:
                         self._halt.wait(poll)
                         continue
-                    self._pending.append(_Batch(records))
+                    if not batch.records:  # every record read was filtered out
+                        self._checkpoint_at(batch.through)
+                        continue
+                    self._pending.append(batch)
                 self._process(self._pending[0])
             except Exception:  # keep polling: the pending batch is retried, nothing is lost
                 log.exception("event source mapping %s, %s", self.settings.uuid, self._shard_id)
                 self._halt.wait(_MAX_BACKOFF_S)
 
-    def _collect(self) -> list[ShardRecord]:
+    def _collect(self) -> _Batch | None:
+        """The next batch after the position: up to `BatchSize` records that pass the
+        mapping's filters, gathered for up to `MaximumBatchingWindowInSeconds`, within the
+        payload limit; None when the shard holds nothing new."""
         s = self.settings
-        records = self._reader.read_after(self._position, s.batch_size)
-        if records and len(records) < s.batch_size and s.batching_window_s > 0:
-            deadline = time.monotonic() + s.batching_window_s
-            while len(records) < s.batch_size and not self._halt.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._halt.wait(min(self._runner.poll_interval, remaining))
-                last = int(records[-1].sequence_number)
-                records += self._reader.read_after(last, s.batch_size - len(records))
+        filters = event_filter(s.filter_patterns)
+        records: list[Any] = []
+        through = self._position
+        deadline = time.monotonic() + s.batching_window_s
+        while len(records) < s.batch_size and not self._halt.is_set():
+            wanted = s.batch_size - len(records)
+            read = self._reader.read_after(through, wanted)
+            if read:
+                through = int(read[-1].sequence_number)
+                passed = [r for r in read if self._passes(filters, r)] if filters else read
+                if len(passed) < len(read):
+                    self._runner.counters_.add(records_filtered_out=len(read) - len(passed))
+                records += passed
+            if len(read) == wanted:
+                continue  # the shard may hold more already (the filters dropped some)
+            remaining = deadline - time.monotonic()
+            if not records or remaining <= 0:
+                break
+            self._halt.wait(min(self._runner.poll_interval, remaining))
+        if through == self._position:
+            return None
+        batch = _Batch(records, through)
         size = 0
         for i, record in enumerate(records):
             size += record.size
             if size > MAX_BATCH_BYTES and i > 0:
-                return records[:i]
-        return records
+                return batch.part(0, i)
+        return batch
 
-    def _checkpoint(self, record: ShardRecord) -> None:
-        self._position = int(record.sequence_number)
-        self._runner.checkpoints.put(self.settings.uuid, self._shard_id, self._position)
+    def _passes(self, filters: EventFilter, record: Any) -> bool:
+        s = self.settings
+        (event_record,) = self._source.event(
+            [record], self._shard_id, s.stream_arn, self._runner.region, self._function_role
+        )["Records"]
+        return filters.passes(self._source.filterable(event_record))
+
+    def _checkpoint_at(self, sequence: int) -> None:
+        self._position = sequence
+        self._runner.checkpoints.put(self.settings.uuid, self._shard_id, sequence)
 
     def _discard(self, batch: _Batch, condition: str) -> None:
         """Skip a batch Lambda gave up on, telling the on-failure destination first."""
         s = self.settings
         if s.on_failure_arn:
             record = on_failure_record(
-                batch, condition, s.function_arn, self._shard_id, s.stream_arn
+                batch,
+                condition,
+                s.function_arn,
+                self._shard_id,
+                s.stream_arn,
+                self._source.batch_info,
             )
             self._runner.send_on_failure(s.on_failure_arn, record)
             self._runner.counters_.add(records_sent_to_on_failure=len(batch.records))
         self._runner.counters_.add(records_discarded=len(batch.records))
-        self._checkpoint(batch.records[-1])
+        self._checkpoint_at(batch.through)
 
     def _process(self, batch: _Batch) -> None:
         s = self.settings
@@ -335,15 +490,16 @@ class _ShardPoller(threading.Thread):
             now = time.time()
             fresh = [r for r in batch.records if now - r.arrival <= s.max_record_age_s]
             if len(fresh) < len(batch.records):
-                old = _Batch(batch.records[: len(batch.records) - len(fresh)], batch.retries)
-                old.invokes, old.last_error = batch.invokes, batch.last_error
-                self._discard(old, "RecordAgeExceeded")
-                batch.records = fresh
+                old = len(batch.records) - len(fresh)
                 if not fresh:
+                    self._discard(batch, "RecordAgeExceeded")
                     self._pending.popleft()
+                    return
+                self._discard(batch.part(0, old), "RecordAgeExceeded")
+                batch.records = fresh
                 return
 
-        event = kinesis_event(
+        event = self._source.event(
             batch.records, self._shard_id, s.stream_arn, self._runner.region, self._function_role
         )
         batch.invokes += 1
@@ -362,11 +518,11 @@ class _ShardPoller(threading.Thread):
 
         if failed_at is None:
             self._pending.popleft()
-            self._checkpoint(batch.records[-1])
+            self._checkpoint_at(batch.through)
             return
         # Partial failure: checkpoint before the lowest failure, redeliver from it on.
         if failed_at > 0:
-            self._checkpoint(batch.records[failed_at - 1])
+            self._checkpoint_at(int(batch.records[failed_at - 1].sequence_number))
         batch.records = batch.records[failed_at:]
         batch.retries += 1
         batch.last_error = None
@@ -390,8 +546,7 @@ class _ShardPoller(threading.Thread):
         if self.settings.bisect_on_error and len(batch.records) > 1:
             # Splitting does not use up retries: both halves keep the batch's count.
             half = len(batch.records) // 2
-            first = _Batch(batch.records[:half], batch.retries, batch.invokes, error)
-            second = _Batch(batch.records[half:], batch.retries, batch.invokes, error)
+            first, second = batch.part(0, half), batch.part(half)
             self._pending.popleft()
             self._pending.extendleft([second, first])
             return
@@ -408,15 +563,16 @@ class _ShardPoller(threading.Thread):
 
 
 class EventSourceMappingRunner:
-    """Acts on the emulator's Kinesis event source mappings, invoking handlers in-process.
+    """Acts on the emulator's Kinesis and DynamoDB stream event source mappings.
 
     `endpoint_url` is the emulator's; `state_dir` keeps the shard checkpoints;
     `log_dir`, when given, receives each function's output (see `lambda_runtime`), and
     the EMF metrics in it, with Lambda's `IteratorAge` (see `lambda_metrics`), are put
     into the emulator's CloudWatch.
-    `record_source` is "auto" (moto's in-process objects when the stream is in
-    this process, else the Kinesis API), "backend" or "http". `mapping_filter`,
-    when given, picks the mappings this runner acts on (all Kinesis ones by default).
+    `record_source` is "auto" (moto's in-process objects when the stream or table is in
+    this process, else the Kinesis or DynamoDB Streams API), "backend" or "http".
+    `mapping_filter`, when given, picks the mappings this runner acts on (all of a
+    Kinesis stream or a table's stream by default).
     `function_processes` runs each function in execution environments of its own (worker
     processes, see `lambda_sandbox`), as Lambda does; otherwise handlers run in this
     process (see `lambda_runtime`).
@@ -454,7 +610,7 @@ class EventSourceMappingRunner:
         )
         self._clients = {
             name: session.client(name, endpoint_url=endpoint_url)
-            for name in ("lambda", "kinesis", "sqs", "sns", "cloudwatch")
+            for name in ("lambda", "kinesis", "dynamodbstreams", "sqs", "sns", "cloudwatch")
         }
         self.checkpoints: CheckpointStore | Any = None
         #: Lambda's IteratorAge metric, put into the emulator's CloudWatch with the functions'
@@ -466,6 +622,8 @@ class EventSourceMappingRunner:
         self._functions: dict[str, LocalFunction | SandboxFunction] = {}
         self._pollers: dict[tuple[str, str], _ShardPoller] = {}
         self._warned_parallelization: set[str] = set()
+        self._rejected_filters: set[tuple[str, tuple[str, ...]]] = set()
+        self._unreadable: set[str] = set()
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -476,7 +634,7 @@ class EventSourceMappingRunner:
         return self.counters_.snapshot()
 
     def start(self) -> EventSourceMappingRunner:
-        """Start polling every Kinesis mapping; new mappings are picked up within a second."""
+        """Start polling every stream mapping; new mappings are picked up within a second."""
         self.checkpoints = CheckpointStore(self.state_dir)
         self._stop.clear()
         self.refresh()
@@ -533,16 +691,34 @@ class EventSourceMappingRunner:
         mappings = []
         for page in self._clients["lambda"].get_paginator("list_event_source_mappings").paginate():
             for m in page["EventSourceMappings"]:
-                if ":kinesis:" in m["EventSourceArn"]:
-                    settings = MappingSettings.from_api(m)
-                    if self.mapping_filter is None or self.mapping_filter(settings):
-                        mappings.append(settings)
+                settings = MappingSettings.from_api(m)
+                if settings.source is None:
+                    continue
+                if self.mapping_filter is not None and not self.mapping_filter(settings):
+                    continue
+                if self._filters_accepted(settings):
+                    mappings.append(settings)
         with self._refresh_lock:
             if self._stop.is_set():
                 return
-            live = set()
+            live: set[tuple[str, str]] = set()
             for settings in mappings:
-                for shard_id, reader in self._shards(settings.stream_arn):
+                try:
+                    shards = self._shards(settings)
+                except Exception as exc:  # one stream out of reach must not hold up the others
+                    if settings.uuid not in self._unreadable:
+                        self._unreadable.add(settings.uuid)
+                        log.warning(
+                            "mapping %s: cannot list the shards of %s (%s: %s); trying again",
+                            settings.uuid,
+                            settings.stream_arn,
+                            type(exc).__name__,
+                            exc,
+                        )
+                    live.update(key for key in self._pollers if key[0] == settings.uuid)
+                    continue
+                self._unreadable.discard(settings.uuid)
+                for shard_id, reader in shards:
                     key = (settings.uuid, shard_id)
                     live.add(key)
                     poller = self._pollers.get(key)
@@ -585,7 +761,25 @@ class EventSourceMappingRunner:
             )
         return self._functions[arn]
 
-    def _shards(self, stream_arn: str) -> list[tuple[str, ShardReader]]:
+    def _filters_accepted(self, settings: MappingSettings) -> bool:
+        """Whether Lambda would have taken the mapping's filter patterns (said once if not)."""
+        try:
+            event_filter(settings.filter_patterns)
+        except ValueError as exc:
+            key = (settings.uuid, settings.filter_patterns)
+            if key not in self._rejected_filters:
+                self._rejected_filters.add(key)
+                log.error("mapping %s is not acted on: %s", settings.uuid, exc)
+            return False
+        return True
+
+    def _shards(self, settings: MappingSettings) -> list[tuple[str, ShardReader[Any]]]:
+        # Readers hold no connection until used; those of existing pollers are kept.
+        if settings.source == "dynamodb":
+            return self._table_stream_shards(settings.stream_arn)
+        return self._kinesis_shards(settings.stream_arn)
+
+    def _kinesis_shards(self, stream_arn: str) -> list[tuple[str, ShardReader[Any]]]:
         stream = moto_stream(stream_arn) if self.record_source != "http" else None
         if stream is not None:
             shards = moto_internals.stream_shards(stream)
@@ -594,8 +788,28 @@ class EventSourceMappingRunner:
             raise RuntimeError(f"stream {stream_arn} is not in this process's emulator")
         kinesis = self._clients["kinesis"]
         shards = kinesis.list_shards(StreamARN=stream_arn)["Shards"]
-        # Readers hold no connection until used; those of existing pollers are kept.
         return [(s["ShardId"], HttpShardReader(kinesis, stream_arn, s["ShardId"])) for s in shards]
+
+    def _table_stream_shards(self, stream_arn: str) -> list[tuple[str, ShardReader[Any]]]:
+        shard = moto_stream_shard(stream_arn) if self.record_source != "http" else None
+        if shard is not None:
+            return [(moto_internals.stream_shard_id(shard), BackendStreamReader(shard))]
+        if self.record_source == "backend":
+            raise RuntimeError(f"stream {stream_arn} is not in this process's emulator")
+        streams = self._clients["dynamodbstreams"]
+        shards = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+        return [
+            (
+                s["ShardId"],
+                HttpStreamReader(
+                    streams,
+                    stream_arn,
+                    s["ShardId"],
+                    int(s["SequenceNumberRange"]["StartingSequenceNumber"]),
+                ),
+            )
+            for s in shards
+        ]
 
     def send_on_failure(self, destination_arn: str, record: dict[str, Any]) -> None:
         """Deliver an invocation record to an SQS queue or SNS topic destination."""

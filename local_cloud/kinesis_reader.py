@@ -8,20 +8,23 @@ Two sources hold the same records:
   every call, which gets slower as the shard fills (see `benchmarks/bench_esm_runner.py`).
 - `HttpShardReader` uses `GetShardIterator` / `GetRecords` over HTTP, for an
   emulator (or a stream) that is not in this process.
+
+Both are `shard_reader.ShardReader`s; a table's stream has readers of its own
+(`dynamodb_stream_reader`).
 """
 
 from __future__ import annotations
 
 import base64
-import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from local_cloud import moto_internals
+from local_cloud.shard_reader import ApiShardReader
 
 
 @dataclass(frozen=True)
-class ShardRecord:
+class KinesisRecord:
     """One Kinesis record as the event source mapping delivers it."""
 
     sequence_number: str
@@ -33,22 +36,6 @@ class ShardRecord:
     def size(self) -> int:
         """Payload bytes counted against the 6 MB batch limit."""
         return len(self.data_b64) * 3 // 4 + len(self.partition_key)
-
-
-class ShardReader(Protocol):
-    """Reads one shard of one stream."""
-
-    def read_after(self, sequence: int, limit: int) -> list[ShardRecord]:
-        """Up to `limit` records with a sequence number above `sequence`, in order."""
-        ...
-
-    def latest_sequence(self) -> int:
-        """The highest sequence number in the shard (0 when empty)."""
-        ...
-
-    def sequence_at(self, timestamp: float) -> int:
-        """The sequence number just before the first record that arrived at or after `timestamp`."""
-        ...
 
 
 def split_stream_arn(arn: str) -> tuple[str, str, str]:
@@ -71,9 +58,9 @@ class BackendShardReader:
     def __init__(self, shard: Any) -> None:
         self._records = moto_internals.shard_records(shard)
 
-    def read_after(self, sequence: int, limit: int) -> list[ShardRecord]:
+    def read_after(self, sequence: int, limit: int) -> list[KinesisRecord]:
         """Up to `limit` records after `sequence`, by direct lookup (no scan)."""
-        out: list[ShardRecord] = []
+        out: list[KinesisRecord] = []
         records = self._records
         nxt = sequence + 1
         while len(out) < limit:
@@ -81,7 +68,7 @@ class BackendShardReader:
             if record is None:
                 break
             out.append(
-                ShardRecord(
+                KinesisRecord(
                     sequence_number=str(nxt),
                     partition_key=moto_internals.record_partition_key(record),
                     data_b64=base64.b64encode(moto_internals.record_data(record)).decode("ascii"),
@@ -107,21 +94,14 @@ class BackendShardReader:
         return self.latest_sequence()
 
 
-class HttpShardReader:
-    """Reads a shard through the Kinesis API (`GetShardIterator`, `GetRecords`).
-
-    Thread-safe: the poller reads while another thread asks whether it has caught up,
-    and both move the one iterator and buffer.
-    """
+class HttpShardReader(ApiShardReader[KinesisRecord]):
+    """Reads a shard through the Kinesis API (`GetShardIterator`, `GetRecords`)."""
 
     def __init__(self, client: Any, stream_arn: str, shard_id: str) -> None:
-        self._lock = threading.RLock()
+        super().__init__()
         self._client = client
         self._arn = stream_arn
         self._shard_id = shard_id
-        self._iterator: str | None = None
-        self._iterator_after: int | None = None
-        self._buffer: list[ShardRecord] = []
 
     def _iterator_for(self, sequence: int) -> str:
         # By name: moto's iterators made from a StreamARN do not carry the stream.
@@ -133,55 +113,18 @@ class HttpShardReader:
             kwargs.update(
                 ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=str(sequence)
             )
-        return self._client.get_shard_iterator(**kwargs)["ShardIterator"]
+        iterator: str = self._client.get_shard_iterator(**kwargs)["ShardIterator"]
+        return iterator
 
-    def read_after(self, sequence: int, limit: int) -> list[ShardRecord]:
-        """Up to `limit` records after `sequence`; reuses the iterator while reading forward."""
-        with self._lock:
-            return self._read_after(sequence, limit)
-
-    def _read_after(self, sequence: int, limit: int) -> list[ShardRecord]:
-        self._buffer = [r for r in self._buffer if int(r.sequence_number) > sequence]
-        if self._buffer and int(self._buffer[0].sequence_number) != sequence + 1:
-            self._buffer = []
-        if not self._buffer:
-            if self._iterator is None or self._iterator_after != sequence:
-                self._iterator = self._iterator_for(sequence)
-            response = self._client.get_records(ShardIterator=self._iterator, Limit=10000)
-            self._iterator = response.get("NextShardIterator")
-            self._buffer = [
-                ShardRecord(
-                    sequence_number=r["SequenceNumber"],
-                    partition_key=r["PartitionKey"],
-                    data_b64=base64.b64encode(r["Data"]).decode("ascii"),
-                    arrival=r["ApproximateArrivalTimestamp"].timestamp(),
-                )
-                for r in response["Records"]
-            ]
-            self._iterator_after = (
-                int(self._buffer[-1].sequence_number) if self._buffer else sequence
+    def _get_records(self, iterator: str) -> tuple[list[KinesisRecord], str | None]:
+        response = self._client.get_records(ShardIterator=iterator, Limit=10000)
+        records = [
+            KinesisRecord(
+                sequence_number=r["SequenceNumber"],
+                partition_key=r["PartitionKey"],
+                data_b64=base64.b64encode(r["Data"]).decode("ascii"),
+                arrival=r["ApproximateArrivalTimestamp"].timestamp(),
             )
-        return self._buffer[:limit]
-
-    def latest_sequence(self) -> int:
-        """Highest sequence number, found by reading forward to the end of the shard."""
-        with self._lock:
-            sequence = self._iterator_after or 0
-            while True:
-                batch = self._read_after(sequence, 10000)
-                if not batch:
-                    return sequence
-                sequence = int(batch[-1].sequence_number)
-
-    def sequence_at(self, timestamp: float) -> int:
-        """Sequence number before the first record arriving at or after `timestamp`."""
-        with self._lock:
-            sequence = 0
-            while True:
-                batch = self._read_after(sequence, 10000)
-                for record in batch:
-                    if record.arrival >= timestamp:
-                        return int(record.sequence_number) - 1
-                if not batch:
-                    return sequence
-                sequence = int(batch[-1].sequence_number)
+            for r in response["Records"]
+        ]
+        return records, response.get("NextShardIterator")

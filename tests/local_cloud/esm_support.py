@@ -1,4 +1,5 @@
-"""Deploys streams, test functions and mappings into the emulator for the runner tests."""
+"""Deploys streams, test functions and mappings into the emulator for the runner tests:
+a Kinesis stream (`Deployment`) or a DynamoDB table's stream (`TableDeployment`)."""
 
 from __future__ import annotations
 
@@ -40,16 +41,23 @@ class Deployment:
         self.kinesis = boto3.client("kinesis")
         self.lam = boto3.client("lambda")
         self.sqs = boto3.client("sqs")
-        self.stream_name = f"test-stream-{self.suffix}"
-        self.kinesis.create_stream(StreamName=self.stream_name, ShardCount=self.shards)
-        self.stream_arn = self.kinesis.describe_stream(StreamName=self.stream_name)[
-            "StreamDescription"
-        ]["StreamARN"]
+        self.stream_arn = self._create_stream()
         self.role = boto3.client("iam").create_role(
             RoleName=f"test-role-{self.suffix}", AssumeRolePolicyDocument="{}"
         )["Role"]["Arn"]
         self.mapping_uuids: list[str] = []
         self.function_names: list[str] = []
+
+    def _create_stream(self) -> str:
+        self.stream_name = f"test-stream-{self.suffix}"
+        self.kinesis.create_stream(StreamName=self.stream_name, ShardCount=self.shards)
+        arn: str = self.kinesis.describe_stream(StreamName=self.stream_name)["StreamDescription"][
+            "StreamARN"
+        ]
+        return arn
+
+    def _delete_stream(self) -> None:
+        self.kinesis.delete_stream(StreamName=self.stream_name)
 
     def function(self, handler: str, **extra: Any) -> str:
         """Create a function whose handler is `tests.local_cloud.handlers.<handler>`."""
@@ -98,14 +106,11 @@ class Deployment:
         ]
 
     def runner(self, **kwargs: Any) -> EventSourceMappingRunner:
-        """A started runner acting only on this deployment's stream."""
+        """A started runner acting only on this deployment's stream (unless `mapping_filter`
+        says otherwise)."""
         kwargs.setdefault("function_processes", self.sandboxed)
-        runner = EventSourceMappingRunner(
-            self.endpoint,
-            state_dir=self.state_dir,
-            mapping_filter=lambda m: m.stream_arn == self.stream_arn,
-            **kwargs,
-        ).start()
+        kwargs.setdefault("mapping_filter", lambda m: m.stream_arn == self.stream_arn)
+        runner = EventSourceMappingRunner(self.endpoint, state_dir=self.state_dir, **kwargs).start()
         self.runners.append(runner)
         return runner
 
@@ -140,4 +145,79 @@ class Deployment:
             self.lam.delete_event_source_mapping(UUID=mapping)
         for name in self.function_names:
             self.lam.delete_function(FunctionName=name)
-        self.kinesis.delete_stream(StreamName=self.stream_name)
+        self._delete_stream()
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, (int, float)):
+        return {"N": str(value)}
+    if isinstance(value, bytes):
+        return {"B": value}
+    return {"S": str(value)}
+
+
+@dataclass
+class TableDeployment(Deployment):
+    """A table (partition key `id`, a number) with a stream of `view_type`, mapped to test
+    functions; each payload is written as an item, its fields as attributes."""
+
+    view_type: str = "NEW_IMAGE"
+
+    def _create_stream(self) -> str:
+        self.dynamodb = boto3.client("dynamodb")
+        self.streams = boto3.client("dynamodbstreams")
+        self.table_name = f"test-table-{self.suffix}"
+        self.dynamodb.create_table(
+            TableName=self.table_name,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": self.view_type},
+        )
+        arn: str = self.dynamodb.describe_table(TableName=self.table_name)["Table"][
+            "LatestStreamArn"
+        ]
+        return arn
+
+    def _delete_stream(self) -> None:
+        self.dynamodb.delete_table(TableName=self.table_name)
+
+    def put(self, *payloads: dict[str, Any], key: str = "device-1") -> list[str]:
+        """Write each payload as an item (an INSERT, or a MODIFY of an item with its `id`);
+        returns the sequence numbers of their stream records."""
+        for p in payloads:
+            self.dynamodb.put_item(
+                TableName=self.table_name, Item={k: _attribute(v) for k, v in p.items()}
+            )
+        numbers = self.sequence_numbers()
+        return numbers[len(numbers) - len(payloads) :]
+
+    def remove(self, *ids: int) -> list[str]:
+        """Delete the items with these ids (REMOVEs); returns their records' sequence numbers."""
+        for item_id in ids:
+            self.dynamodb.delete_item(TableName=self.table_name, Key={"id": {"N": str(item_id)}})
+        numbers = self.sequence_numbers()
+        return numbers[len(numbers) - len(ids) :]
+
+    def shard_id(self) -> str:
+        """The id of the stream's one shard."""
+        (shard,) = self.streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"][
+            "Shards"
+        ]
+        shard_id: str = shard["ShardId"]
+        return shard_id
+
+    def sequence_numbers(self) -> list[str]:
+        """The sequence numbers of every record in the table's stream, read over its API."""
+        iterator = self.streams.get_shard_iterator(
+            StreamArn=self.stream_arn, ShardId=self.shard_id(), ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        numbers: list[str] = []
+        while True:
+            page = self.streams.get_records(ShardIterator=iterator)
+            if not page["Records"]:
+                return numbers
+            numbers += [r["dynamodb"]["SequenceNumber"] for r in page["Records"]]
+            iterator = page["NextShardIterator"]

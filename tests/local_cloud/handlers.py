@@ -1,9 +1,10 @@
 """Small Lambda handlers for the event source mapping tests, driven by their payloads.
 
-Each payload is JSON `{"id": ..., "action": ...}`; every invocation is recorded in
+Each payload is JSON `{"id": ..., "action": ...}` (a Kinesis record's data, or the
+item a table's stream record carries); every invocation is recorded in
 `INVOCATIONS` (function name -> list of events) so a test can see exactly what
-Lambda would have delivered. Actions: "ok", "fail" (reported in
-batchItemFailures), "raise" (the whole invocation errors).
+Lambda would have delivered. Actions: "ok" (also a deletion's, whose record carries only
+the keys), "fail" (reported in batchItemFailures), "raise" (the whole invocation errors).
 """
 
 from __future__ import annotations
@@ -17,15 +18,35 @@ from typing import Any
 from tests.local_cloud.handler_log import CONTEXTS, INVOCATIONS
 from tests.local_cloud.handler_log import LOCK as _LOCK
 
-__all__ = ["CONTEXTS", "INVOCATIONS", "LOG_DIR_VARIABLE", "payload"]
+__all__ = ["CONTEXTS", "INVOCATIONS", "LOG_DIR_VARIABLE", "payload", "sequence_number"]
 
 #: The function's environment variable naming where it records its invocations.
 LOG_DIR_VARIABLE = "TEST_HANDLER_LOG_DIR"
 
 
 def payload(record: dict[str, Any]) -> dict[str, Any]:
-    """The JSON payload of one Kinesis event record."""
-    return json.loads(base64.b64decode(record["kinesis"]["data"]))
+    """The JSON payload of one Kinesis event record, or the item of a table's stream record
+    (its new image, else its old one, else its keys) as plain values."""
+    if "kinesis" in record:
+        return json.loads(base64.b64decode(record["kinesis"]["data"]))
+    change = record["dynamodb"]
+    image = change.get("NewImage") or change.get("OldImage") or change["Keys"]
+    return {name: _plain(value) for name, value in image.items()}
+
+
+def _plain(value: dict[str, Any]) -> Any:
+    ((kind, content),) = value.items()
+    if kind == "N":
+        number = float(content)
+        return int(number) if number.is_integer() else number
+    return content
+
+
+def sequence_number(record: dict[str, Any]) -> str:
+    """A record's sequence number: the item identifier of a partial batch response."""
+    if "kinesis" in record:
+        return record["kinesis"]["sequenceNumber"]
+    return record["dynamodb"]["SequenceNumber"]
 
 
 def _record(event: dict[str, Any], context: Any) -> None:
@@ -56,11 +77,11 @@ def partial(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _record(event, context)
     failures = []
     for record in event["Records"]:
-        action = payload(record)["action"]
+        action = payload(record).get("action", "ok")
         if action == "raise":
             raise RuntimeError("poison record")
         if action == "fail":
-            failures.append({"itemIdentifier": record["kinesis"]["sequenceNumber"]})
+            failures.append({"itemIdentifier": sequence_number(record)})
     return {"batchItemFailures": failures}
 
 
@@ -69,9 +90,9 @@ def fail_once_partial(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _record(event, context)
     seen = [payload(r)["id"] for e in INVOCATIONS[context.function_name][:-1] for r in e["Records"]]
     failures = [
-        {"itemIdentifier": r["kinesis"]["sequenceNumber"]}
+        {"itemIdentifier": sequence_number(r)}
         for r in event["Records"]
-        if payload(r)["action"] == "fail" and payload(r)["id"] not in seen
+        if payload(r).get("action") == "fail" and payload(r)["id"] not in seen
     ]
     return {"batchItemFailures": failures}
 
@@ -93,7 +114,7 @@ def always_raise(event: dict[str, Any], context: Any) -> None:
 def sleepy(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Sleep 5 s on a record whose action is "sleep" (past a short timeout), else succeed."""
     _record(event, context)
-    if any(payload(r)["action"] == "sleep" for r in event["Records"]):
+    if any(payload(r).get("action") == "sleep" for r in event["Records"]):
         time.sleep(5)
     return {"batchItemFailures": []}
 

@@ -4,8 +4,9 @@
 the emulator with its state restored from the state dir, the project's CloudFormation
 stacks deployed into it (the same templates as production, with the resources the
 emulator skips created from those templates), the IoT rules engine, the Lambda event
-source mapping runner and the Glue crawler runner; the runner runs the function in
-worker processes of its own, as Lambda runs it in sandboxes. The MQTT broker runs in
+source mapping runner (every mapping the stacks declare: the readings stream's, the alert
+state table's stream's) and the Glue crawler runner; the runner runs the functions in
+worker processes of their own, as Lambda runs them in sandboxes. The MQTT broker runs in
 this process and hands every message to the rules engine there. Each process has its
 own interpreter lock: the broker's work, the emulator's and the function's no longer
 take turns on one core.

@@ -1,7 +1,8 @@
 """The local cloud keeps its state across restarts: moto's backends, snapshotted to disk.
 
-What the emulator holds (the table, the buckets, the stream with its sequence numbers,
-the queue, the catalog, the deployed stacks, and whatever else a request created) lives
+What the emulator holds (the tables, the buckets, the stream with its sequence numbers, a
+table's stream with its records, the queue, the catalog, the deployed stacks, and whatever
+else a request created) lives
 in moto's backends in the emulator's process. `Snapshotter` writes all of them, with the
 event source mappings' checkpoints taken at the same moment, to `<state dir>/emulator.pickle`:
 
@@ -25,7 +26,12 @@ event source mappings' checkpoints taken at the same moment, to `<state dir>/emu
   before the capture: the function finished every record up to a checkpoint before it was
   written, so what the snapshot's checkpoint says is done is in the snapshot's table, and a
   restored mapping redelivers at most a few batches (writes are idempotent) and never
-  skips one.
+  skips one. The same holds for a table's stream: moto keeps its records in the table
+  (numbered from the shard's first sequence number by position, the shard id a constant),
+  so they come back with the table, numbered as the checkpoints saved with them expect.
+  A checkpoint past the end of its shard (a stream whose records were lost while its
+  checkpoint was kept) reads the shard from its start (`esm_runner`) rather than skip the
+  records numbered anew.
 - without stopping the emulator for long: where the platform can fork, the capture is a
   fork (a copy-on-write image of the process, taken in milliseconds) and the child
   pickles and writes while the emulator goes on serving, at a lower scheduling priority

@@ -99,6 +99,24 @@ def _deployed_outputs(naming: Any) -> dict[str, dict[str, str]] | None:
     return outputs
 
 
+def _deployed_mappings(naming: Any) -> set[str]:
+    """The UUIDs of the event source mappings the local stacks declare (of a Kinesis
+    stream or of a table's stream)."""
+    import boto3
+
+    from local_cloud.cloud import LOCAL_STACKS
+
+    cfn = boto3.Session(region_name=naming.region).client("cloudformation")
+    uuids = set()
+    for purpose in LOCAL_STACKS:
+        pages = cfn.get_paginator("list_stack_resources").paginate(StackName=naming.stack(purpose))
+        for page in pages:
+            for resource in page["StackResourceSummaries"]:
+                if resource["ResourceType"] == "AWS::Lambda::EventSourceMapping":
+                    uuids.add(resource["PhysicalResourceId"])
+    return uuids
+
+
 class CloudService:
     """The emulator and the services beside it; `run()` until told to stop."""
 
@@ -191,13 +209,14 @@ class CloudService:
         self._started.append(self.rules)
         hook = IotDataPublishHook(self.rules.submit, region=self.naming.region)
         self._started.append(hook.start())
-        stream_arn = outputs[STREAMING_STACK][StreamingOutput.STREAM_ARN]
+        # Every mapping the stacks declare: the readings stream's, the alert state table's.
+        own_mappings = _deployed_mappings(self.naming)
         self.esm = EventSourceMappingRunner(
             endpoint,
             self.naming.region,
             state_dir=esm_dir,
             log_dir=self.state_dir / "logs",
-            mapping_filter=lambda mapping: mapping.stream_arn == stream_arn,
+            mapping_filter=lambda mapping: mapping.uuid in own_mappings,
             # Each function in a worker process of its own, as in Lambda: its work (and
             # its clients' half of every request) off this process's interpreter lock.
             function_processes=True,

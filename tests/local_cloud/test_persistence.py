@@ -14,6 +14,7 @@ from moto.kinesis.models import kinesis_backends
 
 from local_cloud import defaults
 from local_cloud.dynamodb_exports import known_image
+from local_cloud.dynamodb_stream_reader import BackendStreamReader
 from local_cloud.persistence import StatePickler
 from tests.support.readings_table import create_readings_table
 
@@ -121,3 +122,41 @@ def test_a_stream_comes_back_with_its_records_in_order(aws_endpoint):
             assert copy.get_max_sequence_number() == shard.get_max_sequence_number()
     assert sum(len(s.records) for s in restored[name].shards.values()) == 50
     assert not any(s.records for s in restored[empty].shards.values())
+
+
+def test_a_table_stream_comes_back_with_its_records_numbered_as_before(aws_endpoint):
+    """GIVEN a table whose stream holds an insert (with a binary attribute), a modification
+    and a deletion, and a mapping's checkpoint at its second record
+    WHEN the table is pickled by the snapshot pickler and loaded again
+    THEN its stream holds the same records under the same sequence numbers, so the
+    checkpoint (saved with the same snapshot) points at the same record: a runner reading
+    the restored stream after it gets exactly the records it had not finished; and the next
+    write is numbered after them."""
+    dynamodb = boto3.client("dynamodb", endpoint_url=aws_endpoint)
+    name = f"snap-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    dynamodb.put_item(TableName=name, Item={"id": {"N": "1"}, "raw": {"B": b"\x00\xff"}})
+    dynamodb.put_item(TableName=name, Item={"id": {"N": "1"}, "outbox": {"S": "[]"}})
+    dynamodb.delete_item(TableName=name, Key={"id": {"N": "1"}})
+    table = dynamodb_backends[ACCOUNT][defaults.REGION].get_table(name)
+    before = BackendStreamReader(table.stream_shard).read_after(0, 10)
+    checkpoint = int(before[1].sequence_number)
+
+    restored = _round_trip(table)
+
+    reader = BackendStreamReader(restored.stream_shard)
+    assert reader.read_after(0, 10) == before
+    assert reader.read_after(checkpoint, 10) == before[2:]
+    assert reader.latest_sequence() == int(before[-1].sequence_number)
+    restored.put_item({"id": {"N": "2"}})
+    (after,) = reader.read_after(reader.latest_sequence() - 1, 10)
+    assert (after.event_name, int(after.sequence_number)) == (
+        "INSERT",
+        int(before[-1].sequence_number) + 1,
+    )

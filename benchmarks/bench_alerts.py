@@ -13,7 +13,10 @@ time-based bookkeeping (a device's `seen` item at most once per half silence win
 warm-up (a fresh execution environment reads every device's state and writes its
 `seen` item once) and is not counted; the eight counted minutes are one whole cycle of
 `seen` writes: the steady state. With notifications the silence check runs once a
-simulated minute as well.
+simulated minute as well, and after each batch the alert notifier gets the state
+writes that carry events, as the state table's stream mapping (filtered, one-second
+batching window) hands them over. The stream's own reads are the mapping's (free, and
+not the function's): they are left out of the DynamoDB read requests.
 
 The emulator (moto's server, as the local cloud runs it) is a process of its own whose
 WSGI app counts every request it receives and, for DynamoDB's writes, the write units
@@ -25,7 +28,7 @@ requests one after the other, as no AWS service does. Runs alternate between the
 baseline (the function without alert settings) and the function with them,
 `BENCH_ALERT_ROUNDS` rounds (default 3); the table gives medians and the ratio of the
 medians. The function's duration is the time `process()` takes for the counted
-batches, summed.
+batches, summed; the notifier's and the silence check's are given beside it.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ import time_machine
 
 from pipeline_platform.env_override import overridden
 from stream_processor import contract
+from stream_processor.alert_notifier import AlertNotifier
 from stream_processor.aws_clients import make_client
 from stream_processor.config import DEFAULT_SILENCE_WINDOW_S, Config
 from stream_processor.handler import StreamProcessor
@@ -61,6 +65,7 @@ from stream_processor.silence_check import SilenceCheck
 from tests.stream_processor.conftest import REGION, create_table
 from tests.support.kinesis_events import kinesis_record
 from tests.support.readings_table import create_alert_state_table
+from tests.support.state_stream import StateStream
 
 DEVICES = int(os.environ.get("BENCH_ALERT_DEVICES", "10000"))
 ROUNDS = int(os.environ.get("BENCH_ALERT_ROUNDS", "3"))
@@ -186,9 +191,10 @@ class FunctionContext:
         return int((self._ends - time.monotonic()) * 1000)
 
 
-#: The stack's timeouts: the stream processor's default, the silence check's.
+#: The stack's timeouts: the stream processor's default, the silence check's, the notifier's.
 PROCESSOR_TIMEOUT_S = 60.0
 CHECK_TIMEOUT_S = 50.0
+NOTIFIER_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -198,6 +204,8 @@ class RunResult:
     counts: Counter[str]
     seconds: float
     check_seconds: float
+    notifier_seconds: float
+    notifier_invocations: int
     readings: int
     alerting: int
     notified: int
@@ -246,16 +254,18 @@ def run(endpoint: str, alerts: bool) -> RunResult:
     start = int(time.time()) - 2 * 86400  # the replay's readings are two days old
     processor = StreamProcessor(config)
     check = SilenceCheck(config) if alerts else None
-    sequence = 0
-    seconds = check_seconds = 0.0
+    notifier = AlertNotifier(f"bus-{suffix}", make_client("events", 1)) if alerts else None
+    stream = StateStream(dynamodb, f"state-{suffix}") if alerts else None
+    sequence = invocations = 0
+    seconds = check_seconds = notifier_seconds = 0.0
     readings = alerting = 0
     try:
         with time_machine.travel(start, tick=False) as clock:
             for minute, moment, payloads in _batches(fleet, start):
                 if minute == WARM_UP_MINUTES and moment == start + minute * 60:
                     _counts(endpoint)  # the steady state starts here: counts from zero
-                    seconds = check_seconds = 0.0
-                    readings = alerting = 0
+                    seconds = check_seconds = notifier_seconds = 0.0
+                    readings = alerting = invocations = 0
                 clock.move_to(moment + 0.5)
                 if check is not None and (moment - start) % 60 == 0:
                     began = time.perf_counter()
@@ -275,6 +285,21 @@ def run(endpoint: str, alerts: bool) -> RunResult:
                     )
                 seconds += time.perf_counter() - began
                 assert answer == {"batchItemFailures": []}, answer
+                if notifier is not None and stream is not None:
+                    # The mapping's filter: only writes that carry events invoke the notifier.
+                    written = [
+                        r
+                        for r in stream.new_records()
+                        if contract.ALERT_OUTBOX in r["dynamodb"].get("NewImage", {})
+                    ]
+                    if written:
+                        began = time.perf_counter()
+                        outcome = notifier.notify(
+                            written, Deadline(FunctionContext(NOTIFIER_TIMEOUT_S))
+                        )
+                        notifier_seconds += time.perf_counter() - began
+                        invocations += 1
+                        assert outcome["batchItemFailures"] == [], outcome
                 readings += len(records)
                 alerting += sum(
                     1 for p in payloads if p[contract.TEMPERATURE] > config.high_temperature_c
@@ -289,7 +314,9 @@ def run(endpoint: str, alerts: bool) -> RunResult:
         if table is not None:
             dynamodb.delete_table(TableName=table)  # the emulator's memory, for the next run
     _get(endpoint + _COLLECT_PATH)
-    return RunResult(counts, seconds, check_seconds, readings, alerting, notified)
+    return RunResult(
+        counts, seconds, check_seconds, notifier_seconds, invocations, readings, alerting, notified
+    )
 
 
 def _get(url: str) -> bytes:
@@ -331,7 +358,8 @@ def _summary(result: RunResult) -> dict[str, float]:
     reads = sum(
         n
         for k, n in counts.items()
-        if k.startswith("requests DynamoDB") and k.split(".")[-1] not in _WRITES
+        if k.startswith("requests DynamoDB_")  # not DynamoDBStreams: the mapping's reads
+        and k.split(".")[-1] not in _WRITES
     )
     events = sum(n for k, n in counts.items() if k.startswith("requests AWSEvents"))
     return {
@@ -341,6 +369,8 @@ def _summary(result: RunResult) -> dict[str, float]:
         "DynamoDB read requests": reads,
         "EventBridge PutEvents requests": events,
         "function duration (s)": result.seconds,
+        "alert notifier duration (s)": result.notifier_seconds,
+        "alert notifier invocations": result.notifier_invocations,
         "silence check duration (s)": result.check_seconds,
     }
 

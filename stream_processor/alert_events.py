@@ -1,9 +1,10 @@
-"""Alert events on the event bus: their detail (the contract's schema), their sentence, and
-PutEvents with retries.
+"""Alert events: their detail (the contract's schema), their sentence, the outbox they wait
+in, and PutEvents with retries.
 
 Each state change is one EventBridge event with the contract's source and the
 detail-type of its state. Its `id` is derived from the change itself, so the same
-change sent twice carries the same id.
+change sent twice carries the same id. The functions that decide changes store their
+entries with the state they describe (`outbox`); the alert notifier puts them on the bus.
 """
 
 from __future__ import annotations
@@ -104,14 +105,28 @@ def detail(change: Change) -> dict[str, Any]:
     return dict(zip(contract.ALERT_DETAIL_FIELDS, values, strict=True))
 
 
-def entry(change: Change, bus_name: str) -> dict[str, str]:
-    """The PutEvents entry of one change."""
+def entry(change: Change) -> dict[str, str]:
+    """The PutEvents entry of one change, without its bus (the notifier adds it)."""
     return {
         "Source": contract.ALERT_EVENT_SOURCE,
         "DetailType": contract.ALERT_DETAIL_TYPES[change.state],
         "Detail": json.dumps(detail(change), separators=(",", ":")),
-        "EventBusName": bus_name,
     }
+
+
+def outbox(changes: Sequence[Change]) -> str:
+    """The outbox of a state write announcing `changes`: their entries, as JSON text."""
+    return json.dumps([entry(change) for change in changes], separators=(",", ":"))
+
+
+def outbox_entries(text: str) -> list[dict[str, str]]:
+    """The entries of an outbox (`outbox`'s text); ValueError when it is not one."""
+    entries = json.loads(text)
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and {"Source", "DetailType", "Detail"} <= e.keys() for e in entries
+    ):
+        raise ValueError(f"not an alert outbox: {text[:200]!r}")
+    return entries
 
 
 class EventPublisher:
@@ -121,28 +136,35 @@ class EventPublisher:
         self._client = client
         self._bus_name = bus_name
 
-    def publish(self, changes: Sequence[Change], deadline: Deadline) -> tuple[list[Change], str]:
-        """Send `changes`; return those not sent (and a sample error, or "")."""
-        failed: list[Change] = []
-        error = ""
-        for start in range(0, len(changes), PUT_EVENTS_LIMIT):
-            chunk_failed, chunk_error = self._publish_chunk(
-                list(changes[start : start + PUT_EVENTS_LIMIT]), deadline
-            )
-            failed += chunk_failed
-            error = error or chunk_error
-        return failed, error
+    def publish(self, entries: Sequence[dict[str, str]], deadline: Deadline) -> tuple[int, str]:
+        """Send `entries` in order, ten at a time, until a request leaves some unsent.
 
-    def _publish_chunk(self, pending: list[Change], deadline: Deadline) -> tuple[list[Change], str]:
-        refused: list[Change] = []  # entries EventBridge will not take, however often sent
+        Returns the index of the first entry not known to be sent (`len(entries)` when
+        all were) and a sample error, or "". Entries after it are not attempted: they are
+        sent again anyway when their records come back.
+        """
+        for start in range(0, len(entries), PUT_EVENTS_LIMIT):
+            chunk = [
+                {**e, "EventBusName": self._bus_name}
+                for e in entries[start : start + PUT_EVENTS_LIMIT]
+            ]
+            unsent, error = self._publish_chunk(chunk, deadline)
+            if unsent:
+                return start + min(unsent), error
+        return len(entries), ""
+
+    def _publish_chunk(
+        self, chunk: list[dict[str, str]], deadline: Deadline
+    ) -> tuple[list[int], str]:
+        """Send one request's entries; the indexes of those not sent, and a sample error."""
+        pending = list(range(len(chunk)))
+        refused: list[int] = []  # entries EventBridge will not take, however often sent
         attempt = 0
         error = ""
         while True:
-            retry: list[Change] = []
+            retry: list[int] = []
             try:
-                response = self._client.put_events(
-                    Entries=[entry(change, self._bus_name) for change in pending]
-                )
+                response = self._client.put_events(Entries=[chunk[i] for i in pending])
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 if not is_transient(exc):
@@ -150,11 +172,11 @@ class EventPublisher:
                 retry = pending
             else:
                 results = response.get("Entries") or []
-                for change, result in zip(pending, results, strict=False):
+                for index, result in zip(pending, results, strict=False):
                     code = result.get("ErrorCode")
                     if code:
                         error = f"{code}: {result.get('ErrorMessage', '')}"
-                        (retry if code in _TRANSIENT_ENTRY_ERRORS else refused).append(change)
+                        (retry if code in _TRANSIENT_ENTRY_ERRORS else refused).append(index)
                 retry += pending[len(results) :]  # entries without an answer were not taken
             if not retry:
                 return refused, error

@@ -7,10 +7,12 @@ The state table is keyed by device and kind (`contract.STATE_KIND`):
   an unconditional put in the same BatchWriteItem requests as the readings (only the
   processor writes it, one batch per device at a time); the silence check reads it.
 - an `alerts` item per device whose alerts have changed: its raised alerts, its
-  silence, and the newest reading time whose changes were notified (so a batch
+  silence, and the newest reading time whose changes were decided (so a batch
   delivered again after its changes were stored changes nothing). Every write of it
   (processor and silence check) is a put conditional on its version, so neither
-  overwrites what the other wrote since it read.
+  overwrites what the other wrote since it read. A write that changes something
+  carries the changes' events (`outbox`): the table's stream takes them to the alert
+  notifier, so a change is stored and announced, or neither.
 - a `lease` item per Kinesis shard, keyed by the shard: the execution environment that
   processed the shard's last batch. An environment that finds itself still named knows
   no other has processed the shard's devices since, so the states it keeps in memory
@@ -46,8 +48,11 @@ def _n(value: float) -> dict[str, str]:
     return {"N": format_number(value)}
 
 
-def status_item(status: DeviceStatus, version: int, expires_at: float) -> dict[str, Any]:
-    """The `alerts` item of `status`, stored as `version`."""
+def status_item(
+    status: DeviceStatus, version: int, expires_at: float, outbox: str | None = None
+) -> dict[str, Any]:
+    """The `alerts` item of `status`, stored as `version`, with the `outbox` of the changes
+    that led to it (`alert_events.outbox`), if any."""
     item: dict[str, Any] = {
         **_key(status.device_id, c.ALERTS_KIND),
         c.STATE_VERSION: _n(version),
@@ -69,6 +74,8 @@ def status_item(status: DeviceStatus, version: int, expires_at: float) -> dict[s
         item[c.SILENT_SINCE] = _n(status.silent_since)
     if status.applied_through is not None:
         item[c.APPLIED_THROUGH] = _n(status.applied_through)
+    if outbox is not None:
+        item[c.ALERT_OUTBOX] = {"S": outbox}
     return item
 
 
@@ -152,13 +159,20 @@ class AlertStateTable:
         item = response.get("Item")
         return DeviceStatus(device_id) if item is None else status_from_item(item)
 
-    def save(self, status: DeviceStatus, expires_at: float, deadline: Deadline) -> bool:
-        """Store `status` over the version it was read as (one conditional put).
+    def save(
+        self,
+        status: DeviceStatus,
+        expires_at: float,
+        deadline: Deadline,
+        outbox: str | None = None,
+    ) -> bool:
+        """Store `status`, and the `outbox` of the changes it records, over the version it
+        was read as (one conditional put: the state and its events are stored together).
 
         Returns False when the stored item changed since it was read (someone else
         wrote it): the caller reads it again. Other errors raise after retries.
         """
-        item = status_item(status, status.version + 1, expires_at)
+        item = status_item(status, status.version + 1, expires_at, outbox)
         return self._put_over(item, status.version, deadline)
 
     # --- shard leases ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Per batch: the alert state changes the batch's readings make, notified once each.
+"""Per batch: the alert state changes the batch's readings make, stored once each.
 
 For the devices of a batch:
 
@@ -12,17 +12,17 @@ For the devices of a batch:
 2. decide the changes (`alert_rules.evaluate`). Only when a device's readings would
    change something is the readings table asked for the newest reading the device had
    sent before the batch, so a late reading changes nothing;
-3. put the changes on the event bus, then store each changed device's state with the
-   newest reading time whose changes are now notified (one put, conditional on the
+3. store each changed device's state with the newest reading time whose changes are
+   now decided, and the changes' events in its `outbox` (one put, conditional on the
    version read).
 
-The event goes first and the state after it: a batch delivered again (Lambda's
-retries, bisection) finds the change stored and sends nothing twice, and a change
-whose event could not be sent is not stored, so the redelivery decides and sends it
-again rather than lose it. The records behind unsent changes are reported in
-`failed` for Lambda to deliver again. What remains: were the function stopped between
-PutEvents and the state write, the redelivery would send that change again, with the
-same event `id`.
+The function does not send the events itself: the state table's stream takes each
+write with an outbox to the alert notifier (`alert_notifier`), which puts its events on
+the bus. A change is therefore announced exactly when it is stored, and a batch
+delivered again (Lambda's retries, bisection) finds it stored and stores nothing twice.
+A state that could not be stored is reported in `failed` (its device's records) for
+Lambda to deliver again, and decided again then. The function also spends no time on
+EventBridge, whose requests take longer than DynamoDB's.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stream_processor import contract
-from stream_processor.alert_events import EventPublisher
+from stream_processor.alert_events import outbox
 from stream_processor.alert_rules import (
     Change,
     DeviceStatus,
@@ -77,12 +77,11 @@ class TrackResult:
 class AlertTracker:
     """Turns batches of stored readings into alert events; one per execution environment."""
 
-    def __init__(self, config: Config, dynamodb: Any, events: Any) -> None:
-        assert config.alert_state_table is not None and config.alert_bus_name is not None
+    def __init__(self, config: Config, dynamodb: Any) -> None:
+        assert config.alert_state_table is not None
         self._config = config
         self._rules = alert_rules(config)
         self._state = AlertStateTable(dynamodb, config.alert_state_table, config.table_name)
-        self._publisher = EventPublisher(events, config.alert_bus_name)
         self._ttl_s = config.alert_state_ttl_days * _SECONDS_PER_DAY
         #: A `seen` item is written once per half window: the silence check then finds a
         #: live device's last write less than a window old, and asks the readings table
@@ -134,7 +133,7 @@ class AlertTracker:
         shard: str = "",
         lease: Future[bool] | None = None,
     ) -> TrackResult:
-        """Notify the state changes of a batch's readings.
+        """Store the state changes of a batch's readings, with their events.
 
         `readings` are `(device_id, sequence number, seconds, temperature, humidity)` of
         every record the batch stored (duplicates included: their sequence numbers
@@ -162,33 +161,38 @@ class AlertTracker:
 
         decided, undecided, applied = self._decide(by_device, statuses, newest, deadline)
         lookups = len(applied) - len(newest.keys() & applied.keys())
-        changes = [change for device_changes, _ in decided.values() for change in device_changes]
-        unsent, error = self._publisher.publish(changes, deadline) if changes else ([], "")
-        unsent_devices = {change.device_id for change in unsent}
-        failed = self._first_records(unsent_devices | undecided, by_device)
-        if undecided and not error:
-            error = f"looking up the newest readings of {len(undecided)} devices failed"
+        failed = self._first_records(undecided, by_device)
+        error = (
+            f"looking up the newest readings of {len(undecided)} devices failed"
+            if undecided
+            else ""
+        )
         saves = {
-            device_id: self._executor.submit(self._save, statuses[device_id], after, deadline)
-            for device_id, (_, after) in decided.items()
-            if device_id not in unsent_devices
-            and (device_id in applied or self._needs_saving(statuses[device_id], after, now))
+            device_id: self._executor.submit(
+                self._save, statuses[device_id], after, changes, deadline
+            )
+            for device_id, (changes, after) in decided.items()
+            if changes
+            or device_id in applied
+            or self._needs_saving(statuses[device_id], after, now)
         }
-        stored = {d: s for d, s in statuses.items() if d not in unsent_devices | undecided}
+        stored = {d: s for d, s in statuses.items() if d not in undecided}
+        changed = 0
         for device_id, job in saves.items():
             try:
                 stored[device_id] = job.result()
             except Exception as exc:
                 del stored[device_id]
                 error = error or f"storing the alert state: {type(exc).__name__}: {exc}"
-                # Sent but not stored: whenever the device's readings come next, the change
-                # is decided again and sent again (with the same event id). Delivered again
-                # now, the records at least leave the state stored.
+                # Neither stored nor announced: the records come back and the changes are
+                # decided again, with the same event ids.
                 failed += self._first_records({device_id}, by_device)
+            else:
+                changed += len(decided[device_id][0])
         for device_id, seen_newest in newest.items():
             applied.setdefault(device_id, max(seen_newest, by_device[device_id][-1].seconds))
         self._remember(shard, devices, stored, applied, now)
-        return TrackResult(failed, len(changes) - len(unsent), lookups, error or None)
+        return TrackResult(failed, changed, lookups, error or None)
 
     def _statuses(
         self,
@@ -311,7 +315,7 @@ class AlertTracker:
     ) -> float | None:
         """The reading time up to which the device's readings can change nothing any more:
         the newest it had sent before this batch, or the newest whose changes were already
-        notified (this batch, delivered before), whichever is later."""
+        stored (this batch, delivered before), whichever is later."""
         readings = by_device[device_id]
         sent_before = self._state.newest_before(
             device_id,
@@ -329,14 +333,22 @@ class AlertTracker:
         # A long-raised alert keeps its item alive: refreshed once half its retention is gone.
         return not before.is_quiet() and before.expires_at < now + self._ttl_s / 2
 
-    def _save(self, before: DeviceStatus, after: DeviceStatus, deadline: Deadline) -> DeviceStatus:
-        """Store `after` over `before`, and return the state as stored; when the silence
-        check wrote in between, on top of what it wrote (the raised alerts are this
-        function's, the silence is the check's unless this batch announced the device back)."""
+    def _save(
+        self,
+        before: DeviceStatus,
+        after: DeviceStatus,
+        changes: list[Change],
+        deadline: Deadline,
+    ) -> DeviceStatus:
+        """Store `after` over `before`, with the events of `changes`, and return the state as
+        stored; when the silence check wrote in between, on top of what it wrote (the raised
+        alerts are this function's, the silence is the check's unless this batch announced
+        the device back)."""
         status = after
+        events = outbox(changes) if changes else None
         for _ in range(_SAVE_ATTEMPTS):
             expires_at = time.time() + self._ttl_s
-            if self._state.save(status, expires_at, deadline):
+            if self._state.save(status, expires_at, deadline, events):
                 return replace(status, version=status.version + 1, expires_at=int(expires_at))
             current = self._state.status(before.device_id, deadline)
             silent = current.silent_since

@@ -48,7 +48,6 @@ class StreamProcessor:
         dynamodb: Any = None,
         s3: Any = None,
         executor: Executor | None = None,
-        events: Any = None,
     ) -> None:
         self.config = config
         pool = config.write_concurrency + 1  # one spare connection for the quarantine upload
@@ -69,11 +68,7 @@ class StreamProcessor:
             s3 or make_client("s3", pool), config.quarantine_bucket, config.quarantine_prefix
         )
         # Without an alert table and bus, readings are classified and stored, nothing more.
-        self._alerts = (
-            AlertTracker(config, dynamodb, events or make_client("events", ALERT_CONCURRENCY))
-            if config.alerts_enabled
-            else None
-        )
+        self._alerts = AlertTracker(config, dynamodb) if config.alerts_enabled else None
 
     def close(self) -> None:
         """Stop the writer threads (tools and tests; Lambda simply freezes the process)."""

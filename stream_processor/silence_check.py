@@ -7,10 +7,10 @@ silent:
 
 1. asks the readings table when the device's newest reading was stored (its `seen`
    item is written at most once per half window, so it may lag behind);
-2. if that too is older than the window, marks the device silent (a write conditional
-   on the state it read: a device the stream processor wrote meanwhile is left alone);
-3. puts DEVICE_SILENT on the bus, or takes the mark back when it cannot, so the next
-   run tries again.
+2. if that too is older than the window, marks the device silent, with the
+   DEVICE_SILENT event in the same write's outbox (a write conditional on the state it
+   read: a device the stream processor wrote meanwhile is left alone). The alert
+   notifier puts the event on the bus, from the table's stream.
 
 The stream processor announces DEVICE_BACK with the device's next reading.
 """
@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from stream_processor.alert_events import EventPublisher
+from stream_processor.alert_events import outbox
 from stream_processor.alert_rules import silenced
 from stream_processor.alert_state import AlertStateTable, DeviceRecord
 from stream_processor.aws_clients import make_client
@@ -44,18 +44,15 @@ SCAN_READ_TIMEOUT_S = 30.0
 class SilenceCheck:
     """Finds and announces silent devices; one per execution environment."""
 
-    def __init__(self, config: Config, dynamodb: Any = None, events: Any = None) -> None:
-        if config.alert_state_table is None or config.alert_bus_name is None:
-            raise ConfigError("the silence check needs ALERT_STATE_TABLE and ALERT_BUS_NAME")
+    def __init__(self, config: Config, dynamodb: Any = None) -> None:
+        if config.alert_state_table is None:
+            raise ConfigError("the silence check needs ALERT_STATE_TABLE")
         self.config = config
         pool = CHECK_CONCURRENCY + 1
         self._state = AlertStateTable(
             dynamodb or make_client("dynamodb", pool, read_timeout=SCAN_READ_TIMEOUT_S),
             config.alert_state_table,
             config.table_name,
-        )
-        self._publisher = EventPublisher(
-            events or make_client("events", pool), config.alert_bus_name
         )
         self._executor = ThreadPoolExecutor(
             max_workers=CHECK_CONCURRENCY, thread_name_prefix="silence-check"
@@ -97,18 +94,9 @@ class SilenceCheck:
             return False  # it sent within the window; its `seen` item had not caught up
         expires_at = now + self.config.alert_state_ttl_days * _SECONDS_PER_DAY
         marked = replace(record.status, silent_since=last_seen)
-        if not self._state.save(marked, expires_at, deadline):
-            return False  # the stream processor wrote it meanwhile: the device is talking
-        unsent, _ = self._publisher.publish([silenced(marked, last_seen, window)], deadline)
-        if unsent:
-            # Not announced: take the mark back, so the next run announces it.
-            self._state.save(
-                replace(marked, version=marked.version + 1, silent_since=None),
-                expires_at,
-                deadline,
-            )
-            return False
-        return True
+        event = outbox([silenced(marked, last_seen, window)])
+        # False: the stream processor wrote it meanwhile, so the device is talking.
+        return self._state.save(marked, expires_at, deadline, event)
 
 
 _check: SilenceCheck | None = None

@@ -1,5 +1,7 @@
-"""Alert state changes as the function and the silence check make them, against the AWS
-emulator over HTTP: an event bus whose rule delivers to an SQS queue shows what was sent."""
+"""Alert state changes as the function and the silence check make them, and the alert
+notifier sends them, against the AWS emulator over HTTP: the state table's stream is read
+for the notifier as Lambda's mapping reads it, and an event bus whose rule delivers to an
+SQS queue shows what was sent."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from stream_processor import contract
+from stream_processor.alert_notifier import AlertNotifier
 from stream_processor.aws_clients import make_client
 from stream_processor.config import Config, ConfigError, load_config
 from stream_processor.handler import StreamProcessor
@@ -21,6 +24,7 @@ from stream_processor.silence_check import SilenceCheck
 from tests.stream_processor.conftest import REGION, create_table
 from tests.support.kinesis_events import kinesis_event, kinesis_record
 from tests.support.readings_table import create_alert_state_table
+from tests.support.state_stream import StateStream
 
 
 @dataclass
@@ -31,9 +35,20 @@ class AlertCloud:
     sqs: Any
     dynamodb: Any
     queue_url: str
+    stream: StateStream
+
+    def notify(self, bus_name: str | None = None) -> dict[str, Any]:
+        """Hand the state writes made since the last call to the alert notifier (on `bus_name`,
+        by default the configured bus); its answer."""
+        bus = bus_name or self.config.alert_bus_name
+        assert bus is not None
+        notifier = AlertNotifier(bus, make_client("events", 1))
+        return notifier.notify(self.stream.new_records(), Deadline(None))
 
     def events(self) -> list[dict[str, Any]]:
-        """Every alert event delivered so far (the rule's SQS target), in arrival order."""
+        """Every alert event delivered so far (the rule's SQS target), in arrival order, once
+        the notifier has sent what the state table's stream holds."""
+        assert self.notify()["batchItemFailures"] == []
         found: list[dict[str, Any]] = []
         while True:
             answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
@@ -85,7 +100,7 @@ def alert_cloud(aws_endpoint: str) -> Iterator[AlertCloud]:
         EventBusName=bus,
         Targets=[{"Id": "queue", "Arn": queue_arn["Attributes"]["QueueArn"]}],
     )
-    yield AlertCloud(config, sqs, dynamodb, queue_url)
+    yield AlertCloud(config, sqs, dynamodb, queue_url, StateStream(dynamodb, state_table))
 
 
 def _reading(device: str, timestamp: float, temperature: Any, humidity: Any = 50) -> dict:
@@ -137,25 +152,32 @@ def test_a_lasting_alert_reminds_at_most_once_per_interval(alert_cloud: AlertClo
 def test_a_change_the_bus_refuses_is_reported_for_retry_and_sent_once_later(
     alert_cloud: AlertCloud,
 ) -> None:
-    """GIVEN a bus that does not exist yet
-    WHEN a batch raises an alert for one device beside a quiet one
-    THEN the alerting device's record is reported in batchItemFailures (the readings are
-    stored all the same), and once the bus exists the redelivered batch raises it once."""
+    """GIVEN a batch that raises an alert for one device beside a quiet one, and the Kinesis
+    batch delivered again
+    WHEN the notifier gets the state writes while the bus does not exist yet
+    THEN it reports the alerting device's write in batchItemFailures, and once the bus
+    exists the write delivered again raises the alert once."""
     config = alert_cloud.config
     start = int(time.time()) - 600
     readings = [_reading("calm-1", start, 20), _reading("hot-1", start, 70)]
-    broken = replace(config, alert_bus_name=f"missing-{uuid.uuid4().hex[:8]}")
-
-    answer = _process(broken, readings)
-    event = kinesis_event(readings)
-    hot_record = event["Records"][1]["kinesis"]["sequenceNumber"]
-    assert answer == {"batchItemFailures": [{"itemIdentifier": hot_record}]}
+    for _ in range(2):  # the function's own batch, delivered twice
+        assert _process(config, readings) == {"batchItemFailures": []}
     stored = alert_cloud.dynamodb.scan(TableName=config.table_name)["Items"]
     assert {i["device_id"]["S"] for i in stored} == {"calm-1", "hot-1"}
+
+    records = alert_cloud.stream.new_records()
+    with_events = [r for r in records if contract.ALERT_OUTBOX in r["dynamodb"]["NewImage"]]
+    assert len(with_events) == 1  # one change, stored once
+    broken = AlertNotifier(f"missing-{uuid.uuid4().hex[:8]}", make_client("events", 1))
+    answer = broken.notify(records, Deadline(None))
+    sequence = with_events[0]["dynamodb"]["SequenceNumber"]
+    assert answer["batchItemFailures"] == [{"itemIdentifier": sequence}]
     assert alert_cloud.events() == []
 
-    for _ in range(2):  # delivered again, twice
-        assert _process(config, readings) == {"batchItemFailures": []}
+    failed_on = records[[r["dynamodb"]["SequenceNumber"] for r in records].index(sequence) :]
+    assert config.alert_bus_name is not None
+    working = AlertNotifier(config.alert_bus_name, make_client("events", 1))
+    assert working.notify(failed_on, Deadline(None))["batchItemFailures"] == []
     assert alert_cloud.states("hot-1") == [contract.RAISED]
 
 

@@ -59,7 +59,8 @@ def create_readings_table(
 
 
 def create_alert_state_table(dynamodb: Any, name: str) -> None:
-    """Create `name` keyed as the stack's alert state table: device id and kind (on demand)."""
+    """Create `name` keyed as the stack's alert state table: device id and kind (on demand),
+    with its stream of new images (the alert notifier's source)."""
     dynamodb.create_table(
         TableName=name,
         KeySchema=[
@@ -71,4 +72,5 @@ def create_alert_state_table(dynamodb: Any, name: str) -> None:
             {"AttributeName": contract.STATE_KIND, "AttributeType": "S"},
         ],
         BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
     )

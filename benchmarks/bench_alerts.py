@@ -20,7 +20,7 @@ not the function's): they are left out of the DynamoDB read requests.
 
 The emulator (moto's server, as the local cloud runs it) is a process of its own whose
 WSGI app counts every request it receives and, for DynamoDB's writes, the write units
-(one per item written, two per item of a transaction; every item here is under 1 KB).
+(one per started KB of each item written, twice that in a transaction).
 Every request the emulator answers takes `BENCH_ALERT_ROUND_TRIP_MS` longer (default
 5: an in-region round trip from Lambda, as in the stream processor's benchmark), during
 which other requests go on; the emulator, one process, otherwise answers concurrent
@@ -120,15 +120,43 @@ class CountingApp:
         return self.app(environ, start_response)
 
 
+def _value_bytes(value: dict[str, Any]) -> int:
+    """An attribute value's size as DynamoDB counts it (numbers: about half their digits)."""
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return len(content.encode())
+    if kind == "N":
+        return len(content.lstrip("-").replace(".", "")) // 2 + 1
+    if kind == "B":
+        return len(content) * 3 // 4
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_bytes(v) for k, v in content.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_bytes(v) for v in content)
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_bytes({kind[0]: v}) for v in content)
+    return 1  # BOOL, NULL
+
+
+def _item_units(item: dict[str, Any]) -> int:
+    """Write units of one put: one per started KB of the item."""
+    size = sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+    return max(1, math.ceil(size / 1024))
+
+
 def _write_units(action: str, request: dict[str, Any]) -> Counter[str]:
     units: Counter[str] = Counter()
     if action == "BatchWriteItem":
         for table, writes in request["RequestItems"].items():
-            units[f"units {table}"] += len(writes)
+            for write in writes:
+                put = write.get("PutRequest")
+                units[f"units {table}"] += _item_units(put["Item"]) if put else 1
     elif action == "TransactWriteItems":
         for item in request["TransactItems"]:
             ((_, operation),) = item.items()
-            units[f"units {operation['TableName']}"] += 2
+            units[f"units {operation['TableName']}"] += 2 * _item_units(operation.get("Item", {}))
+    elif action == "PutItem":
+        units[f"units {request['TableName']}"] += _item_units(request["Item"])
     else:
         units[f"units {request['TableName']}"] += 1
     return units

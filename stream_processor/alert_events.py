@@ -3,8 +3,8 @@ in, and PutEvents with retries.
 
 Each state change is one EventBridge event with the contract's source and the
 detail-type of its state. Its `id` is derived from the change itself, so the same
-change sent twice carries the same id. The functions that decide changes store their
-entries with the state they describe (`outbox`); the alert notifier puts them on the bus.
+change sent twice carries the same id. The functions that decide changes store them with the
+state they describe (`outbox`); the alert notifier turns them into events on the bus.
 """
 
 from __future__ import annotations
@@ -115,18 +115,18 @@ def entry(change: Change) -> dict[str, str]:
 
 
 def outbox(changes: Sequence[Change]) -> str:
-    """The outbox of a state write announcing `changes`: their entries, as JSON text."""
-    return json.dumps([entry(change) for change in changes], separators=(",", ":"))
+    """The outbox of a state write announcing `changes`: their facts, as compact JSON text
+    (a few hundred bytes, so a state item with its outbox stays one write unit)."""
+    return json.dumps([change._asdict() for change in changes], separators=(",", ":"))
 
 
-def outbox_entries(text: str) -> list[dict[str, str]]:
-    """The entries of an outbox (`outbox`'s text); ValueError when it is not one."""
-    entries = json.loads(text)
-    if not isinstance(entries, list) or not all(
-        isinstance(e, dict) and {"Source", "DetailType", "Detail"} <= e.keys() for e in entries
-    ):
-        raise ValueError(f"not an alert outbox: {text[:200]!r}")
-    return entries
+def outbox_changes(text: str) -> list[Change]:
+    """The changes of an outbox (`outbox`'s text); ValueError when it is not one."""
+    try:
+        found = json.loads(text)
+        return [Change(**fields) for fields in found]
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"not an alert outbox: {text[:200]!r}") from exc
 
 
 class EventPublisher:

@@ -4,7 +4,8 @@ The stream processor and the silence check store each alert state change togethe
 with its events (the `alerts` item's `outbox`, `contract.ALERT_OUTBOX`). The state
 table's stream delivers those writes here, filtered to the ones carrying an outbox
 (`contract.ALERT_OUTBOX_FILTER`), in the order they were made per device; this
-function puts their events on the bus, in order, ten per PutEvents request.
+function puts their events on the bus (`alert_events.entry`), in order, ten per PutEvents
+request.
 
 A write whose events could not all be put is reported in `batchItemFailures` (its
 stream sequence number): Lambda delivers the stream again from that write on, so no
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stream_processor import contract
-from stream_processor.alert_events import EventPublisher, outbox_entries
+from stream_processor.alert_events import EventPublisher, entry, outbox_changes
 from stream_processor.aws_clients import make_client
 from stream_processor.config import ConfigError, load_config
 from stream_processor.retry import Deadline
@@ -53,7 +54,7 @@ class AlertNotifier:
             if text is None:
                 continue  # a write without events (the mapping's filter normally drops it)
             try:
-                found = outbox_entries(text)
+                found = [entry(change) for change in outbox_changes(text)]
             except ValueError:
                 # Not written by this platform's functions: nothing to announce, and a
                 # retry would not make it readable. Logged with its key for an operator.

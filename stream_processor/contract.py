@@ -178,10 +178,10 @@ APPLIED_THROUGH = "applied_through"
 LEASE_KIND = "lease"
 LEASE_OWNER = "owner"
 SHARD_KEY_PREFIX = "#shard:"
-#: `alerts` items: the events the item's write announces, as JSON text (a list of
-#: EventBridge PutEvents entries without their bus). Written in the same conditional put
-#: as the state it describes, absent from a write that changed nothing; the table's
-#: stream carries it to the alert notifier, which puts the entries on the bus.
+#: `alerts` items: the changes the item's write announces, as JSON text (a list of the
+#: changes' facts, `alert_events.outbox`). Written in the same conditional put as the
+#: state it describes, absent from a write that changed nothing; the table's stream
+#: carries it to the alert notifier, which puts their events on the bus.
 ALERT_OUTBOX = "outbox"
 #: The alert notifier's event filter on the state table's stream (Lambda's FilterCriteria
 #: syntax): only writes carrying events reach it; `seen`, `lease` and TTL deletions do not.

@@ -304,3 +304,39 @@ def test_when_devices_were_seen_is_stored_in_the_readings_own_requests(
     )["Items"]
     assert sorted(i[contract.DEVICE_ID]["S"] for i in seen) == [f"new-{i}" for i in range(10)]
     assert all(float(i[contract.SEEN_AT]["N"]) >= now for i in seen)
+
+
+def test_the_notifier_sends_only_writes_with_an_outbox_and_skips_an_unreadable_one(
+    alert_cloud: AlertCloud, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GIVEN a device's `seen` write, a state write whose outbox is not one, and a raised
+    alert, in one stream batch
+    WHEN the notifier gets it
+    THEN it sends the one event, reports nothing for retry, and logs the unreadable write."""
+    config = alert_cloud.config
+    table = config.alert_state_table
+    assert table is not None
+    alert_cloud.dynamodb.put_item(
+        TableName=table,
+        Item={
+            contract.DEVICE_ID: {"S": "odd-1"},
+            contract.STATE_KIND: {"S": contract.ALERTS_KIND},
+            contract.STATE_VERSION: {"N": "1"},
+            contract.ALERT_OUTBOX: {"S": '{"not": "a list"}'},
+        },
+    )
+    start = int(time.time()) - 300
+    assert _process(config, [_reading("hot-2", start, 66)]) == {"batchItemFailures": []}
+
+    records = alert_cloud.stream.new_records()
+    kinds = [r["dynamodb"]["Keys"][contract.STATE_KIND]["S"] for r in records]
+    assert contract.SEEN_KIND in kinds and kinds.count(contract.ALERTS_KIND) == 2
+    assert config.alert_bus_name is not None
+    notifier = AlertNotifier(config.alert_bus_name, make_client("events", 1))
+    answer = notifier.notify(records, Deadline(None))
+
+    assert (answer["batchItemFailures"], answer["events"]) == ([], 1)
+    assert "unreadable outbox" in caplog.text
+    assert [(e["detail"]["device_id"], e["detail"]["state"]) for e in alert_cloud.events()] == [
+        ("hot-2", contract.RAISED)
+    ]

@@ -74,6 +74,16 @@ class TrackResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class _FirstPass:
+    """A device's changes decided on `status` as if none of its readings were late."""
+
+    status: DeviceStatus
+    changes: list[Change]
+    after: DeviceStatus
+    uncertain: bool
+
+
 class AlertTracker:
     """Turns batches of stored readings into alert events; one per execution environment."""
 
@@ -150,6 +160,11 @@ class AlertTracker:
                 key=lambda r: (r.seconds, len(r.sequence_number), r.sequence_number)
             )
         devices = sorted(by_device)
+        # What this environment remembers of the shard says, before the lease answers, which
+        # devices are about to change; their newest readings are asked for now, ahead of the
+        # batch's writes. A look-up's answer does not depend on the state, so it serves
+        # whatever the lease says; the decisions themselves wait for it.
+        early, started = self._look_up_early(by_device, shard, now, deadline)
         try:
             statuses, newest = self._statuses(devices, shard, lease, now, deadline)
         except Exception as exc:
@@ -159,7 +174,9 @@ class AlertTracker:
                 [r.sequence_number for rs in by_device.values() for r in rs], 0, 0, error
             )
 
-        decided, undecided, applied = self._decide(by_device, statuses, newest, deadline)
+        decided, undecided, applied = self._decide(
+            by_device, statuses, newest, early, started, deadline
+        )
         lookups = len(applied) - len(newest.keys() & applied.keys())
         failed = self._first_records(undecided, by_device)
         error = (
@@ -248,51 +265,90 @@ class AlertTracker:
                 else:
                     shard_newest.pop(device_id, None)
 
+    def _look_up_early(
+        self, by_device: dict[str, list[Reading]], shard: str, now: float, deadline: Deadline
+    ) -> tuple[dict[str, _FirstPass], dict[str, Future[float | None]]]:
+        """For the batch's devices this environment remembers: their first-pass decisions
+        on the remembered state, and the look-ups those call for, started now."""
+        recent = now - self._config.silence_window_s + _SILENCE_MARGIN_S
+        with self._known_lock:
+            known = self._known.get(shard, {})
+            shard_newest = self._newest.get(shard, {})
+            remembered = {
+                d: known[d]
+                for d in by_device
+                if d in known and self._processed_at.get(d, 0.0) >= recent
+            }
+            newest_known = {d for d in remembered if d in shard_newest}
+        early = {d: self._first_pass(status, by_device[d]) for d, status in remembered.items()}
+        lookups = {
+            d: self._executor.submit(self._sent_before, d, by_device[d], deadline)
+            for d, first in early.items()
+            if first.uncertain and d not in newest_known
+        }
+        return early, lookups
+
+    def _first_pass(self, status: DeviceStatus, readings: list[Reading]) -> _FirstPass:
+        """The device's changes as if none of its readings were late, and whether any of them
+        needs the device's newest reading to be sure (all but DEVICE_BACK do)."""
+        changes, after = evaluate(
+            status,
+            readings,
+            self._rules,
+            newest_before=None,
+            reminder_s=self._config.alert_reminder_s,
+        )
+        uncertain = any(change.state != contract.DEVICE_BACK for change in changes)
+        return _FirstPass(status, changes, after, uncertain)
+
     def _decide(
         self,
         by_device: dict[str, list[Reading]],
         statuses: dict[str, DeviceStatus],
         newest: dict[str, float],
+        early: dict[str, _FirstPass],
+        lookups: dict[str, Future[float | None]],
         deadline: Deadline,
     ) -> tuple[dict[str, tuple[list[Change], DeviceStatus]], set[str], dict[str, float]]:
         """Each device's changes and status after the batch; the devices that could not be
         decided (their look-up failed); for the devices with changes, the newest reading
         time whose changes are now decided (stored with their state). `newest` holds the
-        newest reading times this environment knows: those devices need no look-up."""
+        newest reading times this environment knows: those devices need no look-up.
+        `early` and `lookups` are `_look_up_early`'s: a first pass made on the state that
+        turned out to be the stored one is kept, and a look-up started is used."""
         reminder = self._config.alert_reminder_s
         decided: dict[str, tuple[list[Change], DeviceStatus]] = {}
         uncertain: list[str] = []
         for device_id, device_readings in by_device.items():
-            changes, after = evaluate(
-                statuses[device_id],
-                device_readings,
-                self._rules,
-                newest_before=None,
-                reminder_s=reminder,
-            )
-            if any(change.state != contract.DEVICE_BACK for change in changes):
+            first = early.get(device_id)
+            if first is None or first.status is not statuses[device_id]:
+                first = self._first_pass(statuses[device_id], device_readings)
+            if first.uncertain:
                 uncertain.append(device_id)  # a late reading may not change anything
-            decided[device_id] = (changes, after)
+            decided[device_id] = (first.changes, first.after)
         jobs: dict[str, Future[float | None]] = {}
         for device_id in uncertain:
             if device_id in newest:
-                known = max(newest[device_id], statuses[device_id].applied_through or 0.0)
                 jobs[device_id] = Future()
-                jobs[device_id].set_result(known)
+                jobs[device_id].set_result(newest[device_id])
             else:
-                jobs[device_id] = self._executor.submit(
-                    self._newest_known, device_id, by_device, statuses, deadline
+                jobs[device_id] = lookups.get(device_id) or self._executor.submit(
+                    self._sent_before, device_id, by_device[device_id], deadline
                 )
         undecided: set[str] = set()
         applied: dict[str, float] = {}
         for device_id, job in jobs.items():
             try:
-                newest_known = job.result()
+                sent_before = job.result()
             except Exception:
                 log.exception("looking up the newest reading of %s failed", device_id)
                 undecided.add(device_id)
                 del decided[device_id]
                 continue
+            # Readings up to the newest the device had sent before, or up to the newest whose
+            # changes were already stored (this batch, delivered before), change nothing.
+            known = [t for t in (sent_before, statuses[device_id].applied_through) if t is not None]
+            newest_known = max(known) if known else None
             decided[device_id] = evaluate(
                 statuses[device_id],
                 by_device[device_id],
@@ -306,26 +362,16 @@ class AlertTracker:
             decided[device_id] = (changes, replace(after, applied_through=applied[device_id]))
         return decided, undecided, applied
 
-    def _newest_known(
-        self,
-        device_id: str,
-        by_device: dict[str, list[Reading]],
-        statuses: dict[str, DeviceStatus],
-        deadline: Deadline,
+    def _sent_before(
+        self, device_id: str, readings: list[Reading], deadline: Deadline
     ) -> float | None:
-        """The reading time up to which the device's readings can change nothing any more:
-        the newest it had sent before this batch, or the newest whose changes were already
-        stored (this batch, delivered before), whichever is later."""
-        readings = by_device[device_id]
-        sent_before = self._state.newest_before(
+        """The newest reading time the device had sent before this batch (None: none)."""
+        return self._state.newest_before(
             device_id,
             frozenset(r.sequence_number for r in readings),
             len({r.seconds for r in readings}),
             deadline,
         )
-        applied = statuses[device_id].applied_through
-        known = [t for t in (sent_before, applied) if t is not None]
-        return max(known) if known else None
 
     def _needs_saving(self, before: DeviceStatus, after: DeviceStatus, now: float) -> bool:
         if after.raised != before.raised or after.silent_since != before.silent_since:

@@ -291,6 +291,12 @@ class AlertTracker:
     def _first_pass(self, status: DeviceStatus, readings: list[Reading]) -> _FirstPass:
         """The device's changes as if none of its readings were late, and whether any of them
         needs the device's newest reading to be sure (all but DEVICE_BACK do)."""
+        if status.is_quiet() and not any(
+            (value := reading.value(rule.measurement)) is not None and rule.alerting(value)
+            for reading in readings
+            for rule in self._rules
+        ):
+            return _FirstPass(status, [], status, False)  # most devices, most batches
         changes, after = evaluate(
             status,
             readings,

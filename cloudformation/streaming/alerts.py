@@ -53,7 +53,6 @@ from troposphere.events import (
     Rule,
     Target,
 )
-from troposphere.logs import LogGroup
 from troposphere.sns import Topic, TopicPolicy
 from troposphere.sqs import Queue, QueuePolicy
 
@@ -62,6 +61,7 @@ from cloudformation.kms import USE_ACTIONS
 from cloudformation.naming import Naming
 from cloudformation.parameters import skip
 from cloudformation.streaming.alarms import ITERATOR_AGE_METRIC, LAMBDA_NAMESPACE, AlarmSpec
+from cloudformation.streaming.function_parts import add_log_group, add_on_failure_queue
 from cloudformation.streaming.parameters import AlertParameters, StreamingParameters
 from stream_processor import contract
 
@@ -100,10 +100,6 @@ ALERT_NOTIFIER_RETRY_ATTEMPTS = 10
 #: and polling); a minute behind means alerts are late by as long as the silence check's
 #: own period, so the notifier is failing, retrying or throttled.
 ALERT_NOTIFIER_ITERATOR_AGE_MS = 60_000
-#: The on-failure queue keeps the batches' positions as long as SQS allows, like the
-#: dead-letter queue, so there is time to look into them.
-ALERT_NOTIFIER_FAILURE_RETENTION_SECONDS = 14 * 24 * 3600
-ALERT_NOTIFIER_FAILURE_KEY_REUSE_SECONDS = 300
 
 #: The topic's message: the sentence first, for an e-mail reader, then the detail as JSON.
 NOTIFICATION_PATHS = {
@@ -313,13 +309,8 @@ def add_silence_check(
     key_arn: AWSHelperFn,
 ) -> Function:
     """Add the silence check function and the schedule that runs it every minute."""
-    log_group = t.add_resource(
-        LogGroup(
-            "SilenceCheckLogGroup",
-            LogGroupName=naming.silence_check_log_group,
-            RetentionInDays=Ref(params.function.log_retention_days),
-            KmsKeyId=key_arn,
-        )
+    log_group = add_log_group(
+        t, "SilenceCheckLogGroup", naming.silence_check_log_group, params, key_arn
     )
     role = t.add_resource(
         service_role(
@@ -430,22 +421,11 @@ def add_alert_notifier(
     """Add the alert notifier: the function putting the events of the alert state's outbox on
     the bus, the mapping feeding it the state table's stream, and the encrypted queue of the
     batches it gave up on."""
-    on_failure = t.add_resource(
-        Queue(
-            "AlertNotifierFailureQueue",
-            QueueName=naming.alert_notifier_failure_queue,
-            KmsMasterKeyId=key_arn,
-            KmsDataKeyReusePeriodSeconds=ALERT_NOTIFIER_FAILURE_KEY_REUSE_SECONDS,
-            MessageRetentionPeriod=ALERT_NOTIFIER_FAILURE_RETENTION_SECONDS,
-        )
+    on_failure = add_on_failure_queue(
+        t, "AlertNotifierFailureQueue", naming.alert_notifier_failure_queue, key_arn
     )
-    log_group = t.add_resource(
-        LogGroup(
-            "AlertNotifierLogGroup",
-            LogGroupName=naming.alert_notifier_log_group,
-            RetentionInDays=Ref(params.function.log_retention_days),
-            KmsKeyId=key_arn,
-        )
+    log_group = add_log_group(
+        t, "AlertNotifierLogGroup", naming.alert_notifier_log_group, params, key_arn
     )
     role = t.add_resource(
         service_role(

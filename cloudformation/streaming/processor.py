@@ -22,7 +22,6 @@ from troposphere.awslambda import (
 )
 from troposphere.dynamodb import Table
 from troposphere.kinesis import Stream
-from troposphere.logs import LogGroup
 from troposphere.s3 import Bucket
 from troposphere.sqs import Queue
 
@@ -36,6 +35,7 @@ from cloudformation.streaming.alerts import (
     alert_environment,
     processor_alert_statements,
 )
+from cloudformation.streaming.function_parts import add_log_group, add_on_failure_queue
 from cloudformation.streaming.parameters import (
     HAS_RESERVED_CONCURRENCY,
     ProcessorSettings,
@@ -46,9 +46,6 @@ from stream_processor import contract
 #: The handler, named as a string: this package never imports the function code.
 HANDLER = "stream_processor.handler.handler"
 RUNTIME = "python3.12"
-ON_FAILURE_QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
-#: Seconds SQS reuses a data key before asking KMS again (the API's default).
-ON_FAILURE_QUEUE_KEY_REUSE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -72,23 +69,8 @@ def add_stream_processor(
 ) -> StreamProcessor:
     """Add the function reading `stream` into `table`, quarantining into `quarantine` and
     keeping the alert state (and the events of its changes) in `alerts`."""
-    on_failure = t.add_resource(
-        Queue(
-            "OnFailureQueue",
-            QueueName=naming.name("sqs", "onfailure"),
-            KmsMasterKeyId=key_arn,
-            KmsDataKeyReusePeriodSeconds=ON_FAILURE_QUEUE_KEY_REUSE_SECONDS,
-            MessageRetentionPeriod=ON_FAILURE_QUEUE_RETENTION_SECONDS,
-        )
-    )
-    log_group = t.add_resource(
-        LogGroup(
-            "ProcessorLogGroup",
-            LogGroupName=naming.function_log_group,
-            RetentionInDays=Ref(params.function.log_retention_days),
-            KmsKeyId=key_arn,
-        )
-    )
+    on_failure = add_on_failure_queue(t, "OnFailureQueue", naming.name("sqs", "onfailure"), key_arn)
+    log_group = add_log_group(t, "ProcessorLogGroup", naming.function_log_group, params, key_arn)
     role = t.add_resource(
         service_role(
             "ProcessorRole",

@@ -1,0 +1,43 @@
+"""What every function of the streaming stack has: a log group of its own, and, for a stream's
+functions, a queue of the batches the mapping gave up on."""
+
+from __future__ import annotations
+
+from troposphere import AWSHelperFn, Ref, Template
+from troposphere.logs import LogGroup
+from troposphere.sqs import Queue
+
+from cloudformation.streaming.parameters import StreamingParameters
+
+#: An on-failure queue keeps the batches' positions as long as SQS allows, so there is time
+#: to look into them (the stream itself keeps them a day).
+ON_FAILURE_QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
+#: Seconds SQS reuses a data key before asking KMS again (the API's default).
+ON_FAILURE_QUEUE_KEY_REUSE_SECONDS = 300
+
+
+def add_log_group(
+    t: Template, logical_id: str, name: str, params: StreamingParameters, key_arn: AWSHelperFn
+) -> LogGroup:
+    """Add a function's log group, encrypted with the data key, kept the stack's retention."""
+    return t.add_resource(
+        LogGroup(
+            logical_id,
+            LogGroupName=name,
+            RetentionInDays=Ref(params.function.log_retention_days),
+            KmsKeyId=key_arn,
+        )
+    )
+
+
+def add_on_failure_queue(t: Template, logical_id: str, name: str, key_arn: AWSHelperFn) -> Queue:
+    """Add the encrypted queue a stream mapping sends the batches it gave up on to."""
+    return t.add_resource(
+        Queue(
+            logical_id,
+            QueueName=name,
+            KmsMasterKeyId=key_arn,
+            KmsDataKeyReusePeriodSeconds=ON_FAILURE_QUEUE_KEY_REUSE_SECONDS,
+            MessageRetentionPeriod=ON_FAILURE_QUEUE_RETENTION_SECONDS,
+        )
+    )

@@ -86,6 +86,23 @@ def server_request_handler() -> type[Any]:
 # --- API answers ----------------------------------------------------------------------
 
 
+def action_result_body(result: Any) -> Any:
+    """What a response method's `ActionResult` holds (the body before serialisation)."""
+    return result.result
+
+
+def alarm_metric(alarm: Any) -> dict[str, Any]:
+    """A CloudWatch alarm's metric as DescribeAlarmsForMetric filters on it: its
+    dimensions (as a set of name and value), statistic, extended statistic, period, unit."""
+    return {
+        "Dimensions": frozenset((d.name, d.value) for d in alarm.dimensions),
+        "Statistic": alarm.statistic,
+        "ExtendedStatistic": alarm.extended_statistic,
+        "Period": alarm.period,
+        "Unit": alarm.unit,
+    }
+
+
 def action_result(body: dict[str, Any]) -> Any:
     """What a replaced API handler returns for moto to serialise as the service's answer."""
     from moto.core.responses import ActionResult
@@ -592,6 +609,7 @@ class PatchTargets:
     ecs_task_definition: type[Any]
     ecs_backend: type[Any]
     cloudformation_parsing: Any
+    cloudwatch_handler: type[Any]
 
 
 def patch_targets() -> PatchTargets:
@@ -599,6 +617,7 @@ def patch_targets() -> PatchTargets:
     from moto.awslambda.models import LambdaBackend
     from moto.cloudformation import parsing
     from moto.cloudformation.models import CloudFormationBackend
+    from moto.cloudwatch.responses import CloudWatchResponse
     from moto.core import responses
     from moto.core.base_backend import BackendDict
     from moto.dynamodb.models import DynamoDBBackend
@@ -634,6 +653,7 @@ def patch_targets() -> PatchTargets:
         ecs_task_definition=TaskDefinition,
         ecs_backend=EC2ContainerServiceBackend,
         cloudformation_parsing=parsing,
+        cloudwatch_handler=CloudWatchResponse,
     )
 
 

@@ -58,6 +58,10 @@ beyond the method it replaces goes through `moto_internals`):
   stream has a mapping (and a write with a binary attribute fails with HTTP 500 as it
   builds the event); when that call returns something, moto also empties the stream's
   shard. The runner reads the table's stream instead, and the shard keeps its records.
+- `CloudWatchResponse.describe_alarms_for_metric`: moto matches the metric's name and
+  namespace only, and ignores the dimensions, statistic, period and unit asked for; with
+  an IteratorAge alarm per function, every one came back for each. The answer is
+  filtered on them, as CloudWatch does.
 - `DynamoHandler.parse_parameters`: moto walks every value of a request through
   botocore's shapes before the handler reads it (about 5 ms for a `BatchWriteItem`
   of 25 readings, a fifth of the emulator's time under a fleet). For a
@@ -536,6 +540,31 @@ def send_dynamodb_items(self: Any, *args: Any, **kwargs: Any) -> None:
     """Nothing (so moto keeps the stream's records): the runner invokes mapped functions."""
 
 
+def describe_alarms_for_metric(self: Any) -> Any:
+    """DescribeAlarmsForMetric filtering as CloudWatch does: on the dimensions, statistic,
+    extended statistic, period and unit asked for, not only the metric's name and namespace
+    (a stack with an IteratorAge alarm per function answered every one for each)."""
+    result = original("CloudWatchResponse.describe_alarms_for_metric")(self)
+    wanted: dict[str, Any] = {
+        name: self._get_param(name)
+        for name in ("Statistic", "ExtendedStatistic", "Period", "Unit")
+        if self._get_param(name) is not None
+    }
+    if self._get_param("Dimensions"):
+        wanted["Dimensions"] = frozenset(
+            (d["Name"], d["Value"]) for d in self._get_param("Dimensions")
+        )
+    if not wanted:
+        return result
+    body = moto_internals.action_result_body(result)
+    body["MetricAlarms"] = [
+        alarm
+        for alarm in body["MetricAlarms"]
+        if all(moto_internals.alarm_metric(alarm)[name] == value for name, value in wanted.items())
+    ]
+    return result
+
+
 # A blob attribute ("B" or "BS") is the one value botocore's shapes turn into something
 # other than its JSON (bytes); a map key spelt so only sends the request the long way.
 _BINARY_ATTRIBUTE = re.compile(rb'"BS?"\s*:')
@@ -627,6 +656,7 @@ def _patches() -> tuple[Patch, ...]:
         Patch(moto.crawler, "as_dict", crawler_as_dict),
         Patch(moto.lambda_backend, "send_kinesis_message", send_kinesis_message),
         Patch(moto.lambda_backend, "send_dynamodb_items", send_dynamodb_items),
+        Patch(moto.cloudwatch_handler, "describe_alarms_for_metric", describe_alarms_for_metric),
         Patch(moto.dynamodb_handler, "parse_parameters", parse_dynamodb_parameters),
         Patch(moto.item, "__init__", dynamodb_item_init),
         Patch(moto.dynamo_type, "__init__", dynamo_type_init),

@@ -622,3 +622,39 @@ def test_rds_master_user_secret_is_a_secrets_manager_secret(aws_endpoint):
     secrets = boto3.client("secretsmanager", endpoint_url=aws_endpoint)
     assert secret.secret_arn.startswith(f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:")
     assert secrets.describe_secret(SecretId=secret.secret_arn)["ARN"] == secret.secret_arn
+
+
+def test_cloudwatch_alarm_dimensions_statistic_period_unit_and_action_result_result(
+    aws_endpoint,
+):
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws_endpoint)
+    name = _name("internals-alarm")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        MetricName="IteratorAge",
+        Namespace="AWS/Lambda",
+        Dimensions=[{"Name": "FunctionName", "Value": name}],
+        Statistic="Maximum",
+        Period=60,
+        Unit="Milliseconds",
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    try:
+        backend = moto_internals.cloudwatch_backend(ACCOUNT, REGION)
+        (alarm,) = [a for a in backend.describe_alarms() if a.name == name]
+        assert moto_internals.alarm_metric(alarm) == {
+            "Dimensions": frozenset({("FunctionName", name)}),
+            "Statistic": "Maximum",
+            "ExtendedStatistic": None,
+            "Period": 60,
+            "Unit": "Milliseconds",
+        }
+        from moto.core.responses import ActionResult
+
+        assert moto_internals.action_result_body(ActionResult({"MetricAlarms": []})) == {
+            "MetricAlarms": []
+        }
+    finally:
+        cloudwatch.delete_alarms(AlarmNames=[name])

@@ -531,3 +531,42 @@ def _empty_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("placeholder.py", "")
     return buffer.getvalue()
+
+
+def test_alarms_for_a_metric_are_those_of_the_dimensions_asked_for(aws_endpoint):
+    """GIVEN an IteratorAge alarm for each of two functions (as the streaming stack has)
+    WHEN the alarms for one function's IteratorAge are asked for
+    THEN only its alarm comes back, as CloudWatch answers (moto's own answer has both);
+    asked without dimensions, both come back."""
+    cloudwatch = boto3.client("cloudwatch", endpoint_url=aws_endpoint)
+    functions = [f"fn-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    metric = f"Age{uuid.uuid4().hex[:8]}"
+    for function in functions:
+        cloudwatch.put_metric_alarm(
+            AlarmName=function,
+            MetricName=metric,
+            Namespace="AWS/Lambda",
+            Dimensions=[{"Name": "FunctionName", "Value": function}],
+            Statistic="Maximum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+
+    def alarms(**asked: object) -> list[str]:
+        answer = cloudwatch.describe_alarms_for_metric(
+            MetricName=metric, Namespace="AWS/Lambda", **asked
+        )
+        return sorted(a["AlarmName"] for a in answer["MetricAlarms"])
+
+    try:
+        one = [{"Name": "FunctionName", "Value": functions[0]}]
+        assert alarms(Dimensions=one) == [functions[0]]
+        assert alarms(Dimensions=one, Statistic="Maximum", Period=60) == [functions[0]]
+        assert alarms(Dimensions=one, Statistic="Average") == []
+        assert alarms() == sorted(functions)
+        with moto_patches.without("CloudWatchResponse.describe_alarms_for_metric"):
+            assert alarms(Dimensions=one) == sorted(functions)
+    finally:
+        cloudwatch.delete_alarms(AlarmNames=functions)

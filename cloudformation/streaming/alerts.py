@@ -25,9 +25,7 @@ from awacs import sqs as sqsa
 from awacs.aws import ArnEquals, Condition, Principal, Statement
 from troposphere import AWSHelperFn, GetAtt, Ref, Template
 from troposphere.awslambda import (
-    Code,
     DestinationConfig,
-    Environment,
     EventSourceMapping,
     Filter,
     FilterCriteria,
@@ -61,7 +59,11 @@ from cloudformation.kms import USE_ACTIONS
 from cloudformation.naming import Naming
 from cloudformation.parameters import skip
 from cloudformation.streaming.alarms import ITERATOR_AGE_METRIC, LAMBDA_NAMESPACE, AlarmSpec
-from cloudformation.streaming.function_parts import add_log_group, add_on_failure_queue
+from cloudformation.streaming.function_parts import (
+    add_log_group,
+    add_on_failure_queue,
+    package_function,
+)
 from cloudformation.streaming.parameters import AlertParameters, StreamingParameters
 from stream_processor import contract
 
@@ -337,45 +339,38 @@ def add_silence_check(
         )
     )
     function = t.add_resource(
-        Function(
+        package_function(
             "SilenceCheckFunction",
-            DependsOn=[log_group],
-            FunctionName=naming.silence_check_function,
-            Description="Announces devices that sent nothing for the silence window.",
-            Handler=SILENCE_CHECK_HANDLER,
-            Runtime="python3.12",
-            Role=GetAtt(role, "Arn"),
-            Code=Code(
-                S3Bucket=Ref(params.function.code_bucket), S3Key=Ref(params.function.code_key)
-            ),
+            name=naming.silence_check_function,
+            description="Announces devices that sent nothing for the silence window.",
+            handler=SILENCE_CHECK_HANDLER,
+            role=role,
+            log_group=log_group,
+            params=params,
+            environment=environment,
+            key_arn=key_arn,
             MemorySize=SILENCE_CHECK_MEMORY_MB,
             Timeout=SILENCE_CHECK_TIMEOUT_SECONDS,
-            Environment=Environment(Variables=environment),
-            KmsKeyArn=key_arn,
-            Metadata={
-                "checkov": {
-                    "skip": [
-                        skip(
-                            "CKV_AWS_116",
-                            "Invoked by a schedule every minute; each run checks every device, "
-                            "so a failed run's work is redone by the next one, and its errors "
-                            "raise the SilenceCheckErrors alarm. A DLQ would only hold stale "
-                            "schedule events.",
-                        ),
-                        skip(
-                            "CKV_AWS_117",
-                            "Talks only to AWS APIs (DynamoDB) over TLS with IAM auth; no "
-                            "private network resources, so no VPC attachment.",
-                        ),
-                        skip(
-                            "CKV_AWS_115",
-                            "One schedule event a minute; overlapping runs are safe (every mark "
-                            "is a conditional write), and reserving concurrency would fail in "
-                            "accounts at the minimum unreserved concurrency.",
-                        ),
-                    ]
-                }
-            },
+            checkov_skips=[
+                skip(
+                    "CKV_AWS_116",
+                    "Invoked by a schedule every minute; each run checks every device, "
+                    "so a failed run's work is redone by the next one, and its errors "
+                    "raise the SilenceCheckErrors alarm. A DLQ would only hold stale "
+                    "schedule events.",
+                ),
+                skip(
+                    "CKV_AWS_117",
+                    "Talks only to AWS APIs (DynamoDB) over TLS with IAM auth; no "
+                    "private network resources, so no VPC attachment.",
+                ),
+                skip(
+                    "CKV_AWS_115",
+                    "One schedule event a minute; overlapping runs are safe (every mark "
+                    "is a conditional write), and reserving concurrency would fail in "
+                    "accounts at the minimum unreserved concurrency.",
+                ),
+            ],
         )
     )
     schedule = t.add_resource(
@@ -458,46 +453,39 @@ def add_alert_notifier(
         )
     )
     function = t.add_resource(
-        Function(
+        package_function(
             "AlertNotifierFunction",
-            DependsOn=[log_group],  # the function must not create its own log group
-            FunctionName=naming.alert_notifier_function,
-            Description="Puts the alert events written to the alert state on the alert bus.",
-            Handler=ALERT_NOTIFIER_HANDLER,
-            Runtime="python3.12",
-            Role=GetAtt(role, "Arn"),
-            Code=Code(
-                S3Bucket=Ref(params.function.code_bucket), S3Key=Ref(params.function.code_key)
-            ),
+            name=naming.alert_notifier_function,
+            description="Puts the alert events written to the alert state on the alert bus.",
+            handler=ALERT_NOTIFIER_HANDLER,
+            role=role,
+            log_group=log_group,
+            params=params,
+            environment=environment,
+            key_arn=key_arn,
             MemorySize=ALERT_NOTIFIER_MEMORY_MB,
             Timeout=ALERT_NOTIFIER_TIMEOUT_SECONDS,
-            Environment=Environment(Variables=environment),
-            KmsKeyArn=key_arn,
-            Metadata={
-                "checkov": {
-                    "skip": [
-                        skip(
-                            "CKV_AWS_116",
-                            "Invoked only by the state table's event source mapping, never "
-                            "asynchronously; batches it gives up on go to the mapping's "
-                            "on-failure SQS destination, so a function DLQ would never "
-                            "receive anything.",
-                        ),
-                        skip(
-                            "CKV_AWS_117",
-                            "Talks only to AWS APIs (DynamoDB Streams, EventBridge, SQS) over "
-                            "TLS with IAM auth; no private network resources, so no VPC "
-                            "attachment.",
-                        ),
-                        skip(
-                            "CKV_AWS_115",
-                            "One batch per stream shard in flight already bounds concurrency, "
-                            "and reserving concurrency would fail in accounts at the minimum "
-                            "unreserved concurrency.",
-                        ),
-                    ]
-                }
-            },
+            checkov_skips=[
+                skip(
+                    "CKV_AWS_116",
+                    "Invoked only by the state table's event source mapping, never "
+                    "asynchronously; batches it gives up on go to the mapping's "
+                    "on-failure SQS destination, so a function DLQ would never "
+                    "receive anything.",
+                ),
+                skip(
+                    "CKV_AWS_117",
+                    "Talks only to AWS APIs (DynamoDB Streams, EventBridge, SQS) over "
+                    "TLS with IAM auth; no private network resources, so no VPC "
+                    "attachment.",
+                ),
+                skip(
+                    "CKV_AWS_115",
+                    "One batch per stream shard in flight already bounds concurrency, "
+                    "and reserving concurrency would fail in accounts at the minimum "
+                    "unreserved concurrency.",
+                ),
+            ],
         )
     )
     t.add_resource(

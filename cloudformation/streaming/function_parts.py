@@ -1,13 +1,21 @@
-"""What every function of the streaming stack has: a log group of its own, and, for a stream's
-functions, a queue of the batches the mapping gave up on."""
+"""What every function of the streaming stack has: the package's code and runtime, a log
+group of its own, and, for a stream's functions, a queue of the batches the mapping gave
+up on."""
 
 from __future__ import annotations
 
-from troposphere import AWSHelperFn, Ref, Template
+from typing import Any
+
+from troposphere import AWSHelperFn, GetAtt, Ref, Template
+from troposphere.awslambda import Code, Environment, Function
+from troposphere.iam import Role
 from troposphere.logs import LogGroup
 from troposphere.sqs import Queue
 
 from cloudformation.streaming.parameters import StreamingParameters
+
+#: Every function runs the one `stream_processor` package, on this runtime.
+RUNTIME = "python3.12"
 
 #: An on-failure queue keeps the batches' positions as long as SQS allows, so there is time
 #: to look into them (the stream itself keeps them a day).
@@ -40,4 +48,38 @@ def add_on_failure_queue(t: Template, logical_id: str, name: str, key_arn: AWSHe
             KmsDataKeyReusePeriodSeconds=ON_FAILURE_QUEUE_KEY_REUSE_SECONDS,
             MessageRetentionPeriod=ON_FAILURE_QUEUE_RETENTION_SECONDS,
         )
+    )
+
+
+def package_function(
+    logical_id: str,
+    *,
+    name: str,
+    description: str,
+    handler: str,
+    role: Role,
+    log_group: LogGroup,
+    params: StreamingParameters,
+    environment: dict[str, Any],
+    key_arn: AWSHelperFn,
+    checkov_skips: list[dict[str, str]],
+    **properties: Any,
+) -> Function:
+    """A function running `handler` of the stack's `stream_processor` package, with its own
+    log group (made first, so the function does not create one without retention or key),
+    its settings in `environment` (encrypted with the data key), and `properties` (memory,
+    timeout...)."""
+    return Function(
+        logical_id,
+        DependsOn=[log_group],
+        FunctionName=name,
+        Description=description,
+        Handler=handler,
+        Runtime=RUNTIME,
+        Role=GetAtt(role, "Arn"),
+        Code=Code(S3Bucket=Ref(params.function.code_bucket), S3Key=Ref(params.function.code_key)),
+        Environment=Environment(Variables=environment),
+        KmsKeyArn=key_arn,
+        Metadata={"checkov": {"skip": checkov_skips}},
+        **properties,
     )

@@ -13,9 +13,7 @@ from awacs import s3 as s3a
 from awacs import sqs as sqsa
 from troposphere import AWSHelperFn, GetAtt, If, NoValue, Ref, Template
 from troposphere.awslambda import (
-    Code,
     DestinationConfig,
-    Environment,
     EventSourceMapping,
     Function,
     OnFailure,
@@ -35,7 +33,11 @@ from cloudformation.streaming.alerts import (
     alert_environment,
     processor_alert_statements,
 )
-from cloudformation.streaming.function_parts import add_log_group, add_on_failure_queue
+from cloudformation.streaming.function_parts import (
+    add_log_group,
+    add_on_failure_queue,
+    package_function,
+)
 from cloudformation.streaming.parameters import (
     HAS_RESERVED_CONCURRENCY,
     ProcessorSettings,
@@ -45,7 +47,6 @@ from stream_processor import contract
 
 #: The handler, named as a string: this package never imports the function code.
 HANDLER = "stream_processor.handler.handler"
-RUNTIME = "python3.12"
 
 
 @dataclass(frozen=True)
@@ -111,51 +112,42 @@ def add_stream_processor(
         )
     )
     function = t.add_resource(
-        Function(
+        package_function(
             "ProcessorFunction",
-            DependsOn=[log_group],  # the function must not create its own log group
-            FunctionName=naming.function,
-            Description="Validates, classifies and stores sensor readings from Kinesis.",
-            Handler=HANDLER,
-            Runtime=RUNTIME,
-            Role=GetAtt(role, "Arn"),
-            Code=Code(
-                S3Bucket=Ref(params.function.code_bucket), S3Key=Ref(params.function.code_key)
-            ),
+            name=naming.function,
+            description="Validates, classifies and stores sensor readings from Kinesis.",
+            handler=HANDLER,
+            role=role,
+            log_group=log_group,
+            params=params,
+            environment={
+                **environment(params.settings, table, quarantine),
+                **alert_environment(params.alerts, alerts),
+            },
+            key_arn=key_arn,
             MemorySize=Ref(params.function.memory_mb),
             Timeout=Ref(params.function.timeout_seconds),
             ReservedConcurrentExecutions=If(
                 HAS_RESERVED_CONCURRENCY, Ref(params.function.reserved_concurrency), NoValue
             ),
-            Environment=Environment(
-                Variables={
-                    **environment(params.settings, table, quarantine),
-                    **alert_environment(params.alerts, alerts),
-                }
-            ),
-            KmsKeyArn=key_arn,
-            Metadata={
-                "checkov": {
-                    "skip": [
-                        skip(
-                            "CKV_AWS_116",
-                            "Invoked only by the Kinesis event source mapping, never "
-                            "asynchronously; failed batches go to the mapping's on-failure "
-                            "SQS destination, so a function DLQ would never receive anything.",
-                        ),
-                        skip(
-                            "CKV_AWS_117",
-                            "Talks only to AWS APIs (Kinesis, DynamoDB, S3, SQS) over TLS with "
-                            "IAM auth; no private network resources, so no VPC attachment.",
-                        ),
-                        skip(
-                            "CKV_AWS_115",
-                            "Reserved concurrency is the ReservedConcurrency parameter; unset by "
-                            "default because one batch per shard already bounds concurrency.",
-                        ),
-                    ]
-                }
-            },
+            checkov_skips=[
+                skip(
+                    "CKV_AWS_116",
+                    "Invoked only by the Kinesis event source mapping, never "
+                    "asynchronously; failed batches go to the mapping's on-failure "
+                    "SQS destination, so a function DLQ would never receive anything.",
+                ),
+                skip(
+                    "CKV_AWS_117",
+                    "Talks only to AWS APIs (Kinesis, DynamoDB, S3, SQS) over TLS with "
+                    "IAM auth; no private network resources, so no VPC attachment.",
+                ),
+                skip(
+                    "CKV_AWS_115",
+                    "Reserved concurrency is the ReservedConcurrency parameter; unset by "
+                    "default because one batch per shard already bounds concurrency.",
+                ),
+            ],
         )
     )
     t.add_resource(

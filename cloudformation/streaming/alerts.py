@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from awacs import dynamodb as ddb
 from awacs import events as eventsa
-from awacs import logs as logsa
 from awacs import sns as snsa
 from awacs import sqs as sqsa
 from awacs.aws import ArnEquals, Condition, Principal, Statement
@@ -55,13 +54,13 @@ from troposphere.sns import Topic, TopicPolicy
 from troposphere.sqs import Queue, QueuePolicy
 
 from cloudformation.iam import allow, document, service_role
-from cloudformation.kms import USE_ACTIONS
 from cloudformation.naming import Naming
 from cloudformation.parameters import skip
 from cloudformation.streaming.alarms import ITERATOR_AGE_METRIC, LAMBDA_NAMESPACE, AlarmSpec
 from cloudformation.streaming.function_parts import (
     add_log_group,
     add_on_failure_queue,
+    function_basics,
     package_function,
 )
 from cloudformation.streaming.parameters import AlertParameters, StreamingParameters
@@ -329,12 +328,7 @@ def add_silence_check(
                     sid="ReadAndMarkAlertState",
                 ),
                 allow([ddb.Query], [GetAtt(readings, "Arn")], sid="FindTheNewestReadings"),
-                allow(USE_ACTIONS, [key_arn], sid="UseTheDataKey"),
-                allow(
-                    [logsa.CreateLogStream, logsa.PutLogEvents],
-                    [GetAtt(log_group, "Arn")],
-                    sid="WriteOwnLogs",
-                ),
+                *function_basics(log_group, key_arn),
             ],
         )
     )
@@ -443,12 +437,7 @@ def add_alert_notifier(
                 ),
                 allow([eventsa.PutEvents], [GetAtt(state.bus, "Arn")], sid="SendAlertEvents"),
                 allow([sqsa.SendMessage], [GetAtt(on_failure, "Arn")], sid="ReportFailedBatches"),
-                allow(USE_ACTIONS, [key_arn], sid="UseTheDataKey"),
-                allow(
-                    [logsa.CreateLogStream, logsa.PutLogEvents],
-                    [GetAtt(log_group, "Arn")],
-                    sid="WriteOwnLogs",
-                ),
+                *function_basics(log_group, key_arn),
             ],
         )
     )

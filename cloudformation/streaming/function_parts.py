@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from awacs import logs as logsa
+from awacs.aws import Statement
 from troposphere import AWSHelperFn, GetAtt, Ref, Template
 from troposphere.awslambda import Code, Environment, Function
 from troposphere.iam import Role
 from troposphere.logs import LogGroup
 from troposphere.sqs import Queue
 
+from cloudformation.iam import allow
+from cloudformation.kms import USE_ACTIONS
 from cloudformation.streaming.parameters import StreamingParameters
 
 #: Every function runs the one `stream_processor` package, on this runtime.
@@ -49,6 +53,19 @@ def add_on_failure_queue(t: Template, logical_id: str, name: str, key_arn: AWSHe
             MessageRetentionPeriod=ON_FAILURE_QUEUE_RETENTION_SECONDS,
         )
     )
+
+
+def function_basics(log_group: LogGroup, key_arn: AWSHelperFn) -> list[Statement]:
+    """What every function's role allows: using the data key (its settings, its log group,
+    the tables and queues it touches are encrypted with it) and writing its own logs."""
+    return [
+        allow(USE_ACTIONS, [key_arn], sid="UseTheDataKey"),
+        allow(
+            [logsa.CreateLogStream, logsa.PutLogEvents],
+            [GetAtt(log_group, "Arn")],
+            sid="WriteOwnLogs",
+        ),
+    ]
 
 
 def package_function(

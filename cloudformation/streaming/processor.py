@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from awacs import dynamodb as ddb
 from awacs import kinesis as kin
-from awacs import logs as logsa
 from awacs import s3 as s3a
 from awacs import sqs as sqsa
 from troposphere import AWSHelperFn, GetAtt, If, NoValue, Ref, Template
@@ -25,7 +24,6 @@ from troposphere.sqs import Queue
 
 from cloudformation.buckets import objects_under
 from cloudformation.iam import allow, service_role
-from cloudformation.kms import USE_ACTIONS
 from cloudformation.naming import Naming
 from cloudformation.parameters import skip
 from cloudformation.streaming.alerts import (
@@ -36,6 +34,7 @@ from cloudformation.streaming.alerts import (
 from cloudformation.streaming.function_parts import (
     add_log_group,
     add_on_failure_queue,
+    function_basics,
     package_function,
 )
 from cloudformation.streaming.parameters import (
@@ -101,12 +100,7 @@ def add_stream_processor(
                     sid="QuarantineRecords",
                 ),
                 allow([sqsa.SendMessage], [GetAtt(on_failure, "Arn")], sid="ReportFailedBatches"),
-                allow(USE_ACTIONS, [key_arn], sid="UseTheDataKey"),
-                allow(
-                    [logsa.CreateLogStream, logsa.PutLogEvents],
-                    [GetAtt(log_group, "Arn")],
-                    sid="WriteOwnLogs",
-                ),
+                *function_basics(log_group, key_arn),
                 *processor_alert_statements(alerts, table),
             ],
         )

@@ -196,8 +196,18 @@ def bring_back(cloud: LocalCloud, inbox: AlertInbox, device_id: str) -> int:
 
 def print_notifications(notifications: list[dict[str, Any]], silenced: str) -> None:
     """The alert topic's notifications the demo received: counts, and a few as a person
-    reads them (the first raise and clear, and the device silenced on purpose)."""
-    alerts = [n[contract.NOTIFICATION_ALERT] for n in notifications]
+    reads them (the earliest raise and clear by reading time, and the device silenced on
+    purpose)."""
+    # Events of different devices arrive in no set order (each device's own are in order),
+    # so the examples are picked by reading time, then device, not by arrival.
+    alerts = sorted(
+        (n[contract.NOTIFICATION_ALERT] for n in notifications),
+        key=lambda a: (
+            a["since_timestamp"] if a["reading_timestamp"] is None else a["reading_timestamp"],
+            a["device_id"],
+            a["code"],
+        ),
+    )
     print("\nAlert notifications (the alert topic, as a subscribed queue received them):")
     for state in contract.ALERT_STATES:
         print(f"  {state:<14} {sum(1 for a in alerts if a['state'] == state):>5}")

@@ -57,7 +57,7 @@ class AlertNotifier:
                 found = [entry(change) for change in outbox_changes(text)]
             except ValueError:
                 # Not written by this platform's functions: nothing to announce, and a
-                # retry would not make it readable. Logged with its key for an operator.
+                # retry would not make it readable. Logged with its sequence number for an operator.
                 log.error("record %s has an unreadable outbox: %.200s", sequence, text)
                 continue
             entries += found

@@ -2,10 +2,6 @@
 
 The state table is keyed by device and kind (`contract.STATE_KIND`):
 
-- a `seen` item per device: when the platform last stored one of its readings
-  (`seen_at`). The stream processor writes it at most once per half silence window,
-  an unconditional put in the same BatchWriteItem requests as the readings (only the
-  processor writes it, one batch per device at a time); the silence check reads it.
 - an `alerts` item per device whose alerts have changed: its raised alerts, its
   silence, and the newest reading time whose changes were decided (so a batch
   delivered again after its changes were stored changes nothing). Every write of it
@@ -17,15 +13,20 @@ The state table is keyed by device and kind (`contract.STATE_KIND`):
   processed the shard's last batch. An environment that finds itself still named knows
   no other has processed the shard's devices since, so the states it keeps in memory
   are still the stored ones.
+- `seen` items per shard, keyed by the shard: when each of its devices was last seen,
+  as JSON text, as few items as hold it (`seen_texts`). The lease's holder rewrites
+  them at most once per half silence window, and as soon as a device is new to them;
+  the silence check reads them. A few items a shard rather than one a device: the
+  bookkeeping costs a few writes every half window, not one per device.
 
-Both kinds carry `expires_at` (DynamoDB TTL): a device that stops for good is
-forgotten after the state's retention.
+`alerts` and `seen` items carry `expires_at` (DynamoDB TTL): a device that stops for
+good is forgotten after the state's retention.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -33,11 +34,15 @@ from typing import Any
 from stream_processor import contract as c
 from stream_processor.alert_rules import DeviceStatus, RaisedAlert
 from stream_processor.attribute_values import format_number
-from stream_processor.dynamodb_writer import SideItem
 from stream_processor.retry import Deadline, call_with_retries, wait_for_retry
 
 #: BatchGetItem takes at most 100 keys.
 BATCH_GET_LIMIT = 100
+#: A `seen` item's text is kept under this many bytes: an item holds at most 400 KB.
+SEEN_TEXT_BYTES = 350_000
+#: What a device adds to a `seen` item's text besides its id: quotes, separators and a
+#: time to the millisecond.
+_SEEN_ENTRY_BYTES = 24
 
 
 def _key(device_id: str, kind: str) -> dict[str, dict[str, str]]:
@@ -46,6 +51,27 @@ def _key(device_id: str, kind: str) -> dict[str, dict[str, str]]:
 
 def _n(value: float) -> dict[str, str]:
     return {"N": format_number(value)}
+
+
+def _seen_kind(part: int) -> str:
+    return f"{c.SEEN_KIND}#{part}"
+
+
+def seen_texts(seen: Mapping[str, float]) -> list[str]:
+    """When a shard's devices were last seen, as the texts of its `seen` items: JSON objects
+    of device id to epoch seconds, each under `SEEN_TEXT_BYTES`."""
+    texts: list[str] = []
+    chunk: dict[str, float] = {}
+    size = 2
+    for device_id in sorted(seen):
+        entry = len(device_id) + _SEEN_ENTRY_BYTES
+        if chunk and size + entry > SEEN_TEXT_BYTES:
+            texts.append(json.dumps(chunk))
+            chunk, size = {}, 2
+        chunk[device_id] = round(seen[device_id], 3)
+        size += entry
+    texts.append(json.dumps(chunk))
+    return texts
 
 
 def status_item(
@@ -226,21 +252,74 @@ class AlertStateTable:
             return False
         return True
 
-    # --- seen items ------------------------------------------------------------------
+    # --- seen items --------------------------------------------------------------------
 
-    def seen_item(self, device_id: str, seen_at: float, expires_at: float) -> SideItem:
-        """A device's `seen` item, for the readings' writer to store with the readings."""
-        item = {
-            **_key(device_id, c.SEEN_KIND),
-            c.SEEN_AT: _n(seen_at),
-            c.EXPIRES_AT: _n(int(expires_at)),
-        }
-        return SideItem(self._table, (device_id, c.SEEN_KIND), json.dumps(item).encode())
+    def seen(self, shard: str, deadline: Deadline) -> tuple[dict[str, float], int]:
+        """When the shard's devices were last seen, as its `seen` items say, and how many
+        items hold it."""
+        seen: dict[str, float] = {}
+        items = 0
+        start: dict[str, Any] = {}
+        while True:
+            page = call_with_retries(
+                partial(
+                    self._client.query,
+                    TableName=self._table,
+                    KeyConditionExpression="#key = :key AND begins_with(#kind, :seen)",
+                    ExpressionAttributeNames={"#key": c.DEVICE_ID, "#kind": c.STATE_KIND},
+                    ExpressionAttributeValues={
+                        ":key": {"S": c.SHARD_KEY_PREFIX + shard},
+                        ":seen": {"S": c.SEEN_KIND + "#"},
+                    },
+                    ConsistentRead=True,
+                    **start,
+                ),
+                deadline,
+            )
+            for item in page.get("Items", []):
+                items += 1
+                _merge_seen(seen, item)
+            if "LastEvaluatedKey" not in page:
+                return seen, items
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    def save_seen(
+        self,
+        shard: str,
+        seen: Mapping[str, float],
+        stored_items: int,
+        expires_at: float,
+        deadline: Deadline,
+    ) -> int:
+        """Store the shard's `seen` items, one put each, and delete those beyond them that
+        held it before (`stored_items`); returns how many items hold it now."""
+        key = c.SHARD_KEY_PREFIX + shard
+        texts = seen_texts(seen)
+        for part, text in enumerate(texts):
+            item = {
+                **_key(key, _seen_kind(part)),
+                c.SEEN_DEVICES: {"S": text},
+                c.EXPIRES_AT: _n(int(expires_at)),
+            }
+            call_with_retries(
+                partial(self._client.put_item, TableName=self._table, Item=item), deadline
+            )
+        for part in range(len(texts), stored_items):
+            call_with_retries(
+                partial(
+                    self._client.delete_item,
+                    TableName=self._table,
+                    Key=_key(key, _seen_kind(part)),
+                ),
+                deadline,
+            )
+        return len(texts)
 
     # --- the whole table (silence check) ----------------------------------------------
 
     def devices(self, deadline: Deadline) -> Iterator[DeviceRecord]:
-        """Every device the table knows, with when it was last seen and its status."""
+        """Every device the table knows, with when it was last seen (on any shard) and its
+        status."""
         seen: dict[str, float] = {}
         statuses: dict[str, DeviceStatus] = {}
         start: dict[str, Any] = {}
@@ -249,12 +328,12 @@ class AlertStateTable:
                 partial(self._client.scan, TableName=self._table, **start), deadline
             )
             for item in page.get("Items", []):
-                device_id = item[c.DEVICE_ID]["S"]
                 kind = item[c.STATE_KIND]["S"]
-                if kind == c.SEEN_KIND:
-                    seen[device_id] = float(item[c.SEEN_AT]["N"])
+                if kind.startswith(c.SEEN_KIND + "#"):
+                    _merge_seen(seen, item)
                 elif kind == c.ALERTS_KIND:
-                    statuses[device_id] = status_from_item(item)
+                    status = status_from_item(item)
+                    statuses[status.device_id] = status
             if "LastEvaluatedKey" not in page:
                 break
             start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
@@ -314,3 +393,11 @@ class AlertStateTable:
         )
         items = response.get("Items", [])
         return float(items[0][c.INGESTED_AT]["N"]) if items else None
+
+
+def _merge_seen(seen: dict[str, float], item: dict[str, Any]) -> None:
+    """Add a `seen` item's times to `seen`, keeping each device's latest (a device is on two
+    shards' items after the stream is resharded)."""
+    for device_id, seen_at in json.loads(item[c.SEEN_DEVICES]["S"]).items():
+        if seen_at > seen.get(device_id, 0.0):
+            seen[device_id] = seen_at

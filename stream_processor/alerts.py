@@ -6,9 +6,9 @@ For the devices of a batch:
    shard's previous batch too (its `lease`, read as the batch starts, still names it)
    and the device sent within the silence window (so the silence check cannot have
    marked it), else from their `alerts` items (one BatchGetItem per 100 devices). When
-   they were seen goes in a `seen` item, at most once per half silence window per
-   device, which the readings' writer stores in the readings' own requests
-   (`seen_items`, `seen_stored`);
+   the shard's devices were last seen is kept in memory too, and stored in the shard's
+   `seen` items at most once per half silence window, or at once when a device is new
+   to them (`_ShardSeen`);
 2. decide the changes (`alert_rules.evaluate`). Only when a device's readings would
    change something is the readings table asked for the newest reading the device had
    sent before the batch, so a late reading changes nothing;
@@ -31,12 +31,11 @@ import logging
 import threading
 import time
 import uuid
-import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 from stream_processor import contract
 from stream_processor.alert_events import outbox
@@ -49,7 +48,6 @@ from stream_processor.alert_rules import (
 )
 from stream_processor.alert_state import AlertStateTable
 from stream_processor.config import Config
-from stream_processor.dynamodb_writer import SideItem
 from stream_processor.retry import Deadline
 
 log = logging.getLogger(__name__)
@@ -62,6 +60,8 @@ ALERT_CONCURRENCY = 4
 #: A remembered state is trusted only for a device processed less than the silence window
 #: minus this ago: the silence check (on another clock) cannot have marked it since.
 _SILENCE_MARGIN_S = 60.0
+#: A device new to a shard's `seen` items is written within this long.
+_NEW_DEVICE_WRITE_S = 60.0
 
 
 @dataclass
@@ -72,6 +72,29 @@ class TrackResult:
     changes: int = 0
     lookups: int = 0
     error: str | None = None
+
+
+class Lease(NamedTuple):
+    """A shard's lease as a batch starts: whether this environment processed the shard's
+    previous batch, and whether it holds the lease now (it held it, or took it)."""
+
+    held: bool
+    ours: bool
+
+
+@dataclass
+class _ShardSeen:
+    """When a shard's devices were last seen, as this environment knows it."""
+
+    devices: dict[str, float] = field(default_factory=dict)
+    #: When the stored `seen` items were last read into `devices` (None: never).
+    loaded_at: float | None = None
+    #: How many `seen` items held the shard when last read or written.
+    stored_items: int = 0
+    #: When this environment last wrote them, and when it writes them next (a device new
+    #: to them brings that forward).
+    written_at: float = 0.0
+    due_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -93,14 +116,11 @@ class AlertTracker:
         self._rules = alert_rules(config)
         self._state = AlertStateTable(dynamodb, config.alert_state_table, config.table_name)
         self._ttl_s = config.alert_state_ttl_days * _SECONDS_PER_DAY
-        #: A `seen` item is written once per half window: the silence check then finds a
-        #: live device's last write less than a window old, and asks the readings table
-        #: only about devices that really stopped.
+        #: The `seen` items are written once per half window: the silence check then finds
+        #: a live device's time less than a window old, and asks the readings table only
+        #: about devices that really stopped.
         self._seen_interval_s = config.silence_window_s / 2
-        #: When this environment last wrote each device's `seen` item. Only a saving: a
-        #: device missing here (another environment wrote it, or a cold start) is written.
-        self._seen_written: dict[str, float] = {}
-        self._seen_lock = threading.Lock()
+        self._seen: dict[str, _ShardSeen] = {}
         #: This execution environment, as shard leases name it.
         self._owner = uuid.uuid4().hex
         #: The devices' states as stored, by shard, while this environment holds its lease;
@@ -119,21 +139,21 @@ class AlertTracker:
         """Stop the threads (tools and tests)."""
         self._executor.shutdown(wait=True)
 
-    def begin(self, shard: str, deadline: Deadline) -> Future[bool]:
-        """Start a batch of `shard`: whether this environment processed its previous batch
-        (so what it remembers of the shard's devices is still what is stored). Run as the
-        batch starts, beside its classification."""
+    def begin(self, shard: str, deadline: Deadline) -> Future[Lease]:
+        """Start a batch of `shard`: read its lease, and take it if another environment (or
+        none) holds it. Run as the batch starts, beside its classification."""
         return self._executor.submit(self._hold_lease, shard, deadline)
 
-    def _hold_lease(self, shard: str, deadline: Deadline) -> bool:
+    def _hold_lease(self, shard: str, deadline: Deadline) -> Lease:
         try:
             owner, version = self._state.lease_owner(shard, deadline)
             if owner == self._owner:
-                return True
-            self._state.take_lease(shard, self._owner, version, deadline)
+                return Lease(held=True, ours=True)
+            taken = self._state.take_lease(shard, self._owner, version, deadline)
+            return Lease(held=False, ours=taken)
         except Exception:
             log.exception("the lease of %s could not be read or taken", shard)
-        return False  # another environment had it, or no one: read the states again
+        return Lease(held=False, ours=False)
 
     def track(
         self,
@@ -141,7 +161,7 @@ class AlertTracker:
         now: float,
         deadline: Deadline,
         shard: str = "",
-        lease: Future[bool] | None = None,
+        lease: Future[Lease] | None = None,
     ) -> TrackResult:
         """Store the state changes of a batch's readings, with their events.
 
@@ -209,13 +229,14 @@ class AlertTracker:
         for device_id, seen_newest in newest.items():
             applied.setdefault(device_id, max(seen_newest, by_device[device_id][-1].seconds))
         self._remember(shard, devices, stored, applied, now)
+        self._see(shard, devices, lease.result() if lease is not None else None, now, deadline)
         return TrackResult(failed, changed, lookups, error or None)
 
     def _statuses(
         self,
         devices: list[str],
         shard: str,
-        lease: Future[bool] | None,
+        lease: Future[Lease] | None,
         now: float,
         deadline: Deadline,
     ) -> tuple[dict[str, DeviceStatus], dict[str, float]]:
@@ -223,7 +244,7 @@ class AlertTracker:
         lease, read for the others (and for devices quiet long enough to have been
         marked silent since); and, of the remembered devices, the newest reading time
         where this environment knows it."""
-        held = lease.result() if lease is not None else False
+        held = lease.result().held if lease is not None else False
         recent = now - self._config.silence_window_s + _SILENCE_MARGIN_S
         with self._known_lock:
             if not held:
@@ -414,34 +435,66 @@ class AlertTracker:
             )
         raise RuntimeError(f"the alert state of {before.device_id} kept changing")
 
-    def seen_items(self, devices: set[str], now: float) -> list[SideItem]:
-        """The `seen` items due for a batch's devices (at most one per half window each),
-        for the readings' writer to store in the readings' requests."""
-        expires_at = now + self._ttl_s
-        with self._seen_lock:
-            return [
-                self._state.seen_item(d, now, expires_at)
-                for d in sorted(devices)
-                if self._seen_written.get(d, 0.0) <= now - self._seen_interval_s
-            ]
-
-    def seen_stored(self, items: list[SideItem], unstored: list[SideItem], now: float) -> None:
-        """Note the `seen` items the writer stored. One it could not store is simply due
-        again with the next batch: the silence check confirms against the readings table."""
-        missed = {item.key for item in unstored}
-        with self._seen_lock:
-            for item in items:
-                if item.key in missed:
-                    continue
-                device_id = item.key[0]
-                if device_id in self._seen_written:
-                    self._seen_written[device_id] = now
-                else:
-                    # The first write of a cold start: the next comes after a share of the
-                    # interval that depends on the device, so a fleet first seen all at
-                    # once is not written all at once every half window ever after.
-                    share = zlib.crc32(device_id.encode()) % 1000 / 1000
-                    self._seen_written[device_id] = now - share * self._seen_interval_s
+    def _see(
+        self, shard: str, devices: list[str], lease: Lease | None, now: float, deadline: Deadline
+    ) -> None:
+        """Note that the shard's `devices` were seen `now`, and store the shard's `seen`
+        items when due. Only the lease's holder writes them, and only once it has read what
+        they held (so it keeps the devices the previous holder saw). A failed read or write
+        is tried again with the next batch: the silence check asks the readings table about
+        a device before it announces it."""
+        ours = lease is None or lease.ours  # None: no shard to hold (a tool's batch)
+        with self._known_lock:
+            seen = self._seen.setdefault(shard, _ShardSeen())
+            load = ours and (
+                seen.loaded_at is None
+                or (
+                    lease is not None
+                    and not lease.held
+                    and seen.loaded_at <= now - self._seen_interval_s / 2
+                )
+            )
+        if load:
+            try:
+                stored, items = self._state.seen(shard, deadline)
+            except Exception:
+                log.exception("the seen items of %s could not be read", shard)
+                ours = False
+            else:
+                with self._known_lock:
+                    for device_id, seen_at in stored.items():
+                        if seen_at > seen.devices.get(device_id, 0.0):
+                            seen.devices[device_id] = seen_at
+                    seen.stored_items = items
+                    if seen.loaded_at is None:
+                        # Taken over: the previous holder's items lag by up to half a window,
+                        # so these are written sooner than that.
+                        seen.due_at = now + self._seen_interval_s / 2
+                    seen.loaded_at = now
+        with self._known_lock:
+            new = any(d not in seen.devices for d in devices)
+            for device_id in devices:
+                seen.devices[device_id] = now
+            if new:
+                # A device new to the items is written within a minute: a fleet that grows by a
+                # device a batch costs a write a minute, not one a batch.
+                seen.due_at = min(seen.due_at, seen.written_at + _NEW_DEVICE_WRITE_S)
+            if not ours or seen.loaded_at is None or now < seen.due_at:
+                return
+            retained = now - self._ttl_s
+            seen.devices = {d: t for d, t in seen.devices.items() if t >= retained}
+            snapshot = dict(seen.devices)
+        try:
+            items = self._state.save_seen(
+                shard, snapshot, seen.stored_items, now + self._ttl_s, deadline
+            )
+        except Exception:
+            log.exception("the seen items of %s could not be stored", shard)
+            return
+        with self._known_lock:
+            seen.stored_items = items
+            seen.written_at = now
+            seen.due_at = now + self._seen_interval_s
 
     @staticmethod
     def _first_records(devices: set[str], by_device: dict[str, list[Reading]]) -> list[str]:

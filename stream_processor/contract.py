@@ -156,17 +156,19 @@ NOTIFICATION_MESSAGE = "message"
 NOTIFICATION_ALERT = "alert"
 
 # --- Alert state table (per-device bookkeeping) ---------------------------
-# Keyed by device and kind. A `seen` item records when the platform last processed a
-# reading of the device (written at most every half silence window); an `alerts` item,
-# once the device's alerts first changed, its raised alerts, its silence and the newest
-# reading time whose changes were notified; a `lease` item per shard says which
-# execution environment processed the shard last.
+# Keyed by device and kind. An `alerts` item, once the device's alerts first changed,
+# holds its raised alerts, its silence and the newest reading time whose changes were
+# notified. Per Kinesis shard (key: the prefix below and the shard), a `lease` item says
+# which execution environment processed the shard last, and `seen` items say when each of
+# the shard's devices was last seen (written at most every half silence window).
 
 STATE_KIND = "kind"
-SEEN_KIND = "seen"
 ALERTS_KIND = "alerts"
-#: Epoch seconds when the platform last stored a reading of the device (`seen` items).
-SEEN_AT = "seen_at"
+#: A shard's `seen` items are `seen#0`, `seen#1`, ...: one item holds at most 400 KB.
+SEEN_KIND = "seen"
+#: `seen` items: JSON text of {device id: epoch seconds when a reading of it was last
+#: processed}.
+SEEN_DEVICES = "devices"
 #: `alerts` items: the raised alerts by code, the silence, and a version for conditional writes.
 RAISED_ALERTS = "raised"
 SILENT_SINCE = "silent_since"
@@ -174,7 +176,8 @@ STATE_VERSION = "version"
 #: `alerts` items: readings up to this time (epoch seconds) have had their changes notified.
 APPLIED_THROUGH = "applied_through"
 #: A shard's `lease` item names the execution environment that processed the shard's last
-#: batch (`owner`); its key is this prefix and the shard (no device id contains `#`).
+#: batch (`owner`); its key, and that of its `seen` items, is this prefix and the shard (no
+#: device id contains `#`).
 LEASE_KIND = "lease"
 LEASE_OWNER = "owner"
 SHARD_KEY_PREFIX = "#shard:"

@@ -154,14 +154,7 @@ class StreamProcessor:
             if self._alerts is not None and latest
             else None
         )
-        seen = (
-            self._alerts.seen_items({a.device_id for _, a in latest.values()}, now)
-            if self._alerts is not None
-            else []
-        )
-        written = self._writer.write([accepted for _, accepted in latest.values()], deadline, seen)
-        if self._alerts is not None:
-            self._alerts.seen_stored(seen, written.side_failed, now)
+        written = self._writer.write([accepted for _, accepted in latest.values()], deadline)
         quarantined = quarantine_job.result() if quarantine_job else None
         alerts = alert_job.result() if alert_job else None
 

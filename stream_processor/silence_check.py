@@ -5,14 +5,15 @@ window ending, whether or not any other device is sending), it reads the alert s
 table and, for each device last seen more than the silence window ago and not yet
 silent:
 
-1. asks the readings table when the device's newest reading was stored (its `seen`
-   item is written at most once per half window, so it may lag behind);
+1. asks the readings table when the device's newest reading was stored (its shard's
+   `seen` items are written at most once per half window, so they may lag behind);
 2. if that too is older than the window, marks the device silent, with the
    DEVICE_SILENT event in the same write's outbox (a write conditional on the state it
    read: a device the stream processor wrote meanwhile is left alone). The alert
    notifier puts the event on the bus, from the table's stream.
 
-The stream processor announces DEVICE_BACK with the device's next reading.
+The stream processor announces DEVICE_BACK with the device's next reading. A device
+last seen longer ago than the state's retention is forgotten, as its items are.
 """
 
 from __future__ import annotations
@@ -65,9 +66,12 @@ class SilenceCheck:
     def run(self, now: float, deadline: Deadline) -> dict[str, int]:
         """Check every device at `now`; return how many were known, silent and newly silent."""
         window = self.config.silence_window_s
+        forgotten = now - self.config.alert_state_ttl_days * _SECONDS_PER_DAY
         known = silent = 0
         candidates: list[DeviceRecord] = []
         for record in self._state.devices(deadline):
+            if record.status.version == 0 and (record.seen_at or 0.0) < forgotten:
+                continue  # left in a `seen` item that has not expired yet
             known += 1
             if record.status.silent_since is not None:
                 silent += 1

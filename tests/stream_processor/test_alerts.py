@@ -16,13 +16,14 @@ import pytest
 
 from stream_processor import contract
 from stream_processor.alert_notifier import AlertNotifier
+from stream_processor.alert_state import AlertStateTable, seen_texts
 from stream_processor.aws_clients import make_client
 from stream_processor.config import Config, ConfigError, load_config
 from stream_processor.handler import StreamProcessor
 from stream_processor.retry import Deadline
 from stream_processor.silence_check import SilenceCheck
 from tests.stream_processor.conftest import REGION, create_table
-from tests.support.kinesis_events import kinesis_event, kinesis_record
+from tests.support.kinesis_events import SHARD_ID, STREAM_ARN, kinesis_event, kinesis_record
 from tests.support.readings_table import create_alert_state_table
 from tests.support.state_stream import StateStream
 
@@ -196,8 +197,9 @@ def test_only_one_of_the_alert_settings_is_a_configuration_error() -> None:
 def test_the_silence_check_announces_only_devices_silent_for_the_whole_window(
     alert_cloud: AlertCloud,
 ) -> None:
-    """GIVEN three devices seen (by their `seen` items) 20 minutes ago: one silent since,
-    one whose readings went on (its `seen` item lags behind), one already announced
+    """GIVEN three devices seen (by their shard's `seen` item) 20 minutes ago: one silent
+    since, one whose readings went on (the `seen` item lags behind), one already announced,
+    and one seen longer ago than the state's retention
     WHEN the check runs twice with a 10-minute window
     THEN only the first is announced, once."""
     config = alert_cloud.config
@@ -213,14 +215,16 @@ def test_the_silence_check_announces_only_devices_silent_for_the_whole_window(
                 contract.INGESTED_AT: {"N": str(stored_at)},
             },
         )
-        alert_cloud.dynamodb.put_item(
-            TableName=table,
-            Item={
-                contract.DEVICE_ID: {"S": device},
-                contract.STATE_KIND: {"S": contract.SEEN_KIND},
-                contract.SEEN_AT: {"N": str(now - 1200)},
-            },
-        )
+    seen = {device: now - 1200 for device in ("gone", "lagging", "known")}
+    seen["forgotten"] = now - config.alert_state_ttl_days * 86400 - 60
+    alert_cloud.dynamodb.put_item(
+        TableName=table,
+        Item={
+            contract.DEVICE_ID: {"S": contract.SHARD_KEY_PREFIX + "shard-1"},
+            contract.STATE_KIND: {"S": contract.SEEN_KIND + "#0"},
+            contract.SEEN_DEVICES: {"S": json.dumps(seen)},
+        },
+    )
     alert_cloud.dynamodb.put_item(
         TableName=table,
         Item={
@@ -244,6 +248,7 @@ def test_the_silence_check_announces_only_devices_silent_for_the_whole_window(
     ]
     assert events[0]["detail"]["since_timestamp"] == pytest.approx(now - 1200)
     assert (first["newly_silent"], second["newly_silent"]) == (1, 0)
+    assert first["devices"] == 3
 
 
 def test_two_execution_environments_taking_turns_on_a_shard_miss_no_change(
@@ -279,31 +284,113 @@ def test_two_execution_environments_taking_turns_on_a_shard_miss_no_change(
     assert alert_cloud.states("oven-1") == [contract.RAISED, contract.CLEARED, contract.RAISED]
 
 
-def test_when_devices_were_seen_is_stored_in_the_readings_own_requests(
+def _seen(alert_cloud: AlertCloud) -> dict[str, dict[str, float]]:
+    """The `seen` items of the state table, by shard key and kind: device id to time."""
+    table = alert_cloud.config.alert_state_table
+    assert table is not None
+    items = alert_cloud.dynamodb.scan(
+        TableName=table,
+        FilterExpression="begins_with(#kind, :seen)",
+        ExpressionAttributeNames={"#kind": contract.STATE_KIND},
+        ExpressionAttributeValues={":seen": {"S": contract.SEEN_KIND + "#"}},
+        ConsistentRead=True,
+    )["Items"]
+    return {
+        f"{i[contract.DEVICE_ID]['S']} {i[contract.STATE_KIND]['S']}": json.loads(
+            i[contract.SEEN_DEVICES]["S"]
+        )
+        for i in items
+    }
+
+
+def test_devices_new_to_a_shard_are_stored_as_seen_at_once_in_one_item(
     alert_cloud: AlertCloud, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """GIVEN ten devices the function has not seen yet
     WHEN a batch of one reading each is processed
-    THEN each device's `seen` item is stored, in the one BatchWriteItem request that
-    stores the ten readings."""
-    config = alert_cloud.config
-    now = int(time.time())
-    assert _process(config, [_reading(f"new-{i}", now - 30, 21) for i in range(10)]) == {
-        "batchItemFailures": []
-    }
+    THEN the shard's one `seen` item holds the ten, seen now, and the readings took one
+    request, as without alerts."""
+    now = time.time()
+    assert _process(
+        alert_cloud.config, [_reading(f"new-{i}", int(now) - 30, 21) for i in range(10)]
+    ) == {"batchItemFailures": []}
 
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
     assert (line["stored"], line["write_requests"]) == (10, 1)
-    table = config.alert_state_table
+    ((key, devices),) = _seen(alert_cloud).items()
+    assert key == f"{contract.SHARD_KEY_PREFIX}{STREAM_ARN}/{SHARD_ID} {contract.SEEN_KIND}#0"
+    assert sorted(devices) == [f"new-{i}" for i in range(10)]
+    assert all(now <= seen_at <= time.time() for seen_at in devices.values())
+
+
+def test_known_devices_are_stored_as_seen_once_per_half_window(
+    alert_cloud: AlertCloud,
+) -> None:
+    """GIVEN a function with a 2-second silence window that has stored a device as seen
+    WHEN the device sends again at once, then after a second (half the window)
+    THEN the first reading leaves the stored time alone, the second updates it."""
+    config = replace(alert_cloud.config, silence_window_s=2)
+    processor = StreamProcessor(config)
+    stored = []
+    try:
+        for index, pause in enumerate((0.0, 0.2, 1.1)):
+            time.sleep(pause)
+            reading = _reading("steady-1", int(time.time()) - 30 + index, 21)
+            event = {"Records": [kinesis_record(reading, index, arrival=time.time())]}
+            assert processor.process(event) == {"batchItemFailures": []}
+            ((devices),) = _seen(alert_cloud).values()
+            stored.append(devices["steady-1"])
+    finally:
+        processor.close()
+
+    assert stored[0] == stored[1] < stored[2]
+
+
+def test_an_environment_taking_over_a_shard_keeps_the_devices_seen_before(
+    alert_cloud: AlertCloud,
+) -> None:
+    """GIVEN an execution environment that stored three devices of a shard as seen
+    WHEN another environment takes the shard over and sees a device new to it
+    THEN the shard's `seen` items hold all four: the three are not dropped, and one of
+    them falling silent would still be noticed."""
+    start = int(time.time()) - 300
+    first, second = StreamProcessor(alert_cloud.config), StreamProcessor(alert_cloud.config)
+    try:
+        assert first.process(
+            kinesis_event([_reading(f"old-{i}", start, 21) for i in range(3)], time.time())
+        ) == {"batchItemFailures": []}
+        assert second.process(
+            {"Records": [kinesis_record(_reading("new-1", start, 21), 3, arrival=time.time())]}
+        ) == {"batchItemFailures": []}
+    finally:
+        first.close()
+        second.close()
+
+    ((devices),) = _seen(alert_cloud).values()
+    assert sorted(devices) == ["new-1", "old-0", "old-1", "old-2"]
+
+
+def test_seen_items_each_stay_under_the_item_limit_and_none_is_left_behind(
+    alert_cloud: AlertCloud,
+) -> None:
+    """GIVEN a shard of 6,000 devices with the longest ids a reading may carry
+    WHEN their `seen` items are stored, then those of ten devices over them
+    THEN the first write takes several items, each under DynamoDB's 400 KB, that together
+    hold every device; the second leaves one item, with the ten."""
+    table = alert_cloud.config.alert_state_table
     assert table is not None
-    seen = alert_cloud.dynamodb.scan(
-        TableName=table,
-        FilterExpression="#kind = :seen",
-        ExpressionAttributeNames={"#kind": contract.STATE_KIND},
-        ExpressionAttributeValues={":seen": {"S": contract.SEEN_KIND}},
-    )["Items"]
-    assert sorted(i[contract.DEVICE_ID]["S"] for i in seen) == [f"new-{i}" for i in range(10)]
-    assert all(float(i[contract.SEEN_AT]["N"]) >= now for i in seen)
+    state = AlertStateTable(alert_cloud.dynamodb, table, alert_cloud.config.table_name)
+    many = {f"{i:06d}".rjust(128, "x"): 1_800_000_000.0 + i for i in range(6000)}
+    items = state.save_seen("shard-9", many, 0, time.time() + 3600, Deadline(None))
+    texts = seen_texts(many)
+    assert items == len(texts) > 1
+    assert all(len(text.encode()) < 400 * 1024 - 100 for text in texts)
+    stored = _seen(alert_cloud)
+    assert {d for devices in stored.values() for d in devices} == set(many)
+
+    few = dict(list(many.items())[:10])
+    assert state.save_seen("shard-9", few, items, time.time() + 3600, Deadline(None)) == 1
+    assert list(_seen(alert_cloud).values()) == [few]
 
 
 def test_the_notifier_sends_only_writes_with_an_outbox_and_skips_an_unreadable_one(
@@ -330,7 +417,7 @@ def test_the_notifier_sends_only_writes_with_an_outbox_and_skips_an_unreadable_o
 
     records = alert_cloud.stream.new_records()
     kinds = [r["dynamodb"]["Keys"][contract.STATE_KIND]["S"] for r in records]
-    assert contract.SEEN_KIND in kinds and kinds.count(contract.ALERTS_KIND) == 2
+    assert contract.SEEN_KIND + "#0" in kinds and kinds.count(contract.ALERTS_KIND) == 2
     assert config.alert_bus_name is not None
     notifier = AlertNotifier(config.alert_bus_name, make_client("events", 1))
     answer = notifier.notify(records, Deadline(None))

@@ -8,11 +8,12 @@ the stream processor gets 60 batches a minute of about devices / 60 readings eac
 
 The clock is simulated (time-machine): nine minutes of the fleet are replayed as fast
 as the function runs, with the function seeing each batch's own time, so the state's
-time-based bookkeeping (a device's `seen` item at most once per half silence window,
+time-based bookkeeping (the shard's `seen` items at most once per half silence window,
 15 minutes by default) happens exactly as often as it would. The first minute is a
-warm-up (a fresh execution environment reads every device's state and writes its
-`seen` item once) and is not counted; the eight counted minutes are one whole cycle of
-`seen` writes: the steady state. With notifications the silence check runs once a
+warm-up (a fresh execution environment reads every device's state once) and is not
+counted; the eight counted minutes hold one whole cycle of `seen` writes (two writes, in
+fact: the first minute's devices, new to the items, are written as the count starts):
+the steady state. With notifications the silence check runs once a
 simulated minute as well, and after each batch the alert notifier gets the state
 writes that carry events, as the state table's stream mapping (filtered, one-second
 batching window) hands them over. The stream's own reads are the mapping's (free, and
@@ -75,11 +76,10 @@ ALERTING_SHARE = 0.01
 #: Added to every request the emulator answers (milliseconds): 5 is an in-region round trip
 #: from Lambda to DynamoDB or EventBridge; 0 leaves the emulator's own time only.
 ROUND_TRIP_MS = float(os.environ.get("BENCH_ALERT_ROUND_TRIP_MS", "5"))
-#: Not counted: a fresh execution environment reads every device's state and writes its
-#: `seen` item once, in its first minute.
+#: Not counted: a fresh execution environment reads every device's state once, in its
+#: first minute.
 WARM_UP_MINUTES = 1
-#: Counted: one whole cycle of `seen` writes (each device's once per half silence window,
-#: at its first reading 7.5 minutes after the last: every 8th minute).
+#: Counted: one whole cycle of `seen` writes (once per half silence window, 7.5 minutes).
 MINUTES = WARM_UP_MINUTES + math.ceil(DEFAULT_SILENCE_WINDOW_S / 2 / 60)
 _WRITES = ("BatchWriteItem", "PutItem", "DeleteItem", "UpdateItem", "TransactWriteItems")
 _COUNTS_PATH = "/_bench/counts"

@@ -87,8 +87,9 @@ class _ShardSeen:
     """When a shard's devices were last seen, as this environment knows it."""
 
     devices: dict[str, float] = field(default_factory=dict)
-    #: When the stored `seen` items were last read into `devices` (None: never).
-    loaded_at: float | None = None
+    #: Whether the stored `seen` items are this environment's last write (no other
+    #: environment has had the shard since); if not, they are read before the next write.
+    current: bool = False
     #: How many `seen` items held the shard when last read or written.
     stored_items: int = 0
     #: When this environment last wrote them, and when it writes them next (a device new
@@ -439,39 +440,15 @@ class AlertTracker:
         self, shard: str, devices: list[str], lease: Lease | None, now: float, deadline: Deadline
     ) -> None:
         """Note that the shard's `devices` were seen `now`, and store the shard's `seen`
-        items when due. Only the lease's holder writes them, and only once it has read what
-        they held (so it keeps the devices the previous holder saw). A failed read or write
-        is tried again with the next batch: the silence check asks the readings table about
-        a device before it announces it."""
-        ours = lease is None or lease.ours  # None: no shard to hold (a tool's batch)
+        items when due. Only the lease's holder writes them, and when another environment
+        may have written them since it last read them, it reads them first: no device
+        another environment saw is dropped. A failed read or write is tried again with the
+        next batch; the silence check asks the readings table about a device before it
+        announces it."""
         with self._known_lock:
             seen = self._seen.setdefault(shard, _ShardSeen())
-            load = ours and (
-                seen.loaded_at is None
-                or (
-                    lease is not None
-                    and not lease.held
-                    and seen.loaded_at <= now - self._seen_interval_s / 2
-                )
-            )
-        if load:
-            try:
-                stored, items = self._state.seen(shard, deadline)
-            except Exception:
-                log.exception("the seen items of %s could not be read", shard)
-                ours = False
-            else:
-                with self._known_lock:
-                    for device_id, seen_at in stored.items():
-                        if seen_at > seen.devices.get(device_id, 0.0):
-                            seen.devices[device_id] = seen_at
-                    seen.stored_items = items
-                    if seen.loaded_at is None:
-                        # Taken over: the previous holder's items lag by up to half a window,
-                        # so these are written sooner than that.
-                        seen.due_at = now + self._seen_interval_s / 2
-                    seen.loaded_at = now
-        with self._known_lock:
+            if lease is not None and not lease.held:
+                seen.current = False  # another environment had the shard, or may have had it
             new = any(d not in seen.devices for d in devices)
             for device_id in devices:
                 seen.devices[device_id] = now
@@ -479,8 +456,21 @@ class AlertTracker:
                 # A device new to the items is written within a minute: a fleet that grows by a
                 # device a batch costs a write a minute, not one a batch.
                 seen.due_at = min(seen.due_at, seen.written_at + _NEW_DEVICE_WRITE_S)
-            if not ours or seen.loaded_at is None or now < seen.due_at:
+            if (lease is not None and not lease.ours) or now < seen.due_at:
                 return
+            read_first = not seen.current
+        if read_first:
+            try:
+                stored, items = self._state.seen(shard, deadline)
+            except Exception:
+                log.exception("the seen items of %s could not be read", shard)
+                return
+        with self._known_lock:
+            if read_first:
+                for device_id, seen_at in stored.items():
+                    if seen_at > seen.devices.get(device_id, 0.0):
+                        seen.devices[device_id] = seen_at
+                seen.stored_items = items
             retained = now - self._ttl_s
             seen.devices = {d: t for d, t in seen.devices.items() if t >= retained}
             snapshot = dict(seen.devices)
@@ -492,9 +482,12 @@ class AlertTracker:
             log.exception("the seen items of %s could not be stored", shard)
             return
         with self._known_lock:
+            seen.current = True
             seen.stored_items = items
             seen.written_at = now
-            seen.due_at = now + self._seen_interval_s
+            # After a takeover the times of the devices this environment has not seen yet
+            # are the previous holder's, up to half a window old: written again sooner.
+            seen.due_at = now + self._seen_interval_s / (2 if read_first else 1)
 
     @staticmethod
     def _first_records(devices: set[str], by_device: dict[str, list[Reading]]) -> list[str]:

@@ -346,28 +346,36 @@ def test_known_devices_are_stored_as_seen_once_per_half_window(
     assert stored[0] == stored[1] < stored[2]
 
 
-def test_an_environment_taking_over_a_shard_keeps_the_devices_seen_before(
+def test_environments_taking_turns_on_a_shard_drop_no_device_seen(
     alert_cloud: AlertCloud,
 ) -> None:
-    """GIVEN an execution environment that stored three devices of a shard as seen
-    WHEN another environment takes the shard over and sees a device new to it
-    THEN the shard's `seen` items hold all four: the three are not dropped, and one of
-    them falling silent would still be noticed."""
+    """GIVEN two execution environments of a function with a 2-second silence window
+    WHEN the first sees three devices, the second takes the shard over and sees a fourth,
+    and the first takes it back a second later and sees a fifth
+    THEN the shard's `seen` items hold all five: neither environment's write dropped a
+    device the other saw, so any of them falling silent would still be noticed."""
+    config = replace(alert_cloud.config, silence_window_s=2)
     start = int(time.time()) - 300
-    first, second = StreamProcessor(alert_cloud.config), StreamProcessor(alert_cloud.config)
+    first, second = StreamProcessor(config), StreamProcessor(config)
+    turns = [
+        (first, ["old-0", "old-1", "old-2"], 0.0),
+        (second, ["other-1"], 0.0),
+        (first, ["late-1"], 1.0),
+    ]
     try:
-        assert first.process(
-            kinesis_event([_reading(f"old-{i}", start, 21) for i in range(3)], time.time())
-        ) == {"batchItemFailures": []}
-        assert second.process(
-            {"Records": [kinesis_record(_reading("new-1", start, 21), 3, arrival=time.time())]}
-        ) == {"batchItemFailures": []}
+        for index, (environment, devices, pause) in enumerate(turns):
+            time.sleep(pause)
+            records = [
+                kinesis_record(_reading(d, start, 21), 10 * index + i, arrival=time.time())
+                for i, d in enumerate(devices)
+            ]
+            assert environment.process({"Records": records}) == {"batchItemFailures": []}
     finally:
         first.close()
         second.close()
 
-    ((devices),) = _seen(alert_cloud).values()
-    assert sorted(devices) == ["new-1", "old-0", "old-1", "old-2"]
+    ((stored),) = _seen(alert_cloud).values()
+    assert sorted(stored) == ["late-1", "old-0", "old-1", "old-2", "other-1"]
 
 
 def test_seen_items_each_stay_under_the_item_limit_and_none_is_left_behind(

@@ -15,8 +15,8 @@ The state table is keyed by device and kind (`contract.STATE_KIND`):
   are still the stored ones.
 - `seen` items per shard, keyed by the shard: when each of its devices was last seen,
   as JSON text, as few items as hold it (`seen_texts`). The lease's holder rewrites
-  them at most once per half silence window, and as soon as a device is new to them;
-  the silence check reads them. A few items a shard rather than one a device: the
+  them at most once per half silence window, and within a minute when a device is new
+  to them; the silence check reads them. A few items a shard rather than one a device: the
   bookkeeping costs a few writes every half window, not one per device.
 
 `alerts` and `seen` items carry `expires_at` (DynamoDB TTL): a device that stops for

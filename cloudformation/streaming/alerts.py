@@ -200,11 +200,12 @@ def alert_environment(params: AlertParameters, state: AlertState) -> dict[str, A
 
 
 def processor_alert_statements(state: AlertState, readings: Table) -> list[Statement]:
-    """What the stream processor needs for alerts: its state and the newest readings (the
-    events go out through the state's outbox, so it never puts them on the bus itself)."""
+    """What the stream processor needs for alerts: its state (the devices' states, the
+    shards' leases and `seen` items) and the newest readings (the events go out through
+    the state's outbox, so it never puts them on the bus itself)."""
     return [
         allow(
-            [ddb.BatchGetItem, ddb.GetItem, ddb.BatchWriteItem, ddb.PutItem],
+            [ddb.BatchGetItem, ddb.GetItem, ddb.PutItem, ddb.Query, ddb.DeleteItem],
             [GetAtt(state.table, "Arn")],
             sid="KeepAlertState",
         ),

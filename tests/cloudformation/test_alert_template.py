@@ -132,8 +132,9 @@ def test_alert_grants_are_the_listed_actions_on_this_stacks_resources(streaming:
             [
                 "dynamodb:BatchGetItem",
                 "dynamodb:GetItem",
-                "dynamodb:BatchWriteItem",
                 "dynamodb:PutItem",
+                "dynamodb:Query",
+                "dynamodb:DeleteItem",
             ]
         ),
         state,

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from cloudformation.naming import Naming
+from cloudformation.stacks import build_templates, render
 from stream_processor import contract
 from stream_processor.alert_notifier import AlertNotifier
 from stream_processor.alert_state import AlertStateTable, seen_texts
@@ -435,3 +437,83 @@ def test_the_notifier_sends_only_writes_with_an_outbox_and_skips_an_unreadable_o
     assert [(e["detail"]["device_id"], e["detail"]["state"]) for e in alert_cloud.events()] == [
         ("hot-2", contract.RAISED)
     ]
+
+
+def _granted(role: str) -> dict[str, set[str]]:
+    """The DynamoDB actions the deployed template grants `role`, by table resource."""
+    template = json.loads(render(build_templates(Naming())["streaming"]))
+    (policy,) = template["Resources"][role]["Properties"]["Policies"]
+    granted: dict[str, set[str]] = {}
+    for statement in policy["PolicyDocument"]["Statement"]:
+        for resource in statement["Resource"]:
+            if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+                logical, attribute = resource["Fn::GetAtt"]
+                if attribute == "Arn":
+                    granted.setdefault(logical, set()).update(
+                        a.removeprefix("dynamodb:")
+                        for a in statement["Action"]
+                        if a.startswith("dynamodb:")
+                    )
+    return granted
+
+
+def _recording_client() -> tuple[Any, set[tuple[str, str]]]:
+    """A DynamoDB client, and the (table, operation) of every call made through it."""
+    client = make_client("dynamodb", 4)
+    calls: set[tuple[str, str]] = set()
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        for table in [params.get("TableName"), *params.get("RequestItems", {})]:
+            if table:
+                calls.add((table, model.name))
+
+    client.meta.events.register("provide-client-params.dynamodb", record)
+    return client, calls
+
+
+def test_every_call_the_alert_functions_make_is_one_their_roles_grant(
+    alert_cloud: AlertCloud,
+) -> None:
+    """GIVEN the stream processor and the silence check, each with a client that records
+    its calls, and their roles as the streaming template grants them
+    WHEN a device raises an alert and clears it beside three quiet ones, and the silence
+    check later finds all four silent
+    THEN every call each function made on the readings and alert state tables is an action
+    its role grants on that table (moto does not check IAM: this is what would be
+    refused in AWS)."""
+    config = alert_cloud.config
+    tables = {config.table_name: "ReadingsTable", config.alert_state_table: "AlertStateTable"}
+    start = int(time.time()) - 300
+    processor_client, processor_calls = _recording_client()
+    processor = StreamProcessor(config, dynamodb=processor_client)
+    try:
+        for index, temperature in enumerate((70, 20)):
+            readings = [_reading("oven-3", start + index, temperature)]
+            readings += [_reading(f"quiet-{i}", start + index, 21) for i in range(3)]
+            assert processor.process(kinesis_event(readings, time.time())) == {
+                "batchItemFailures": []
+            }
+    finally:
+        processor.close()
+    check_client, check_calls = _recording_client()
+    check = SilenceCheck(config, dynamodb=check_client)
+    try:
+        counts = check.run(time.time() + config.silence_window_s + 60, Deadline(None))
+    finally:
+        check.close()
+
+    assert alert_cloud.states("oven-3") == [
+        contract.RAISED,
+        contract.CLEARED,
+        contract.DEVICE_SILENT,
+    ]
+    assert counts["newly_silent"] == 4
+    for role, calls in (("ProcessorRole", processor_calls), ("SilenceCheckRole", check_calls)):
+        granted = _granted(role)
+        refused = {
+            (tables[table], operation)
+            for table, operation in calls
+            if operation not in granted.get(tables[table], set())
+        }
+        assert refused == set(), f"{role} would be refused {sorted(refused)}"
+    assert {operation for _, operation in processor_calls} >= {"GetItem", "PutItem", "Query"}

@@ -326,7 +326,7 @@ def test_sigterm_stops_cleanly_and_leaves_no_process_behind(up):
         TableInput={"Name": "kept_table", "StorageDescriptor": {"Columns": []}},
     )
     BEFORE["records"] = _stream_records(kinesis)
-    BEFORE["log_lines"] = _function_log_lines(up)
+    BEFORE["log_lines"] = _wait_for_log_lines(up, 1)  # the seed reading's invocation
     BEFORE["stopped_at"] = time.time()
     assert BEFORE["records"], "the seed reading went through the stream"
 
@@ -358,6 +358,14 @@ def _function_log_lines(up: RunningUp) -> int:
     """Lines the function has logged (one JSON line per invocation, and its EMF)."""
     logs = Path(up.state_dir) / "logs"
     return sum(len(p.read_text().splitlines()) for p in logs.glob("*.log"))
+
+
+def _wait_for_log_lines(up: RunningUp, lines: int, timeout: float = STORED_TIMEOUT_S) -> int:
+    """The function's log lines once there are at least `lines` (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while (found := _function_log_lines(up)) < lines and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -401,7 +409,8 @@ def test_a_restarted_up_holds_what_it_held_when_it_stopped(restarted):
     assert records[: len(BEFORE["records"])] == BEFORE["records"]
     assert int(records[-1][0]) > int(BEFORE["records"][-1][0])
     # One invocation (one log line) for the one new record: no old one was delivered again.
-    assert _function_log_lines(restarted) - BEFORE["log_lines"] == 1
+    # The line is written once the invocation returns, which may be after its item shows.
+    assert _wait_for_log_lines(restarted, BEFORE["log_lines"] + 1) - BEFORE["log_lines"] == 1
 
 
 def test_an_export_after_a_restart_sees_writes_from_before_it(restarted):

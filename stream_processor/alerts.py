@@ -7,8 +7,8 @@ For the devices of a batch:
    and the device sent within the silence window (so the silence check cannot have
    marked it), else from their `alerts` items (one BatchGetItem per 100 devices). When
    the shard's devices were last seen is kept in memory too, and stored in the shard's
-   `seen` items at most once per half silence window, or at once when a device is new
-   to them (`_ShardSeen`);
+   `seen` items at most once per half silence window, or within a minute when a device
+   is new to them (`_ShardSeen`);
 2. decide the changes (`alert_rules.evaluate`). Only when a device's readings would
    change something is the readings table asked for the newest reading the device had
    sent before the batch, so a late reading changes nothing;

@@ -259,29 +259,21 @@ class AlertStateTable:
         items hold it."""
         seen: dict[str, float] = {}
         items = 0
-        start: dict[str, Any] = {}
-        while True:
-            page = call_with_retries(
-                partial(
-                    self._client.query,
-                    TableName=self._table,
-                    KeyConditionExpression="#key = :key AND begins_with(#kind, :seen)",
-                    ExpressionAttributeNames={"#key": c.DEVICE_ID, "#kind": c.STATE_KIND},
-                    ExpressionAttributeValues={
-                        ":key": {"S": c.SHARD_KEY_PREFIX + shard},
-                        ":seen": {"S": c.SEEN_KIND + "#"},
-                    },
-                    ConsistentRead=True,
-                    **start,
-                ),
-                deadline,
-            )
+        for page in self._pages(
+            self._client.query,
+            deadline,
+            KeyConditionExpression="#key = :key AND begins_with(#kind, :seen)",
+            ExpressionAttributeNames={"#key": c.DEVICE_ID, "#kind": c.STATE_KIND},
+            ExpressionAttributeValues={
+                ":key": {"S": c.SHARD_KEY_PREFIX + shard},
+                ":seen": {"S": c.SEEN_KIND + "#"},
+            },
+            ConsistentRead=True,
+        ):
             for item in page.get("Items", []):
                 items += 1
                 _merge_seen(seen, item)
-            if "LastEvaluatedKey" not in page:
-                return seen, items
-            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+        return seen, items
 
     def save_seen(
         self,
@@ -315,6 +307,18 @@ class AlertStateTable:
             )
         return len(texts)
 
+    def _pages(self, operation: Any, deadline: Deadline, **params: Any) -> Iterator[dict[str, Any]]:
+        """The pages of a Query or Scan of the state table, each request retried."""
+        start: dict[str, Any] = {}
+        while True:
+            page: dict[str, Any] = call_with_retries(
+                partial(operation, TableName=self._table, **params, **start), deadline
+            )
+            yield page
+            if "LastEvaluatedKey" not in page:
+                return
+            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
+
     # --- the whole table (silence check) ----------------------------------------------
 
     def devices(self, deadline: Deadline) -> Iterator[DeviceRecord]:
@@ -322,11 +326,7 @@ class AlertStateTable:
         status."""
         seen: dict[str, float] = {}
         statuses: dict[str, DeviceStatus] = {}
-        start: dict[str, Any] = {}
-        while True:
-            page = call_with_retries(
-                partial(self._client.scan, TableName=self._table, **start), deadline
-            )
+        for page in self._pages(self._client.scan, deadline):
             for item in page.get("Items", []):
                 kind = item[c.STATE_KIND]["S"]
                 if kind.startswith(c.SEEN_KIND + "#"):
@@ -334,9 +334,6 @@ class AlertStateTable:
                 elif kind == c.ALERTS_KIND:
                     status = status_from_item(item)
                     statuses[status.device_id] = status
-            if "LastEvaluatedKey" not in page:
-                break
-            start = {"ExclusiveStartKey": page["LastEvaluatedKey"]}
         for device_id in sorted(seen.keys() | statuses.keys()):
             yield DeviceRecord(
                 device_id, seen.get(device_id), statuses.get(device_id, DeviceStatus(device_id))

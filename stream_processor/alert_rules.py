@@ -66,6 +66,18 @@ def alert_rules(config: Config) -> tuple[AlertRule, ...]:
     )
 
 
+def any_alerting(
+    rules: Sequence[AlertRule], temperature: float | None, humidity: float | None
+) -> bool:
+    """Whether a reading with these values raises any of `rules`' alerts (a missing or
+    out-of-range value raises none)."""
+    for rule in rules:
+        value = _measured(rule.measurement, temperature, humidity)
+        if value is not None and rule.alerting(value):
+            return True
+    return False
+
+
 class Reading(NamedTuple):
     """What state changes are judged on: a stored reading's time, values and record."""
 
@@ -76,7 +88,11 @@ class Reading(NamedTuple):
 
     def value(self, measurement: str) -> float | None:
         """The reading's value of `measurement` (None: missing or out of range)."""
-        return self.temperature if measurement == contract.TEMPERATURE else self.humidity
+        return _measured(measurement, self.temperature, self.humidity)
+
+
+def _measured(measurement: str, temperature: float | None, humidity: float | None) -> float | None:
+    return temperature if measurement == contract.TEMPERATURE else humidity
 
 
 @dataclass(frozen=True)

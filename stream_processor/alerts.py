@@ -44,6 +44,7 @@ from stream_processor.alert_rules import (
     DeviceStatus,
     Reading,
     alert_rules,
+    any_alerting,
     evaluate,
 )
 from stream_processor.alert_state import AlertStateTable
@@ -98,14 +99,35 @@ class _ShardSeen:
     due_at: float = 0.0
 
 
-@dataclass(frozen=True)
-class _FirstPass:
-    """A device's changes decided on `status` as if none of its readings were late."""
+class _FirstPass(NamedTuple):
+    """A device's changes decided on its stored state as if none of its readings were late,
+    and whether they depend on the newest reading the device had sent before."""
 
-    status: DeviceStatus
     changes: list[Change]
     after: DeviceStatus
     uncertain: bool
+
+
+@dataclass
+class BatchPlan:
+    """A batch's readings as the alert work takes them, split on what this environment
+    remembers of the shard (`AlertTracker.plan`), with the look-ups already started."""
+
+    readings: Sequence[tuple[str, str, float, float | None, float | None]]
+    now: float
+    shard: str
+    lease: Future[Lease] | None
+    #: The remembered states of the batch's devices, and their newest reading times where
+    #: this environment knows them (the settled devices' moved on to the batch's).
+    remembered: dict[str, DeviceStatus]
+    newest: dict[str, float]
+    #: Devices remembered as quiet, with no reading alerting: nothing can change for them.
+    settled: set[str]
+    #: The other devices' readings, oldest first, and the remembered ones' first passes.
+    by_device: dict[str, list[Reading]]
+    first: dict[str, _FirstPass]
+    #: Look-ups of the newest reading a device had sent before the batch.
+    started: dict[str, Future[float | None]]
 
 
 class AlertTracker:
@@ -156,47 +178,68 @@ class AlertTracker:
             log.exception("the lease of %s could not be read or taken", shard)
         return Lease(held=False, ours=False)
 
-    def track(
+    def plan(
         self,
         readings: Sequence[tuple[str, str, float, float | None, float | None]],
         now: float,
+        shard: str,
+        lease: Future[Lease] | None,
         deadline: Deadline,
-        shard: str = "",
-        lease: Future[Lease] | None = None,
-    ) -> TrackResult:
-        """Store the state changes of a batch's readings, with their events.
+    ) -> BatchPlan:
+        """Split a batch's readings on what this environment remembers of `shard`, and start
+        the look-ups its remembered devices' changes call for.
 
         `readings` are `(device_id, sequence number, seconds, temperature, humidity)` of
-        every record the batch stored (duplicates included: their sequence numbers
-        belong to the batch); `lease` is what `begin` answered for the batch's `shard`.
+        every record the batch stores (duplicates included: their sequence numbers belong
+        to the batch); `lease` is what `begin` answered for the shard, or will. Run before
+        the batch's writes go out, so the look-ups are answered beside the writes rather than
+        after them. The memory is the lease's to confirm (`track`); a look-up's answer does
+        not depend on it, and serves either way.
+        """
+        remembered, newest = self._recall(shard, {reading[0] for reading in readings}, now)
+        settled, by_device = self._split(readings, remembered, newest)
+        first = {
+            d: self._first_pass(remembered[d], rs) for d, rs in by_device.items() if d in remembered
+        }
+        started = {
+            d: self._executor.submit(self._sent_before, d, by_device[d], deadline)
+            for d, pass_ in first.items()
+            if pass_.uncertain and d not in newest
+        }
+        return BatchPlan(
+            readings, now, shard, lease, remembered, newest, settled, by_device, first, started
+        )
+
+    def track(self, plan: BatchPlan, deadline: Deadline) -> TrackResult:
+        """Store the state changes of a planned batch's readings, with their events.
+
         Returns the sequence numbers to report as failed.
         """
-        by_device: dict[str, list[Reading]] = defaultdict(list)
-        for device_id, sequence, seconds, temperature, humidity in readings:
-            by_device[device_id].append(Reading(seconds, temperature, humidity, sequence))
-        if not by_device:
+        readings, now, shard = plan.readings, plan.now, plan.shard
+        if not readings:
             return TrackResult([])
-        for device_readings in by_device.values():
-            device_readings.sort(
-                key=lambda r: (r.seconds, len(r.sequence_number), r.sequence_number)
-            )
-        devices = sorted(by_device)
-        # What this environment remembers of the shard says, before the lease answers, which
-        # devices are about to change; their newest readings are asked for now, ahead of the
-        # batch's writes. A look-up's answer does not depend on the state, so it serves
-        # whatever the lease says; the decisions themselves wait for it.
-        early, started = self._look_up_early(by_device, shard, now, deadline)
-        try:
-            statuses, newest = self._statuses(devices, shard, lease, now, deadline)
-        except Exception as exc:
-            # Without the state nothing can be decided: the whole batch comes back.
-            error = f"reading the alert state: {type(exc).__name__}: {exc}"
-            return TrackResult(
-                [r.sequence_number for rs in by_device.values() for r in rs], 0, 0, error
-            )
+        lease = plan.lease.result() if plan.lease is not None else None
+        statuses, newest, first = dict(plan.remembered), plan.newest, dict(plan.first)
+        settled, by_device = plan.settled, plan.by_device
+        if lease is None or not lease.held:
+            # Another environment had the shard, or may have had it: what this one remembers
+            # of it may be out of date, and every device's state is read.
+            self._forget(shard)
+            statuses, newest, first = {}, {}, {}
+            settled, by_device = self._split(readings, {}, newest)
+        missing = [d for d in by_device if d not in statuses]
+        if missing:
+            try:
+                statuses.update(self._state.statuses(missing, deadline))
+            except Exception as exc:
+                # Without the state nothing can be decided: the whole batch comes back.
+                error = f"reading the alert state: {type(exc).__name__}: {exc}"
+                return TrackResult([reading[1] for reading in readings], 0, 0, error)
+            first.update((d, self._first_pass(statuses[d], by_device[d])) for d in missing)
+        statuses = {d: statuses[d] for d in by_device}
 
         decided, undecided, applied = self._decide(
-            by_device, statuses, newest, early, started, deadline
+            by_device, statuses, newest, first, plan.started, deadline
         )
         lookups = len(applied) - len(newest.keys() & applied.keys())
         failed = self._first_records(undecided, by_device)
@@ -227,57 +270,87 @@ class AlertTracker:
                 failed += self._first_records({device_id}, by_device)
             else:
                 changed += len(decided[device_id][0])
-        for device_id, seen_newest in newest.items():
-            applied.setdefault(device_id, max(seen_newest, by_device[device_id][-1].seconds))
-        self._remember(shard, devices, stored, applied, now)
-        self._see(shard, devices, lease.result() if lease is not None else None, now, deadline)
+        for device_id, known_newest in newest.items():
+            if device_id in by_device:
+                batch_newest = by_device[device_id][-1].seconds
+                applied.setdefault(device_id, max(known_newest, batch_newest))
+            else:
+                applied[device_id] = known_newest  # settled: `_split` counted the batch in
+        self._remember(shard, list(by_device), settled, stored, applied, now)
+        self._see(shard, {reading[0] for reading in readings}, lease, now, deadline)
         return TrackResult(failed, changed, lookups, error or None)
 
-    def _statuses(
+    def _split(
         self,
-        devices: list[str],
-        shard: str,
-        lease: Future[Lease] | None,
-        now: float,
-        deadline: Deadline,
+        readings: Sequence[tuple[str, str, float, float | None, float | None]],
+        remembered: dict[str, DeviceStatus],
+        newest: dict[str, float],
+    ) -> tuple[set[str], dict[str, list[Reading]]]:
+        """The batch's settled devices, and the other devices' readings, oldest first.
+
+        Most devices, most batches, are settled: remembered as quiet, with no reading
+        alerting. Nothing can change for them: they are noted as processed and seen, and no
+        object is made for their readings. Their newest reading times in `newest` are moved
+        on to the batch's."""
+        alerting = {d for d, _, _, t, h in readings if any_alerting(self._rules, t, h)}
+        settled = {d for d, s in remembered.items() if d not in alerting and s.is_quiet()}
+        by_device: dict[str, list[Reading]] = defaultdict(list)
+        for device_id, sequence, seconds, temperature, humidity in readings:
+            if device_id not in settled:
+                by_device[device_id].append(Reading(seconds, temperature, humidity, sequence))
+            elif device_id in newest and seconds > newest[device_id]:
+                newest[device_id] = seconds
+        for device_readings in by_device.values():
+            device_readings.sort(
+                key=lambda r: (r.seconds, len(r.sequence_number), r.sequence_number)
+            )
+        return settled, dict(by_device)
+
+    def _recall(
+        self, shard: str, devices: set[str], now: float
     ) -> tuple[dict[str, DeviceStatus], dict[str, float]]:
-        """The devices' stored states: remembered while this environment holds the shard's
-        lease, read for the others (and for devices quiet long enough to have been
-        marked silent since); and, of the remembered devices, the newest reading time
-        where this environment knows it."""
-        held = lease.result().held if lease is not None else False
+        """The stored states this environment remembers of `devices`, and, of those, the
+        newest reading time where it knows it. A device is remembered only if this
+        environment processed it recently enough that the silence check cannot have marked
+        it since."""
         recent = now - self._config.silence_window_s + _SILENCE_MARGIN_S
         with self._known_lock:
-            if not held:
-                self._known[shard], self._newest[shard] = {}, {}
-            known = self._known.setdefault(shard, {})
-            found = {
-                d: known[d]
-                for d in devices
-                if d in known and self._processed_at.get(d, 0.0) >= recent
+            known = self._known.get(shard, {})
+            processed = self._processed_at
+            remembered = {
+                d: known[d] for d in devices if d in known and processed.get(d, 0.0) >= recent
             }
-            shard_newest = self._newest.setdefault(shard, {})
-            newest = {d: shard_newest[d] for d in found if d in shard_newest}
-        missing = [d for d in devices if d not in found]
-        if missing:
-            found.update(self._state.statuses(missing, deadline))
-        return found, newest
+            shard_newest = self._newest.get(shard, {})
+            newest = {d: shard_newest[d] for d in remembered if d in shard_newest}
+        return remembered, newest
+
+    def _forget(self, shard: str) -> None:
+        """Forget the states and reading times remembered of `shard`."""
+        with self._known_lock:
+            self._known[shard], self._newest[shard] = {}, {}
 
     def _remember(
         self,
         shard: str,
         devices: list[str],
+        settled: set[str],
         stored: dict[str, DeviceStatus],
         newest: dict[str, float],
         now: float,
     ) -> None:
-        """Keep the states as stored after the batch, with the newest reading times known;
-        forget the devices left uncertain."""
+        """Note the batch's devices as processed now. Keep the states of `devices` as stored
+        after the batch, with the newest reading times known, and forget the devices left
+        uncertain; the `settled` devices' states did not change."""
         with self._known_lock:
             known = self._known.setdefault(shard, {})
             shard_newest = self._newest.setdefault(shard, {})
+            processed = self._processed_at
+            for device_id in settled:
+                processed[device_id] = now
+                if device_id in newest:
+                    shard_newest[device_id] = newest[device_id]
             for device_id in devices:
-                self._processed_at[device_id] = now
+                processed[device_id] = now
                 if device_id in stored:
                     known[device_id] = stored[device_id]
                 else:
@@ -287,38 +360,13 @@ class AlertTracker:
                 else:
                     shard_newest.pop(device_id, None)
 
-    def _look_up_early(
-        self, by_device: dict[str, list[Reading]], shard: str, now: float, deadline: Deadline
-    ) -> tuple[dict[str, _FirstPass], dict[str, Future[float | None]]]:
-        """For the batch's devices this environment remembers: their first-pass decisions
-        on the remembered state, and the look-ups those call for, started now."""
-        recent = now - self._config.silence_window_s + _SILENCE_MARGIN_S
-        with self._known_lock:
-            known = self._known.get(shard, {})
-            shard_newest = self._newest.get(shard, {})
-            remembered = {
-                d: known[d]
-                for d in by_device
-                if d in known and self._processed_at.get(d, 0.0) >= recent
-            }
-            newest_known = {d for d in remembered if d in shard_newest}
-        early = {d: self._first_pass(status, by_device[d]) for d, status in remembered.items()}
-        lookups = {
-            d: self._executor.submit(self._sent_before, d, by_device[d], deadline)
-            for d, first in early.items()
-            if first.uncertain and d not in newest_known
-        }
-        return early, lookups
-
     def _first_pass(self, status: DeviceStatus, readings: list[Reading]) -> _FirstPass:
         """The device's changes as if none of its readings were late, and whether any of them
         needs the device's newest reading to be sure (all but DEVICE_BACK do)."""
         if status.is_quiet() and not any(
-            (value := reading.value(rule.measurement)) is not None and rule.alerting(value)
-            for reading in readings
-            for rule in self._rules
+            any_alerting(self._rules, r.temperature, r.humidity) for r in readings
         ):
-            return _FirstPass(status, [], status, False)  # most devices, most batches
+            return _FirstPass([], status, False)  # most devices read from the table
         changes, after = evaluate(
             status,
             readings,
@@ -327,40 +375,34 @@ class AlertTracker:
             reminder_s=self._config.alert_reminder_s,
         )
         uncertain = any(change.state != contract.DEVICE_BACK for change in changes)
-        return _FirstPass(status, changes, after, uncertain)
+        return _FirstPass(changes, after, uncertain)
 
     def _decide(
         self,
         by_device: dict[str, list[Reading]],
         statuses: dict[str, DeviceStatus],
         newest: dict[str, float],
-        early: dict[str, _FirstPass],
-        lookups: dict[str, Future[float | None]],
+        first: dict[str, _FirstPass],
+        started: dict[str, Future[float | None]],
         deadline: Deadline,
     ) -> tuple[dict[str, tuple[list[Change], DeviceStatus]], set[str], dict[str, float]]:
         """Each device's changes and status after the batch; the devices that could not be
         decided (their look-up failed); for the devices with changes, the newest reading
-        time whose changes are now decided (stored with their state). `newest` holds the
-        newest reading times this environment knows: those devices need no look-up.
-        `early` and `lookups` are `_look_up_early`'s: a first pass made on the state that
-        turned out to be the stored one is kept, and a look-up started is used."""
-        reminder = self._config.alert_reminder_s
-        decided: dict[str, tuple[list[Change], DeviceStatus]] = {}
-        uncertain: list[str] = []
-        for device_id, device_readings in by_device.items():
-            first = early.get(device_id)
-            if first is None or first.status is not statuses[device_id]:
-                first = self._first_pass(statuses[device_id], device_readings)
-            if first.uncertain:
-                uncertain.append(device_id)  # a late reading may not change anything
-            decided[device_id] = (first.changes, first.after)
+        time whose changes are now decided (stored with their state).
+
+        `first` is each device's first pass. A device whose changes depend on the newest
+        reading it had sent before the batch takes it from `newest` (the times this
+        environment knows) or from its look-up: the one in `started`, or one started here."""
+        decided = {d: (pass_.changes, pass_.after) for d, pass_ in first.items()}
         jobs: dict[str, Future[float | None]] = {}
-        for device_id in uncertain:
+        for device_id, pass_ in first.items():
+            if not pass_.uncertain:
+                continue
             if device_id in newest:
                 jobs[device_id] = Future()
                 jobs[device_id].set_result(newest[device_id])
             else:
-                jobs[device_id] = lookups.get(device_id) or self._executor.submit(
+                jobs[device_id] = started.get(device_id) or self._executor.submit(
                     self._sent_before, device_id, by_device[device_id], deadline
                 )
         undecided: set[str] = set()
@@ -382,7 +424,7 @@ class AlertTracker:
                 by_device[device_id],
                 self._rules,
                 newest_before=newest_known,
-                reminder_s=reminder,
+                reminder_s=self._config.alert_reminder_s,
             )
             newest_in_batch = by_device[device_id][-1].seconds
             applied[device_id] = max(newest_known or newest_in_batch, newest_in_batch)
@@ -437,7 +479,7 @@ class AlertTracker:
         raise RuntimeError(f"the alert state of {before.device_id} kept changing")
 
     def _see(
-        self, shard: str, devices: list[str], lease: Lease | None, now: float, deadline: Deadline
+        self, shard: str, devices: set[str], lease: Lease | None, now: float, deadline: Deadline
     ) -> None:
         """Note that the shard's `devices` were seen `now`, and store the shard's `seen`
         items when due. Only the lease's holder writes them, and when another environment

@@ -138,18 +138,21 @@ class StreamProcessor:
             self._executor.submit(self._quarantine.write, rejected, deadline) if rejected else None
         )
         # Alert state changes are decided beside the writes: they need the batch's readings,
-        # not their items in the table.
+        # not their items in the table. The look-ups they need go out before the writes.
         alert_job = (
             self._executor.submit(
                 self._alerts.track,
-                [
-                    (a.device_id, r.sequence_number, a.seconds, a.temperature, a.humidity)
-                    for r, a in latest.values()
-                ],
-                now,
+                self._alerts.plan(
+                    [
+                        (a.device_id, r.sequence_number, a.seconds, a.temperature, a.humidity)
+                        for r, a in latest.values()
+                    ],
+                    now,
+                    shard,
+                    lease,
+                    deadline,
+                ),
                 deadline,
-                shard,
-                lease,
             )
             if self._alerts is not None and latest
             else None

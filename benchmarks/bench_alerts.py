@@ -1,6 +1,6 @@
 """What alert notifications cost: the same fleet with and without them, counted at the emulator.
 
-A fleet of `BENCH_ALERT_DEVICES` devices (default 6,000) sends one reading per device
+A fleet of `BENCH_ALERT_DEVICES` devices (default 10,000) sends one reading per device
 per minute, each device at its own second of the minute; 1 % of the readings alert, in
 episodes of `BENCH_ALERT_EPISODE` readings (default 5: a freezer warms up for a few
 minutes). Lambda's one-second batching window turns each second into one batch, so
@@ -21,16 +21,21 @@ not the function's): they are left out of the DynamoDB read requests.
 
 The emulator (moto's server, as the local cloud runs it) is a process of its own whose
 WSGI app counts every request it receives and, for DynamoDB's writes, the write units
-(one per started KB of each item written, twice that in a transaction).
+(one per started KB of each item written, twice that in a transaction), for each arm
+apart (they sign with different access keys).
 Every request the emulator answers takes `BENCH_ALERT_ROUND_TRIP_MS` longer (default
 5: an in-region round trip from Lambda, as in the stream processor's benchmark), during
 which other requests go on; the emulator, one process, otherwise answers concurrent
-requests one after the other, as no AWS service does. Runs alternate between the
-baseline (the function without alert settings) and the function with them,
+requests one after the other, as no AWS service does.
+
+The two arms, the baseline (the function without alert settings) and the function with
+them, run in two processes that take turns a second of the fleet at a time, first one
+then the other, alternately: whatever else this shared machine does at a moment falls on
+both arms alike, where whole runs one after the other saw it come and go between them.
 `BENCH_ALERT_ROUNDS` rounds (default 3); the table gives medians and the ratio of the
 medians. The function's duration is the time `process()` takes for the counted
-batches, summed, with the CPU time the function's threads spent in it (the rest is waiting
-for the emulator); the notifier's and the silence check's are given beside it.
+batches, summed, with the CPU time the function's process spent in it (the rest is
+waiting for the emulator); the notifier's and the silence check's are given beside it.
 """
 
 from __future__ import annotations
@@ -40,17 +45,23 @@ import gc
 import io
 import json
 import math
+import multiprocessing
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -84,21 +95,26 @@ MINUTES = WARM_UP_MINUTES + math.ceil(DEFAULT_SILENCE_WINDOW_S / 2 / 60)
 _WRITES = ("BatchWriteItem", "PutItem", "DeleteItem", "UpdateItem", "TransactWriteItems")
 _COUNTS_PATH = "/_bench/counts"
 _COLLECT_PATH = "/_bench/collect"
+_CREDENTIAL = re.compile(r"Credential=([^/,]+)/")
+#: Each arm signs with its own access key: the emulator counts their requests apart.
+_ARMS = {"baseline": "bench-baseline", "alerts": "bench-alerts"}
 
 
 class CountingApp:
     """WSGI middleware: counts each request by service and action, and DynamoDB's write units
-    by table; `GET /_bench/counts` answers the counts and starts them again."""
+    by table, for each access key apart; `GET /_bench/counts?key=K` answers key K's counts and
+    starts them again."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
+        self.counts: dict[str, Counter[str]] = defaultdict(Counter)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if environ.get("PATH_INFO") == _COUNTS_PATH:
+            key = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("key", [""])[0]
             with self.lock:
-                body, self.counts = json.dumps(self.counts).encode(), Counter()
+                body = json.dumps(self.counts.pop(key, Counter())).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
         if environ.get("PATH_INFO") == _COLLECT_PATH:
@@ -107,17 +123,19 @@ class CountingApp:
             return [b"collected"]
         if ROUND_TRIP_MS:
             time.sleep(ROUND_TRIP_MS / 1000)  # the network's share: other requests go on
+        credential = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        counts = self.counts[credential.group(1) if credential else ""]
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         service, _, action = target.partition(".")
         with self.lock:
-            self.counts[f"requests {service or 'other'}.{action}"] += 1
+            counts[f"requests {service or 'other'}.{action}"] += 1
         if service.startswith("DynamoDB") and action in _WRITES:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(body)
             units = _write_units(action, json.loads(body))
             with self.lock:
-                self.counts.update(units)
+                counts.update(units)
         return self.app(environ, start_response)
 
 
@@ -251,8 +269,102 @@ def _batches(fleet: Fleet, start: int) -> Iterator[tuple[int, int, list[dict[str
             yield minute, moment, [fleet.reading(d, moment) for d in by_second.get(second, [])]
 
 
-def run(endpoint: str, alerts: bool) -> RunResult:
-    """One replay of the fleet on fresh tables; with or without notifications."""
+def run(
+    endpoint: str,
+    alerts: bool,
+    turn: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
+) -> RunResult:
+    """One replay of the fleet on fresh tables; with or without notifications.
+
+    Every piece of the work (the set-up, each second of the fleet, the tally) is done inside
+    a `turn()`: the other arm, taking turns with this one, sends nothing meanwhile."""
+    with turn():
+        setup = _set_up(alerts)
+    config, dynamodb, sqs, queue_url = setup
+    suffix = config.table_name.removeprefix("readings-")
+    fleet = Fleet(DEVICES)
+    start = int(time.time()) - 2 * 86400  # the replay's readings are two days old
+    processor = StreamProcessor(config)
+    check = SilenceCheck(config) if alerts else None
+    notifier = AlertNotifier(f"bus-{suffix}", make_client("events", 1)) if alerts else None
+    stream = StateStream(dynamodb, f"state-{suffix}") if alerts else None
+    sequence = invocations = 0
+    seconds = cpu_seconds = check_seconds = notifier_seconds = 0.0
+    readings = alerting = 0
+    try:
+        with time_machine.travel(start, tick=False) as clock:
+            for minute, moment, payloads in _batches(fleet, start):
+                with turn():
+                    if minute == WARM_UP_MINUTES and moment == start + minute * 60:
+                        _counts(endpoint)  # the steady state starts here: counts from zero
+                        seconds = cpu_seconds = check_seconds = notifier_seconds = 0.0
+                        readings = alerting = invocations = 0
+                    clock.move_to(moment + 0.5)
+                    if check is not None and (moment - start) % 60 == 0:
+                        began = time.perf_counter()
+                        check.run(time.time(), Deadline(FunctionContext(CHECK_TIMEOUT_S)))
+                        check_seconds += time.perf_counter() - began
+                    if not payloads:
+                        continue
+                    records = [
+                        kinesis_record(p, sequence + i, arrival=moment + 0.2)
+                        for i, p in enumerate(payloads)
+                    ]
+                    sequence += len(records)
+                    began, cpu_began = time.perf_counter(), time.process_time()
+                    with contextlib.redirect_stdout(io.StringIO()):  # its log lines
+                        answer = processor.process(
+                            {"Records": records}, FunctionContext(PROCESSOR_TIMEOUT_S)
+                        )
+                    seconds += time.perf_counter() - began
+                    cpu_seconds += time.process_time() - cpu_began
+                    assert answer == {"batchItemFailures": []}, answer
+                    if notifier is not None and stream is not None:
+                        # The mapping's filter: only writes that carry events invoke the notifier.
+                        written = [
+                            r
+                            for r in stream.new_records()
+                            if contract.ALERT_OUTBOX in r["dynamodb"].get("NewImage", {})
+                        ]
+                        if written:
+                            began = time.perf_counter()
+                            outcome = notifier.notify(
+                                written, Deadline(FunctionContext(NOTIFIER_TIMEOUT_S))
+                            )
+                            notifier_seconds += time.perf_counter() - began
+                            invocations += 1
+                            assert outcome["batchItemFailures"] == [], outcome
+                    readings += len(records)
+                    alerting += sum(
+                        1 for p in payloads if p[contract.TEMPERATURE] > config.high_temperature_c
+                    )
+    finally:
+        processor.close()
+        if check is not None:
+            check.close()
+    with turn():
+        counts = _counts(endpoint)
+        notified = _drain(sqs, queue_url) if queue_url else 0
+        for table in (config.table_name, config.alert_state_table):
+            if table is not None:
+                dynamodb.delete_table(TableName=table)  # the emulator's memory, for the next run
+        _get(endpoint + _COLLECT_PATH)
+    return RunResult(
+        counts,
+        seconds,
+        cpu_seconds,
+        check_seconds,
+        notifier_seconds,
+        invocations,
+        readings,
+        alerting,
+        notified,
+    )
+
+
+def _set_up(alerts: bool) -> tuple[Config, Any, Any, str]:
+    """Fresh tables and bucket for one run; with notifications, the bus and a queue its rule
+    delivers to. Returns the function's settings, the DynamoDB and SQS clients, the queue."""
     suffix = uuid.uuid4().hex[:10]
     dynamodb, s3 = make_client("dynamodb", 4), make_client("s3", 4)
     events, sqs = make_client("events", 2), make_client("sqs", 2)
@@ -280,94 +392,77 @@ def run(endpoint: str, alerts: bool) -> RunResult:
             EventBusName=f"bus-{suffix}",
             Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}],
         )
-    fleet = Fleet(DEVICES)
-    start = int(time.time()) - 2 * 86400  # the replay's readings are two days old
-    processor = StreamProcessor(config)
-    check = SilenceCheck(config) if alerts else None
-    notifier = AlertNotifier(f"bus-{suffix}", make_client("events", 1)) if alerts else None
-    stream = StateStream(dynamodb, f"state-{suffix}") if alerts else None
-    sequence = invocations = 0
-    seconds = cpu_seconds = check_seconds = notifier_seconds = 0.0
-    readings = alerting = 0
+    return config, dynamodb, sqs, queue_url
+
+
+def _arm(conn: Connection, endpoint: str, arm: str) -> None:
+    """A child process: one arm's run, done a turn at a time when `conn` says so; its result
+    goes back on `conn` (on its next turn)."""
+
+    @contextlib.contextmanager
+    def turn() -> Iterator[None]:
+        conn.recv()
+        try:
+            yield
+        finally:
+            conn.send(None)
+
+    environ = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": _ARMS[arm],
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    with overridden(environ):
+        result = run(endpoint, alerts=arm == "alerts", turn=turn)
+    conn.recv()
+    conn.send(result)
+
+
+def lockstep(endpoint: str) -> dict[str, RunResult]:
+    """One round: the baseline and the function with alerts, each in a process of its own,
+    take turns a second of the fleet at a time (first one, then the other, alternately), so
+    whatever else the machine does falls on both alike."""
+    context = multiprocessing.get_context("spawn")
+    arms: dict[str, tuple[Any, Connection]] = {}
+    for arm in _ARMS:
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_arm, args=(theirs, endpoint, arm), daemon=True)
+        process.start()
+        arms[arm] = (process, ours)
+    results: dict[str, RunResult] = {}
+    turns = 0
     try:
-        with time_machine.travel(start, tick=False) as clock:
-            for minute, moment, payloads in _batches(fleet, start):
-                if minute == WARM_UP_MINUTES and moment == start + minute * 60:
-                    _counts(endpoint)  # the steady state starts here: counts from zero
-                    seconds = cpu_seconds = check_seconds = notifier_seconds = 0.0
-                    readings = alerting = invocations = 0
-                clock.move_to(moment + 0.5)
-                if check is not None and (moment - start) % 60 == 0:
-                    began = time.perf_counter()
-                    check.run(time.time(), Deadline(FunctionContext(CHECK_TIMEOUT_S)))
-                    check_seconds += time.perf_counter() - began
-                if not payloads:
-                    continue
-                records = [
-                    kinesis_record(p, sequence + i, arrival=moment + 0.2)
-                    for i, p in enumerate(payloads)
-                ]
-                sequence += len(records)
-                began, cpu_began = time.perf_counter(), time.process_time()
-                with contextlib.redirect_stdout(io.StringIO()):  # its log lines
-                    answer = processor.process(
-                        {"Records": records}, FunctionContext(PROCESSOR_TIMEOUT_S)
-                    )
-                seconds += time.perf_counter() - began
-                cpu_seconds += time.process_time() - cpu_began
-                assert answer == {"batchItemFailures": []}, answer
-                if notifier is not None and stream is not None:
-                    # The mapping's filter: only writes that carry events invoke the notifier.
-                    written = [
-                        r
-                        for r in stream.new_records()
-                        if contract.ALERT_OUTBOX in r["dynamodb"].get("NewImage", {})
-                    ]
-                    if written:
-                        began = time.perf_counter()
-                        outcome = notifier.notify(
-                            written, Deadline(FunctionContext(NOTIFIER_TIMEOUT_S))
-                        )
-                        notifier_seconds += time.perf_counter() - began
-                        invocations += 1
-                        assert outcome["batchItemFailures"] == [], outcome
-                readings += len(records)
-                alerting += sum(
-                    1 for p in payloads if p[contract.TEMPERATURE] > config.high_temperature_c
-                )
-        counts = _counts(endpoint)
+        while len(results) < len(arms):
+            order = [a for a in arms if a not in results]
+            for arm in order if turns % 2 == 0 else reversed(order):
+                process, conn = arms[arm]
+                conn.send(True)
+                try:
+                    message = conn.recv()
+                except EOFError:
+                    stopped = f"the {arm} arm stopped (exit code {process.exitcode})"
+                    raise RuntimeError(stopped) from None
+                if message is not None:
+                    results[arm] = message
+            turns += 1
     finally:
-        processor.close()
-        if check is not None:
-            check.close()
-    notified = _drain(sqs, queue_url) if queue_url else 0
-    for table in (config.table_name, config.alert_state_table):
-        if table is not None:
-            dynamodb.delete_table(TableName=table)  # the emulator's memory, for the next run
-    _get(endpoint + _COLLECT_PATH)
-    return RunResult(
-        counts,
-        seconds,
-        cpu_seconds,
-        check_seconds,
-        notifier_seconds,
-        invocations,
-        readings,
-        alerting,
-        notified,
-    )
+        for process, _ in arms.values():
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+    return results
 
 
 def _get(url: str) -> bytes:
-    import urllib.request
-
     with urllib.request.urlopen(url, timeout=300) as answer:
         body: bytes = answer.read()
         return body
 
 
 def _counts(endpoint: str) -> Counter[str]:
-    return Counter(json.loads(_get(endpoint + _COUNTS_PATH)))
+    key = urllib.parse.quote(os.environ["AWS_ACCESS_KEY_ID"])
+    return Counter(json.loads(_get(f"{endpoint}{_COUNTS_PATH}?key={key}")))
 
 
 def _drain(sqs: Any, url: str) -> int:
@@ -416,7 +511,7 @@ def _summary(result: RunResult) -> dict[str, float]:
 
 
 def main() -> None:
-    """Run the interleaved rounds and print the table."""
+    """Run the rounds (each arm in a process of its own, taking turns) and print the table."""
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_alerts", "--serve"],
         cwd=Path(__file__).resolve().parents[1],
@@ -425,25 +520,20 @@ def main() -> None:
     )
     assert process.stdout is not None
     endpoint = process.stdout.readline().strip()
+    rows: dict[str, list[RunResult]] = {"baseline": [], "alerts": []}
     try:
-        environ = {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }
-        with overridden(environ):
-            rows: dict[str, list[RunResult]] = {"baseline": [], "alerts": []}
-            for round_ in range(ROUNDS):
-                for name in ("baseline", "alerts") if round_ % 2 == 0 else ("alerts", "baseline"):
-                    result = run(endpoint, alerts=name == "alerts")
-                    rows[name].append(result)
-                    print(
-                        f"  round {round_ + 1} {name}: {result.readings} readings "
-                        f"({result.alerting} alerting), {result.seconds:.1f} s, "
-                        f"{result.notified} notifications",
-                        flush=True,
-                    )
+        for round_ in range(ROUNDS):
+            results = lockstep(endpoint)
+            for name, result in results.items():
+                rows[name].append(result)
+            print(
+                f"  round {round_ + 1}: {results['alerts'].readings} readings "
+                f"({results['alerts'].alerting} alerting); function duration without alerts "
+                f"{results['baseline'].seconds:.1f} s, with {results['alerts'].seconds:.1f} s "
+                f"({results['alerts'].seconds / results['baseline'].seconds:.3f}); "
+                f"{results['alerts'].notified} notifications",
+                flush=True,
+            )
     finally:
         process.terminate()
         process.wait(10)
@@ -454,7 +544,8 @@ def main() -> None:
         f"\n{DEVICES} devices, one reading a minute each ({DEVICES / 60:.0f} a batch), "
         f"{MINUTES - WARM_UP_MINUTES} counted minutes after {WARM_UP_MINUTES} of warm-up; "
         f"{sample.alerting / sample.readings:.2%} of readings alerting, in episodes of {EPISODE}; "
-        f"{ROUND_TRIP_MS:g} ms added to each request; medians of {ROUNDS} interleaved rounds\n"
+        f"{ROUND_TRIP_MS:g} ms added to each request; medians of {ROUNDS} rounds, the two arms "
+        "taking turns a second of the fleet at a time\n"
     )
     print(f"{'':<34} {'without':>12} {'with alerts':>12} {'ratio':>8}")
     for key in base[0]:

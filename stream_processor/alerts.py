@@ -9,9 +9,12 @@ For the devices of a batch:
    the shard's devices were last seen is kept in memory too, and stored in the shard's
    `seen` items at most once per half silence window, or within a minute when a device
    is new to them (`_ShardSeen`);
-2. decide the changes (`alert_rules.evaluate`). Only when a device's readings would
-   change something is the readings table asked for the newest reading the device had
-   sent before the batch, so a late reading changes nothing;
+2. decide the changes (`alert_rules.evaluate`). A device remembered as quiet whose
+   readings alert nothing (most devices, most batches) is settled at once. Only when a
+   device's readings would change something is the readings table asked for the newest
+   reading the device had sent before the batch, so a late reading changes nothing;
+   for the remembered devices that is asked before the batch's readings are written
+   (`plan`), so it is answered beside those writes rather than after them;
 3. store each changed device's state with the newest reading time whose changes are
    now decided, and the changes' events in its `outbox` (one put, conditional on the
    version read).
@@ -242,20 +245,40 @@ class AlertTracker:
             by_device, statuses, newest, first, plan.started, deadline
         )
         lookups = len(applied) - len(newest.keys() & applied.keys())
-        failed = self._first_records(undecided, by_device)
         error = (
             f"looking up the newest readings of {len(undecided)} devices failed"
             if undecided
             else ""
         )
-        saves = {
-            device_id: self._executor.submit(
-                self._save, statuses[device_id], after, changes, deadline
-            )
+        to_save = [
+            device_id
             for device_id, (changes, after) in decided.items()
             if changes
             or device_id in applied
             or self._needs_saving(statuses[device_id], after, now)
+        ]
+        if to_save and (lease is None or not lease.ours):
+            # The lease names another environment (this one could not take it), which trusts
+            # what it remembers of the shard and would not learn of a state stored here. So
+            # nothing is stored, and the devices that would change come back, to be decided by
+            # a delivery that takes the lease.
+            blocked = {d for d in to_save if decided[d][0]}
+            if blocked:
+                undecided |= blocked
+                error = error or (
+                    f"the shard's lease was not taken: {len(blocked)} devices' changes come back"
+                )
+            to_save = []
+        failed = self._first_records(undecided, by_device)
+        saves = {
+            device_id: self._executor.submit(
+                self._save,
+                statuses[device_id],
+                decided[device_id][1],
+                decided[device_id][0],
+                deadline,
+            )
+            for device_id in to_save
         }
         stored = {d: s for d, s in statuses.items() if d not in undecided}
         changed = 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from cloudformation.naming import Naming
 from cloudformation.stacks import build_templates, render
@@ -284,6 +285,47 @@ def test_two_execution_environments_taking_turns_on_a_shard_miss_no_change(
         second.close()
 
     assert alert_cloud.states("oven-1") == [contract.RAISED, contract.CLEARED, contract.RAISED]
+
+
+def test_an_environment_that_cannot_take_the_lease_stores_no_change_and_sends_it_back(
+    alert_cloud: AlertCloud,
+) -> None:
+    """GIVEN an execution environment that processed the shard's last batch and remembers
+    the oven as quiet
+    WHEN another environment gets the oven's alerting reading but cannot take the shard's
+    lease (DynamoDB refuses its put), and the first then gets that reading again, and a
+    normal one
+    THEN the second stores and announces nothing and reports the record for retry; the
+    first raises the alert and then clears it: it would not have learnt of a state the
+    second stored."""
+    config = alert_cloud.config
+    start = int(time.time()) - 600
+    refused = make_client("dynamodb", 4)
+
+    def refuse_lease(params: dict[str, Any], **_: Any) -> None:
+        if params["Item"][contract.STATE_KIND]["S"] == contract.LEASE_KIND:
+            error = {"Code": "AccessDeniedException", "Message": "not allowed"}
+            raise ClientError({"Error": error}, "PutItem")
+
+    refused.meta.events.register("provide-client-params.dynamodb.PutItem", refuse_lease)
+    first, second = StreamProcessor(config), StreamProcessor(config, dynamodb=refused)
+    quiet, alerting, back = (
+        kinesis_record(_reading("oven-1", start + 60 * i, t), i, arrival=time.time())
+        for i, t in enumerate([20, 70, 20])
+    )
+    try:
+        assert first.process({"Records": [quiet]}) == {"batchItemFailures": []}
+        assert second.process({"Records": [alerting]}) == {
+            "batchItemFailures": [{"itemIdentifier": alerting["kinesis"]["sequenceNumber"]}]
+        }
+        assert alert_cloud.states("oven-1") == []
+        for record in (alerting, back):
+            assert first.process({"Records": [record]}) == {"batchItemFailures": []}
+    finally:
+        first.close()
+        second.close()
+
+    assert alert_cloud.states("oven-1") == [contract.RAISED, contract.CLEARED]
 
 
 def _seen(alert_cloud: AlertCloud) -> dict[str, dict[str, float]]:

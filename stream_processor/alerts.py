@@ -117,9 +117,10 @@ class BatchPlan:
     remembers of the shard (`AlertTracker.plan`), with the look-ups already started."""
 
     readings: Sequence[tuple[str, str, float, float | None, float | None]]
+    devices: set[str]
     now: float
     shard: str
-    lease: Future[Lease] | None
+    lease: Future[Lease]
     #: The remembered states of the batch's devices, and their newest reading times where
     #: this environment knows them (the settled devices' moved on to the batch's).
     remembered: dict[str, DeviceStatus]
@@ -186,7 +187,7 @@ class AlertTracker:
         readings: Sequence[tuple[str, str, float, float | None, float | None]],
         now: float,
         shard: str,
-        lease: Future[Lease] | None,
+        lease: Future[Lease],
         deadline: Deadline,
     ) -> BatchPlan:
         """Split a batch's readings on what this environment remembers of `shard`, and start
@@ -199,7 +200,8 @@ class AlertTracker:
         after them. The memory is the lease's to confirm (`track`); a look-up's answer does
         not depend on it, and serves either way.
         """
-        remembered, newest = self._recall(shard, {reading[0] for reading in readings}, now)
+        devices = {reading[0] for reading in readings}
+        remembered, newest = self._recall(shard, devices, now)
         settled, by_device = self._split(readings, remembered, newest)
         first = {
             d: self._first_pass(remembered[d], rs) for d, rs in by_device.items() if d in remembered
@@ -210,7 +212,17 @@ class AlertTracker:
             if pass_.uncertain and d not in newest
         }
         return BatchPlan(
-            readings, now, shard, lease, remembered, newest, settled, by_device, first, started
+            readings,
+            devices,
+            now,
+            shard,
+            lease,
+            remembered,
+            newest,
+            settled,
+            by_device,
+            first,
+            started,
         )
 
     def track(self, plan: BatchPlan, deadline: Deadline) -> TrackResult:
@@ -221,10 +233,10 @@ class AlertTracker:
         readings, now, shard = plan.readings, plan.now, plan.shard
         if not readings:
             return TrackResult([])
-        lease = plan.lease.result() if plan.lease is not None else None
+        lease = plan.lease.result()
         statuses, newest, first = dict(plan.remembered), plan.newest, dict(plan.first)
         settled, by_device = plan.settled, plan.by_device
-        if lease is None or not lease.held:
+        if not lease.held:
             # Another environment had the shard, or may have had it: what this one remembers
             # of it may be out of date, and every device's state is read.
             self._forget(shard)
@@ -257,7 +269,7 @@ class AlertTracker:
             or device_id in applied
             or self._needs_saving(statuses[device_id], after, now)
         ]
-        if to_save and (lease is None or not lease.ours):
+        if to_save and not lease.ours:
             # The lease names another environment (this one could not take it), which trusts
             # what it remembers of the shard and would not learn of a state stored here. So
             # nothing is stored, and the devices that would change come back, to be decided by
@@ -300,7 +312,7 @@ class AlertTracker:
             else:
                 applied[device_id] = known_newest  # settled: `_split` counted the batch in
         self._remember(shard, list(by_device), settled, stored, applied, now)
-        self._see(shard, {reading[0] for reading in readings}, lease, now, deadline)
+        self._see(shard, plan.devices, lease, now, deadline)
         return TrackResult(failed, changed, lookups, error or None)
 
     def _split(
@@ -502,7 +514,7 @@ class AlertTracker:
         raise RuntimeError(f"the alert state of {before.device_id} kept changing")
 
     def _see(
-        self, shard: str, devices: set[str], lease: Lease | None, now: float, deadline: Deadline
+        self, shard: str, devices: set[str], lease: Lease, now: float, deadline: Deadline
     ) -> None:
         """Note that the shard's `devices` were seen `now`, and store the shard's `seen`
         items when due. Only the lease's holder writes them, and when another environment
@@ -512,7 +524,7 @@ class AlertTracker:
         announces it."""
         with self._known_lock:
             seen = self._seen.setdefault(shard, _ShardSeen())
-            if lease is not None and not lease.held:
+            if not lease.held:
                 seen.current = False  # another environment had the shard, or may have had it
             new = any(d not in seen.devices for d in devices)
             for device_id in devices:
@@ -521,7 +533,7 @@ class AlertTracker:
                 # A device new to the items is written within a minute: a fleet that grows by a
                 # device a batch costs a write a minute, not one a batch.
                 seen.due_at = min(seen.due_at, seen.written_at + _NEW_DEVICE_WRITE_S)
-            if (lease is not None and not lease.ours) or now < seen.due_at:
+            if not lease.ours or now < seen.due_at:
                 return
             read_first = not seen.current
         if read_first:

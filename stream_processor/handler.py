@@ -154,7 +154,7 @@ class StreamProcessor:
                 ),
                 deadline,
             )
-            if self._alerts is not None and latest
+            if self._alerts is not None and lease is not None and latest
             else None
         )
         written = self._writer.write([accepted for _, accepted in latest.values()], deadline)

@@ -41,6 +41,10 @@ UI_START_TIMEOUT = 240.0
 READY = "ready: Dagster UI at"
 #: How the run page shows a run that has ended.
 FINAL_STATUS = re.compile(r"^(Success|Failure|Canceled)$")
+#: How long a click or a check waits for the UI: its queries run behind a loaded code
+#: location on a shared machine, and Playwright's 5 s default for checks is too short there.
+UI_WAIT_MS = 30_000
+expect.set_options(timeout=UI_WAIT_MS)
 #: The partition dialog's launch button: "Launch 1 run", "Launch run", "Launch backfill"...
 LAUNCH_BUTTON = re.compile(r"(^|\s)Launch( \d+ runs?| run| backfill)$")
 
@@ -131,7 +135,7 @@ def launch_chromium(playwright: Playwright) -> Browser:
 def open_page(browser: Browser, url: str) -> Page:
     """A new page at `url`, with the first-visit newsletter dialog skipped if it shows."""
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(UI_WAIT_MS)
     page.add_locator_handler(
         page.get_by_role("button", name="Skip", exact=True), lambda skip: skip.click()
     )
